@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # How to reach PostgreSQL, natively or inside a container. Shared by every module that connects.
+    DOCUMENTATION = r'''
+options:
+  login_user:
+    description:
+      - The PostgreSQL role to connect as.
+    type: str
+    default: postgres
+    aliases: [ login ]
+  login_password:
+    description:
+      - The password of O(login_user).
+      - It is passed to the client tools in their environment (never on a command line) and is never logged.
+      - With O(container), C(docker exec -e PGPASSWORD) names the variable and the value stays out of argv.
+    type: str
+  login_host:
+    description:
+      - Host name or IP address of the server. Leave unset to use the local Unix socket.
+    type: str
+    aliases: [ host ]
+  login_unix_socket:
+    description:
+      - Directory of the server's Unix socket, when it is not the client's default.
+    type: str
+    aliases: [ unix_socket ]
+  port:
+    description:
+      - Server port. Leave unset for the client's default (or, in a container, the container's E(PGPORT)).
+    type: int
+    aliases: [ login_port ]
+  connect_timeout:
+    description:
+      - Seconds to wait for a connection.
+    type: int
+    default: 10
+  container:
+    description:
+      - Run the PostgreSQL client tools inside this running container (C(docker exec)), so that their version
+        matches the server's and no client needs to be installed on the host. The container needs no Python
+        (the official C(postgres) image works as it is).
+      - Leave unset when PostgreSQL runs on the managed host or is reached over the network.
+    type: str
+  container_runtime:
+    description:
+      - The container command line to use with O(container).
+    type: str
+    choices: [ docker, podman ]
+    default: docker
+  container_user:
+    description:
+      - User to run the client tools as inside the container (C(docker exec -u)).
+    type: str
+  pg_bin_dir:
+    description:
+      - Directory holding C(psql), C(pg_dump) and C(pg_restore) on the managed host.
+      - When unset, the tools of the server's major version under C(/usr/lib/postgresql/*/bin) are preferred
+        (else the nearest newer ones), then those on E(PATH).
+    type: path
+notes:
+  - The password never appears in argv, logs, metadata or task output.
+'''

@@ -1,0 +1,490 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: this is not a public API and may change without notice.
+"""pg_backup's logic: preflight, a consistent dump with exact row counts from the same snapshot, metadata, log.
+
+For each database: connect with psql (natively or with ``docker exec``), read sizes and versions, check free
+space, take the per-database lock, open a REPEATABLE READ transaction and export its snapshot, run
+``pg_dump --snapshot`` through the checked pipeline while the same transaction counts every table's rows, then
+write the metadata atomically. Any failure removes the partial dump and records a ``failed`` entry.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import grp
+import os
+import pwd
+import re
+import socket
+import threading
+import time
+
+from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
+    conninfo_dbname, major_of,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
+    COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, ensure_dir, free_bytes, remove_quietly,
+    temp_name, write_json_atomic, fsync_dir,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
+    Stage, failure_message, fsync_tree, run_to_file, sha256_tree, _close, _start, _stop,
+)
+
+INSPECT_SQL = """
+SELECT jsonb_build_object(
+  'server_version', current_setting('server_version'),
+  'server_version_num', current_setting('server_version_num')::int,
+  'database_size', pg_database_size(current_database()),
+  'encoding', pg_encoding_to_char(d.encoding))::text
+FROM pg_database d WHERE d.datname = current_database()
+"""
+
+LIST_DATABASES_SQL = """
+SELECT coalesce(jsonb_agg(datname ORDER BY datname), '[]')::text
+FROM pg_database WHERE NOT datistemplate AND datallowconn
+"""
+
+# Runs inside the exported snapshot: exact row counts of every table, and the objects a restore must bring back.
+# Objects that belong to extensions are left out (CREATE EXTENSION recreates them).
+OBJECTS_SQL = r"""
+WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
+nsp AS (SELECT oid, nspname FROM pg_namespace
+        WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+          AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp\_%'),
+rel AS (SELECT c.oid, nsp.nspname, c.relname, c.relkind FROM pg_class c JOIN nsp ON nsp.oid = c.relnamespace
+        WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)),
+fn AS (SELECT p.oid, nsp.nspname, p.proname, pg_get_function_identity_arguments(p.oid) AS args
+       FROM pg_proc p JOIN nsp ON nsp.oid = p.pronamespace
+       WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid))
+SELECT jsonb_build_object(
+  'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'schema', nspname, 'name', relname,
+                 'rows', (xpath('/row/c/text()', query_to_xml(
+                          format('SELECT count(*) AS c FROM %I.%I', nspname, relname), false, true, '')))[1]::text::bigint)
+                 ORDER BY nspname, relname), '[]') FROM rel WHERE relkind = 'r'),
+  'partitioned_tables', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]')
+                         FROM rel WHERE relkind = 'p'),
+  'views', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]') FROM rel WHERE relkind = 'v'),
+  'materialized_views', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]')
+                         FROM rel WHERE relkind = 'm'),
+  'sequences', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]') FROM rel WHERE relkind = 'S'),
+  'functions', (SELECT coalesce(jsonb_agg(format('%I.%I(%s)', nspname, proname, args) ORDER BY 1), '[]') FROM fn),
+  'indexes', (SELECT count(*) FROM rel WHERE relkind IN ('i', 'I')),
+  'schemas', (SELECT coalesce(jsonb_agg(nspname ORDER BY 1), '[]') FROM nsp),
+  'extensions', (SELECT coalesce(jsonb_agg(extname ORDER BY 1), '[]') FROM pg_extension))::text
+"""
+
+def _now():
+    return datetime.datetime.now().astimezone().replace(microsecond=0)
+
+
+def _uid_gid(owner, group):
+    uid = gid = -1
+    if owner:
+        try:
+            uid = pwd.getpwnam(owner).pw_uid
+        except KeyError:
+            raise PgOpsError('owner %r does not exist on this host' % owner, step='preflight')
+    if group:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise PgOpsError('group %r does not exist on this host' % group, step='preflight')
+    return uid, gid
+
+
+def version_major(version_text):
+    """Major version in 'pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)' (15) or '9.6.24' (9)."""
+    m = re.search(r'PostgreSQL\)\s+(\d+)', version_text) or re.search(r'(\d+)', version_text)
+    if not m:
+        raise PgOpsError('cannot read a version from %r' % version_text, step='preflight')
+    return int(m.group(1))
+
+
+class BackupJob(object):
+    """One run of pg_backup: a target, options, and one entry per database (plus globals)."""
+
+    def __init__(self, module, target, opts):
+        self.module = module
+        self.target = target
+        self.o = opts
+        self.check_mode = module.check_mode
+        self.warnings = []
+        self.uid, self.gid = _uid_gid(opts.get('owner'), opts.get('group'))
+        self.dest = os.path.abspath(opts['dest'])
+        self.compression = opts['compression']
+        self.level = opts.get('compression_level')
+        if self.level is None:
+            self.level = catalog.DEFAULT_LEVEL[self.compression]
+        lo, hi = catalog.LEVEL_RANGE[self.compression]
+        if not lo <= self.level <= hi:
+            raise PgOpsError('compression_level %s is out of range for compression=%s (%d to %d)'
+                             % (self.level, self.compression, lo, hi), step='options')
+        self.dest_changed = False
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _compressor(self):
+        """argv of the external compressor for plain SQL and globals (runs where the module runs)."""
+        c, lvl = self.compression, self.level
+        if c == 'none':
+            return None
+        if c == 'zstd':
+            return Stage('zstd', [self.module.get_bin_path('zstd', required=True), '-q', '-c', '-T0', '-%d' % lvl])
+        if c == 'gzip':
+            binary = self.module.get_bin_path('pigz') or self.module.get_bin_path('gzip', required=True)
+            return Stage(os.path.basename(binary), [binary, '-c', '-%d' % lvl])
+        return Stage('lz4', [self.module.get_bin_path('lz4', required=True), '-q', '-c', '-%d' % lvl])
+
+    def _internal_compress(self, dump_major):
+        """pg_dump -Z value for custom/directory formats; zstd and lz4 there need pg_dump 16 or newer."""
+        c, lvl = self.compression, self.level
+        if c == 'none':
+            return '0', 'none', 0
+        if c in ('zstd', 'lz4') and dump_major < 16:
+            self.warnings.append('compression=%s inside the %s format needs pg_dump 16 or newer (this is %s): '
+                                 'used gzip level 6 instead' % (c, self.o['format'], dump_major))
+            return '6', 'gzip', 6
+        if dump_major < 16:
+            return str(lvl), 'gzip', lvl
+        return '%s:%d' % (c, lvl), c, lvl
+
+    def _log(self, line):
+        if self.o.get('log_file') and not self.check_mode:
+            stamp = _now().strftime('%Y-%m-%d %H:%M:%S')
+            try:
+                append_log_line(self.o['log_file'], '%s pgops %s' % (stamp, line))
+            except (IOError, OSError) as e:
+                self.warnings.append('could not write log_file %s: %s' % (self.o['log_file'], e))
+
+    def _allocate_id(self, database):
+        """A new id (local time) unique for this database in the catalog; waits for the next second if taken."""
+        entries, dummy = catalog.load_catalog(self.dest)
+        taken = catalog.ids_for(entries, database)
+        while True:
+            now = _now()
+            backup_id = catalog.make_id(now)
+            if backup_id not in taken:
+                return backup_id, now
+            time.sleep(1.05 - (time.time() % 1))
+
+    # -- entry points -----------------------------------------------------------------------------------
+    def databases(self):
+        """Resolve the databases option (a list or all_databases)."""
+        if self.o.get('all_databases'):
+            with self.target.psql(self.o.get('maintenance_db') or 'postgres') as s:
+                return s.query_json(LIST_DATABASES_SQL)
+        return list(self.o.get('databases') or [])
+
+    def run(self):
+        if not self.check_mode:
+            self.dest_changed = ensure_dir(self.dest, self.uid, self.gid)
+        try:
+            self.target.check_container()
+        except PgOpsError as e:
+            # the server is unreachable: every requested backup failed, and the catalog says so
+            named = list(self.o.get('databases') or [])
+            if not named:
+                raise
+            failed = [self._failed(self._base_meta(db), e) for db in named]
+            return failed, failed
+        dbs = self.databases()
+        if not dbs and not self.o.get('globals'):
+            raise PgOpsError('nothing to back up: all_databases found no database', step='preflight')
+        results, failures = [], []
+        for db in dbs:
+            entry = self.backup_one(db)
+            results.append(entry)
+            if entry['status'] == 'failed':
+                failures.append(entry)
+        if self.o.get('globals'):
+            entry = self.backup_globals(dbs[0] if dbs else 'postgres')
+            results.append(entry)
+            if entry['status'] == 'failed':
+                failures.append(entry)
+        return results, failures
+
+    def _preflight(self, session, database):
+        info = session.query_json(INSPECT_SQL)
+        self.target.server_major = major_of(info['server_version_num'])
+        ratio = float(self.o.get('free_space_ratio') or 0)
+        need = int(info['database_size'] * ratio)
+        free = free_bytes(self.dest)
+        if need and free < need:
+            raise PgOpsError('not enough free space in %s: %d MiB free, %d MiB wanted (database %s is %d MiB x '
+                             'free_space_ratio %s)' % (self.dest, free >> 20, need >> 20, database,
+                                                        info['database_size'] >> 20, ratio), step='preflight')
+        info['free_bytes'] = free
+        return info
+
+    def _base_meta(self, database, scope='database'):
+        return {
+            'format_version': catalog.METADATA_VERSION, 'scope': scope, 'database': database,
+            'kind': self.o['kind'], 'label': self.o.get('label'),
+            'format': self.o['format'] if scope == 'database' else 'plain',
+            'host': socket.gethostname(), 'container': self.target.container,
+            'collection_version': COLLECTION_VERSION, 'verifications': [],
+        }
+
+    def backup_one(self, database):
+        meta = self._base_meta(database)
+        session = None
+        try:
+            try:
+                session = self.target.psql(database)
+                info = self._preflight(session, database)
+            except PgOpsError as e:
+                e.step = e.step or 'preflight'
+                if e.step == 'query':
+                    e.msg = 'cannot connect to database %s (%s): %s' % (database, self.target.where(), e.msg)
+                    e.step = 'connect'
+                raise
+            meta.update(server_version=info['server_version'], database_size=info['database_size'],
+                        encoding=info['encoding'])
+            dump_version = self.target.tool_version('pg_dump')
+            meta['pg_dump_version'] = dump_version
+            if self.check_mode:
+                backup_id = catalog.make_id(_now())
+                self._fill_names(meta, backup_id, version_major(dump_version))
+                meta.update(status='planned', id=backup_id, path=os.path.join(self.dest, meta['file']),
+                            estimated_size=info['database_size'], free_bytes=info['free_bytes'])
+                return meta
+            lock = DirLock(os.path.join(self.dest, catalog.lock_name(database)), self.o['lock_timeout'],
+                           'database %s in %s' % (database, self.dest))
+            with lock:
+                backup_id, started = self._allocate_id(database)
+                meta.update(id=backup_id, started_at=started.isoformat())
+                self._fill_names(meta, backup_id, version_major(dump_version))
+                try:
+                    self._dump(session, database, meta)
+                    meta['status'] = 'success'
+                except PgOpsError:
+                    meta['status'] = 'failed'
+                    raise
+                finally:
+                    finished = _now()
+                    meta['finished_at'] = finished.isoformat()
+                    meta['duration_seconds'] = round(time.time() - meta.pop('_t0', time.time()), 3)
+                    if meta['status'] == 'success':
+                        meta['throughput_bytes_per_second'] = int(meta['size'] / max(meta['duration_seconds'], 0.001))
+            self._write_meta(meta)
+            self._log('backup of %s (%s%s, id %s) completed successfully: %s, %d bytes, %.1fs'
+                      % (database, meta['kind'], ', ' + meta['label'] if meta.get('label') else '', meta['id'],
+                         meta['path'], meta['size'], meta['duration_seconds']))
+            return meta
+        except PgOpsError as e:
+            return self._failed(meta, e)
+        finally:
+            if session is not None:
+                session.close()
+
+    def _fill_names(self, meta, backup_id, dump_major):
+        fmt = self.o['format']
+        if fmt == 'plain':
+            meta['compression'], meta['compression_level'] = self.compression, self.level
+            meta['compressed_by'] = 'external' if self.compression != 'none' else None
+        else:
+            meta['_z'], meta['compression'], meta['compression_level'] = self._internal_compress(dump_major)
+            meta['compressed_by'] = 'pg_dump' if meta['compression'] != 'none' else None
+        entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
+        meta['id'] = backup_id
+        meta['file'] = entry_stem + catalog.dump_suffix(fmt, meta['compression'])
+        meta['path'] = os.path.join(self.dest, meta['file'])
+        meta['meta_path'] = catalog.meta_path(self.dest, entry_stem)
+        if not self.check_mode and (os.path.lexists(meta['path']) or os.path.lexists(meta['meta_path'])):
+            raise PgOpsError('%s already exists; refusing to overwrite a backup' % meta['meta_path'], step='dump')
+
+    def _dump(self, session, database, meta):
+        meta['_t0'] = time.time()
+        session.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
+        snapshot = session.query('SELECT pg_export_snapshot()')[0].strip()
+        meta['snapshot'] = snapshot
+        counted = {}
+
+        def count():
+            try:
+                counted['objects'] = session.query_json(OBJECTS_SQL)
+            except PgOpsError as e:
+                counted['error'] = e
+
+        counter = threading.Thread(target=count, name='pgops-rowcount')
+        counter.start()
+        try:
+            args = ['-w', '--snapshot=' + snapshot, '-d', conninfo_dbname(database)]
+            fmt = self.o['format']
+            env = self.target.env()
+            if fmt == 'directory':
+                self._dump_directory(args, meta, env)
+            else:
+                stages = []
+                if fmt == 'plain':
+                    stages.append(Stage('pg_dump', self.target.argv('pg_dump', ['-Fp'] + args)))
+                    comp = self._compressor()
+                    if comp:
+                        stages.append(comp)
+                else:
+                    stages.append(Stage('pg_dump', self.target.argv('pg_dump', ['-Fc', '-Z', meta['_z']] + args)))
+                meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], env, self.uid, self.gid)
+        finally:
+            counter.join()
+            meta.pop('_z', None)
+        if 'error' in counted:
+            remove_quietly(meta['path'])
+            raise PgOpsError('counting rows in the dump snapshot failed: %s' % counted['error'].msg, step='count')
+        session.query('COMMIT')
+        objects = counted['objects']
+        meta['tables'] = objects.pop('tables')
+        meta['rows_total'] = sum(t['rows'] for t in meta['tables'])
+        meta['objects'] = dict(
+            tables=len(meta['tables']) + len(objects['partitioned_tables']),
+            views=len(objects['views']), materialized_views=len(objects['materialized_views']),
+            sequences=len(objects['sequences']), functions=len(objects['functions']),
+            indexes=objects['indexes'], schemas=len(objects['schemas']), extensions=len(objects['extensions']))
+        meta['object_names'] = objects
+
+    def _dump_directory(self, args, meta, env):
+        if self.target.container:
+            raise PgOpsError('format=directory writes the dump from inside the container; use format=custom '
+                             'with container (or run pg_backup natively against the server)', step='options')
+        final = meta['path']
+        tmp = temp_name(final)
+        jobs = int(self.o.get('jobs') or 1)
+        stage = Stage('pg_dump', self.target.argv(
+            'pg_dump', ['-Fd', '-j', str(jobs), '-Z', meta['_z'], '-f', tmp] + args))
+        try:
+            _start([stage], env)
+            stage.proc.stdout.read()
+            stage.proc.wait()
+            if stage.rc != 0:
+                raise PgOpsError(failure_message([stage], 'backup pipeline'), step='dump')
+            fsync_tree(tmp, uid=self.uid, gid=self.gid)
+            meta['size'], meta['sha256'], meta['files'] = sha256_tree(tmp)
+            os.rename(tmp, final)
+            fsync_dir(self.dest)
+        except BaseException:
+            _stop([stage])
+            remove_quietly(tmp)
+            raise
+        finally:
+            _close([stage])
+
+    def _write_meta(self, meta):
+        path = meta['meta_path']
+        record = dict((k, v) for k, v in meta.items() if k not in ('meta_path', 'path') and not k.startswith('_'))
+        write_json_atomic(path, record, self.uid, self.gid)
+
+    def _failed(self, meta, err):
+        meta['status'] = 'failed'
+        meta['error'] = err.msg
+        meta['failed_step'] = err.step
+        meta.pop('_z', None)
+        meta.pop('_t0', None)
+        if not self.check_mode and not meta.get('meta_path') and os.path.isdir(self.dest):
+            # failed before an id was taken (preflight): record it under a fresh id all the same
+            backup_id, started = self._allocate_id(meta['database'])
+            entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
+            meta.update(id=backup_id, started_at=started.isoformat(), finished_at=started.isoformat(),
+                        meta_path=catalog.meta_path(self.dest, entry_stem))
+        if not self.check_mode and meta.get('meta_path') and os.path.isdir(self.dest):
+            meta.pop('size', None)
+            meta.pop('sha256', None)
+            meta['file'] = None
+            try:
+                self._write_meta(meta)
+            except (IOError, OSError) as e:
+                self.warnings.append('could not record the failed backup in %s: %s' % (meta['meta_path'], e))
+        self._log('backup of %s (%s%s%s) FAILED: %s' % (
+            meta['database'], meta['kind'], ', ' + meta['label'] if meta.get('label') else '',
+            ', id ' + meta['id'] if meta.get('id') else '', err.msg))
+        meta.pop('path', None)
+        return meta
+
+    def backup_globals(self, any_database):
+        """Roles and tablespaces (pg_dumpall --globals-only); role passwords only when asked."""
+        meta = self._base_meta(catalog.GLOBALS, scope='globals')
+        meta.update(compression=self.compression, compression_level=self.level,
+                    role_passwords=bool(self.o.get('globals_role_passwords')))
+        try:
+            version = self.target.tool_version('pg_dumpall')
+            meta['pg_dump_version'] = version
+            if self.check_mode:
+                backup_id = catalog.make_id(_now())
+                entry_stem = catalog.stem(catalog.GLOBALS, meta['kind'], meta['label'], backup_id)
+                meta.update(status='planned', id=backup_id,
+                            path=os.path.join(self.dest, entry_stem + catalog.dump_suffix('plain', self.compression)))
+                return meta
+            with DirLock(os.path.join(self.dest, catalog.lock_name(catalog.GLOBALS)), self.o['lock_timeout'],
+                         'globals in %s' % self.dest):
+                backup_id, started = self._allocate_id(catalog.GLOBALS)
+                entry_stem = catalog.stem(catalog.GLOBALS, meta['kind'], meta['label'], backup_id)
+                meta.update(id=backup_id, started_at=started.isoformat(),
+                            file=entry_stem + catalog.dump_suffix('plain', self.compression),
+                            meta_path=catalog.meta_path(self.dest, entry_stem))
+                meta['path'] = os.path.join(self.dest, meta['file'])
+                t0 = time.time()
+                args = ['-w', '--globals-only', '-l', any_database]
+                if not meta['role_passwords']:
+                    args.append('--no-role-passwords')
+                stages = [Stage('pg_dumpall', self.target.argv('pg_dumpall', args))]
+                comp = self._compressor()
+                if comp:
+                    stages.append(comp)
+                meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], self.target.env(),
+                                                           self.uid, self.gid)
+                meta.update(status='success', finished_at=_now().isoformat(),
+                            duration_seconds=round(time.time() - t0, 3))
+            self._write_meta(meta)
+            self._log('backup of globals (%s, id %s) completed successfully: %s, %d bytes'
+                      % (meta['kind'], meta['id'], meta['path'], meta['size']))
+            return meta
+        except PgOpsError as e:
+            return self._failed(meta, e)
+
+
+SUMMARY_KEYS = ('id', 'path', 'size', 'sha256', 'duration_seconds', 'throughput_bytes_per_second', 'rows_total')
+
+
+def run_pg_backup(module):
+    """pg_backup's main: validate cross-option rules, run the job, exit or fail with every backup's outcome."""
+    # imported here so that the module file stays an argument spec and one call
+    from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
+
+    p = module.params
+    try:
+        catalog.validate_label(p['label'])
+    except catalog.CatalogError as e:
+        module.fail_json(msg='label: %s' % e)
+    if p['jobs'] < 1:
+        module.fail_json(msg='jobs must be 1 or more (got %d)' % p['jobs'])
+    if p['jobs'] > 1 and p['format'] != 'directory':
+        module.fail_json(msg='jobs=%d needs format=directory (parallel dumps write one file per table)' % p['jobs'])
+    if p['format'] == 'directory' and p['container']:
+        module.fail_json(msg='format=directory cannot be used with container: pg_dump would write the directory '
+                             'inside the container; use format=custom')
+    if p['databases'] is not None:
+        if not p['databases'] or any(not d for d in p['databases']):
+            module.fail_json(msg='databases must name at least one database, and no empty name')
+    if p['free_space_ratio'] < 0:
+        module.fail_json(msg='free_space_ratio must be 0 or more (got %s)' % p['free_space_ratio'])
+    try:
+        job = BackupJob(module, PgTarget(module), p)
+        results, failures = job.run()
+    except PgOpsError as e:
+        module.fail_json(msg=e.msg, step=e.step)
+    for w in job.warnings:
+        module.warn(w)
+    out = dict(changed=True, backups=results, dest=job.dest)
+    db_results = [r for r in results if r.get('scope') == 'database']
+    if len(db_results) == 1:
+        for key in SUMMARY_KEYS:
+            if key in db_results[0]:
+                out[key] = db_results[0][key]
+    if failures:
+        out['changed'] = any(r['status'] == 'success' for r in results) or bool(failures)
+        module.fail_json(msg='; '.join('backup of %s failed at %s: %s' % (f['database'], f.get('failed_step'),
+                                                                             f['error']) for f in failures), **out)
+    module.exit_json(**out)

@@ -1,0 +1,297 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: this is not a public API and may change without notice.
+"""The backup catalog: names on disk, backup ids, the metadata beside each backup, listing and statistics.
+
+A backup is the pair ``<stem>.<ext>`` + ``<stem>.meta.json``. The metadata file is written last, atomically:
+a dump without metadata, or any hidden ``.*.tmp-*`` name, is never listed as a backup. Failed runs leave a
+metadata record with ``status: failed`` and no dump, so success rates can be computed from facts.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import re
+
+try:
+    from urllib.parse import quote as _quote
+except ImportError:  # pragma: no cover - Python 2 is not supported, but sanity imports this file
+    from urllib import quote as _quote
+
+META_SUFFIX = '.meta.json'
+METADATA_VERSION = 1
+ID_FORMAT = '%Y%m%d_%H%M%S'
+ID_RE = re.compile(r'^\d{8}_\d{6}$')
+KINDS = ('full', 'manual', 'snapshot', 'pre_deploy', 'pre_restore')
+FORMATS = ('plain', 'custom', 'directory')
+COMPRESSIONS = ('zstd', 'gzip', 'lz4', 'none')
+DEFAULT_LEVEL = {'zstd': 3, 'gzip': 6, 'lz4': 1, 'none': 0}
+LEVEL_RANGE = {'zstd': (1, 19), 'gzip': (1, 9), 'lz4': (1, 12), 'none': (0, 0)}
+COMPRESSOR_EXT = {'zstd': '.zst', 'gzip': '.gz', 'lz4': '.lz4', 'none': ''}
+GLOBALS = '@globals'
+LABEL_MAX = 64
+_CONTROL_RE = re.compile(u'[\u0000-\u001f\u007f-\u009f]')
+
+
+class CatalogError(ValueError):
+    pass
+
+
+def validate_label(label):
+    """Return the label unchanged, or raise CatalogError saying why it is refused. Never rewrites it."""
+    if label is None:
+        return None
+    if not label.strip():
+        raise CatalogError('label must not be empty or blank')
+    if len(label) > LABEL_MAX:
+        raise CatalogError('label must be at most %d characters (got %d)' % (LABEL_MAX, len(label)))
+    if '/' in label or '\\' in label:
+        raise CatalogError('label %r must not contain a path separator ("/" or "\\")' % label)
+    if '..' in label:
+        raise CatalogError('label %r must not contain ".."' % label)
+    if _CONTROL_RE.search(label):
+        raise CatalogError('label %r must not contain control characters' % label)
+    if label.startswith('.') or label.startswith('-'):
+        raise CatalogError('label %r must not start with "." or "-"' % label)
+    return label
+
+
+def slug(name):
+    """A file-name-safe form of a database name or label: %-escapes anything but [A-Za-z0-9_.-]."""
+    return _quote(name.encode('utf-8'), safe='-._') if name else ''
+
+
+def make_id(when):
+    return when.strftime(ID_FORMAT)
+
+
+def parse_id(backup_id):
+    if not ID_RE.match(backup_id or ''):
+        raise CatalogError('backup id %r is not of the form YYYYMMDD_HHMMSS (e.g. 20241219_143022)' % backup_id)
+    return datetime.datetime.strptime(backup_id, ID_FORMAT)
+
+
+def dump_suffix(fmt, compression):
+    """File (or directory) suffix for a dump of this format; plain SQL is compressed by an external program."""
+    if fmt == 'plain':
+        return '.sql' + COMPRESSOR_EXT[compression]
+    if fmt == 'custom':
+        return '.dump'
+    return '.dir'
+
+
+def stem(database, kind, label, backup_id):
+    """``<db>_<kind>[_<label>]_<id>``, e.g. ``pim_dev_pre_deploy_pre-deployment_20241219_143022``.
+
+    Names are for people; the metadata is the truth (nothing parses file names), and pg_backup refuses to
+    overwrite an existing name.
+    """
+    parts = [slug(database) if database != GLOBALS else '_globals', kind]
+    if label:
+        parts.append(slug(label))
+    parts.append(backup_id)
+    return '_'.join(parts)
+
+
+def lock_name(database):
+    return '.%s.lock' % (slug(database) if database != GLOBALS else '_globals')
+
+
+def meta_path(directory, entry_stem):
+    return os.path.join(directory, entry_stem + META_SUFFIX)
+
+
+def load_catalog(directory):
+    """All metadata records in ``directory`` (newest first) and a list of unreadable files as warnings."""
+    entries, warnings = [], []
+    try:
+        names = os.listdir(directory)
+    except OSError as e:
+        if e.errno == 2:
+            return entries, warnings
+        raise
+    for name in names:
+        if not name.endswith(META_SUFFIX) or name.startswith('.'):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            with open(path, 'rb') as f:
+                meta = json.loads(f.read().decode('utf-8'))
+            if not isinstance(meta, dict) or 'id' not in meta or 'database' not in meta:
+                raise ValueError('not a pgops backup metadata record')
+        except (IOError, OSError, ValueError) as e:
+            warnings.append('%s: %s' % (path, e))
+            continue
+        meta['meta_path'] = path
+        if meta.get('file'):
+            meta['path'] = os.path.join(directory, meta['file'])
+        entries.append(meta)
+    entries.sort(key=lambda m: (m.get('started_at') or '', m['id']), reverse=True)
+    return entries, warnings
+
+
+def ids_for(entries, database):
+    return set(m['id'] for m in entries if m.get('database') == database)
+
+
+def parse_time(value):
+    """ISO 8601 timestamp as written in metadata -> aware datetime."""
+    if not value:
+        return None
+    return datetime.datetime.strptime(_fix_iso(value), '%Y-%m-%dT%H:%M:%S%z')
+
+
+def _fix_iso(value):
+    # Python 3.6's %z does not take "+01:00"; metadata writes "+01:00", so drop the colon and fractions.
+    main, sep, tz = value[:19], value[19:], ''
+    if 'Z' in sep:
+        tz = '+0000'
+    else:
+        m = re.search(r'([+-])(\d\d):?(\d\d)$', sep)
+        tz = '%s%s%s' % m.groups() if m else '+0000'
+    return main + tz
+
+
+def iso(dt):
+    return dt.isoformat(timespec='seconds') if hasattr(dt, 'isoformat') else dt
+
+
+def age_seconds(meta, now):
+    started = parse_time(meta.get('finished_at') or meta.get('started_at'))
+    return (now - started).total_seconds() if started else None
+
+
+def filter_entries(entries, database=None, kind=None, label=None, status=None, max_age_days=None, now=None):
+    out = []
+    for m in entries:
+        if database is not None and m.get('database') != database:
+            continue
+        if kind and m.get('kind') not in (kind if isinstance(kind, (list, tuple)) else [kind]):
+            continue
+        if label is not None and m.get('label') != label:
+            continue
+        if status and status != 'any' and m.get('status') != status:
+            continue
+        if max_age_days is not None:
+            age = age_seconds(m, now)
+            if age is None or age > max_age_days * 86400:
+                continue
+        out.append(m)
+    return out
+
+
+def _pct_change(new, old):
+    if not old:
+        return None
+    return round((float(new) - float(old)) * 100.0 / float(old), 1)
+
+
+def database_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct=20.0, growth_days=7):
+    """Stats for one database's entries (newest first)."""
+    ok = [m for m in entries if m.get('status') == 'success']
+    in_window = [m for m in entries if (age_seconds(m, now) or 0) <= window_days * 86400]
+    win_ok = [m for m in in_window if m.get('status') == 'success']
+    win_failed = [m for m in in_window if m.get('status') == 'failed']
+    stats = {
+        'count': len(ok),
+        'failed': len([m for m in entries if m.get('status') == 'failed']),
+        'size': sum(int(m.get('size') or 0) for m in ok),
+        'success_rate': (round(100.0 * len(win_ok) / len(win_ok + win_failed), 1)
+                         if win_ok or win_failed else None),
+        'newest_id': ok[0]['id'] if ok else None,
+        'newest_age_seconds': int(age_seconds(ok[0], now)) if ok else None,
+        'newest_size': int(ok[0].get('size') or 0) if ok else None,
+        'size_change_pct': None,
+        'size_change_flag': False,
+        'database_size': ok[0].get('database_size') if ok else None,
+        'growth_pct': None,
+        'growth_flag': False,
+        'by_kind': {},
+    }
+    for m in ok:
+        k = stats['by_kind'].setdefault(m.get('kind'), {'count': 0, 'size': 0})
+        k['count'] += 1
+        k['size'] += int(m.get('size') or 0)
+    if ok:
+        newest = ok[0]
+        # size change against the previous backup made the same way (same format and compression)
+        same = [m for m in ok[1:] if (m.get('format'), m.get('compression')) ==
+                (newest.get('format'), newest.get('compression'))]
+        if same:
+            stats['size_change_pct'] = _pct_change(newest.get('size'), same[0].get('size'))
+            stats['size_change_flag'] = (stats['size_change_pct'] is not None and
+                                         abs(stats['size_change_pct']) > size_change_pct)
+        # growth: database size now against the newest backup at least growth_days older
+        newest_t = parse_time(newest.get('started_at'))
+        older = [m for m in ok if (newest_t - parse_time(m.get('started_at'))).total_seconds()
+                 >= growth_days * 86400 and m.get('database_size')]
+        if older and newest.get('database_size'):
+            stats['growth_pct'] = _pct_change(newest['database_size'], older[0]['database_size'])
+            stats['growth_flag'] = stats['growth_pct'] > growth_pct
+    return stats
+
+
+def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct=20.0, growth_days=7):
+    """Totals, per-kind figures and per-database stats with alerts, as plain JSON for AWX."""
+    ok = [m for m in entries if m.get('status') == 'success']
+    per_db = {}
+    for db in sorted(set(m.get('database') for m in entries)):
+        mine = [m for m in entries if m.get('database') == db]
+        per_db[db] = database_stats(mine, now, window_days, size_change_pct, growth_pct, growth_days)
+    by_kind = {}
+    for m in ok:
+        k = by_kind.setdefault(m.get('kind'), {'count': 0, 'size': 0})
+        k['count'] += 1
+        k['size'] += int(m.get('size') or 0)
+    in_window = [m for m in entries if (age_seconds(m, now) or 0) <= window_days * 86400]
+    n_ok = len([m for m in in_window if m.get('status') == 'success'])
+    n_failed = len([m for m in in_window if m.get('status') == 'failed'])
+    alerts = []
+    for db, s in per_db.items():
+        if s['size_change_flag']:
+            alerts.append('%s: backup size changed %+.1f%% against the previous one (threshold %s%%)'
+                          % (db, s['size_change_pct'], size_change_pct))
+        if s['growth_flag']:
+            alerts.append('%s: database grew %.1f%% in %d days (threshold %s%%)'
+                          % (db, s['growth_pct'], growth_days, growth_pct))
+        if s['success_rate'] is not None and s['success_rate'] < 100.0:
+            alerts.append('%s: backup success rate %.1f%% over %d days' % (db, s['success_rate'], window_days))
+    return {
+        'count': len(ok),
+        'failed': len(entries) - len(ok),
+        'total_size': sum(int(m.get('size') or 0) for m in ok),
+        'by_kind': by_kind,
+        'success_rate': round(100.0 * n_ok / (n_ok + n_failed), 1) if n_ok + n_failed else None,
+        'window_days': window_days,
+        'newest_age_seconds': min([s['newest_age_seconds'] for s in per_db.values()
+                                   if s['newest_age_seconds'] is not None] or [None]) if per_db else None,
+        'databases': per_db,
+        'alerts': alerts,
+    }
+
+
+def run_backup_info(module):
+    """backup_info's main: read the catalog, filter, compute stats; never writes."""
+    p = module.params
+    now = datetime.datetime.now().astimezone()
+    if not os.path.isdir(p['path']) and os.path.exists(p['path']):
+        module.fail_json(msg='path %s is not a directory' % p['path'])
+    try:
+        entries, warnings = load_catalog(p['path'])
+    except OSError as e:
+        module.fail_json(msg='cannot read the backup directory %s (path): %s' % (p['path'], e))
+    selected = filter_entries(entries, database=p['database'], kind=p['kind'], label=p['label'],
+                              status=p['status'], max_age_days=p['max_age_days'], now=now)
+    result = dict(changed=False, catalog_warnings=warnings)
+    if p['stats']:
+        result['stats'] = catalog_stats(selected, now, p['window_days'], p['size_change_threshold'],
+                                        p['growth_threshold'], p['growth_days'])
+    if p['limit'] and p['limit'] > 0:
+        selected = selected[:p['limit']]
+    result['backups'] = selected
+    module.exit_json(**result)

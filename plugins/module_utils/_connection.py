@@ -1,0 +1,248 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: this is not a public API and may change without notice.
+"""How to reach PostgreSQL: the shared connection options, argv for client tools run natively or inside a
+container (``docker exec``), and a psql session that runs queries inside one transaction.
+
+Secrets never reach argv: the password travels in the environment of the client process (for a container,
+``docker exec -e PGPASSWORD`` names the variable and the docker client passes its value through).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import glob
+import json
+import os
+import re
+import subprocess
+import tempfile
+
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
+    failure_message, run_checked, Stage,
+)
+
+
+def connection_argument_spec():
+    """Options every module that talks to PostgreSQL shares (documented in doc fragment ``connection``)."""
+    return dict(
+        login_user=dict(type='str', default='postgres', aliases=['login']),
+        login_password=dict(type='str', no_log=True),
+        login_host=dict(type='str', aliases=['host']),
+        login_unix_socket=dict(type='str', aliases=['unix_socket']),
+        port=dict(type='int', aliases=['login_port']),
+        connect_timeout=dict(type='int', default=10),
+        container=dict(type='str'),
+        container_runtime=dict(type='str', default='docker', choices=['docker', 'podman']),
+        container_user=dict(type='str'),
+        pg_bin_dir=dict(type='path'),
+    )
+
+
+CLIENT_ENV = ('PGPASSWORD', 'PGCONNECT_TIMEOUT', 'PGAPPNAME', 'PGCLIENTENCODING', 'PGOPTIONS')
+
+
+def conninfo_dbname(name):
+    """A conninfo string naming ``name`` exactly, even with spaces, quotes, '=' or unicode in it."""
+    return "dbname='%s'" % name.replace('\\', '\\\\').replace("'", "\\'")
+
+
+def quote_ident(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def quote_literal(value):
+    return "'%s'" % value.replace("'", "''")
+
+
+class PgTarget(object):
+    """Builds argv and environment for PostgreSQL client tools on the managed host or in a container."""
+
+    def __init__(self, module, params=None):
+        self.module = module
+        p = params if params is not None else module.params
+        self.user = p.get('login_user')
+        self.password = p.get('login_password')
+        self.host = p.get('login_host') or p.get('login_unix_socket')
+        self.port = p.get('port')
+        self.timeout = p.get('connect_timeout') or 10
+        self.container = p.get('container')
+        self.runtime = p.get('container_runtime') or 'docker'
+        self.container_user = p.get('container_user')
+        self.bin_dir = p.get('pg_bin_dir')
+        self.server_major = None
+        if self.password:
+            module.no_log_values.add(self.password)
+
+    # -- environment and argv -------------------------------------------------------------------------
+    def env(self):
+        env = dict(os.environ)
+        for name in CLIENT_ENV:
+            env.pop(name, None)
+        env.update(PGCONNECT_TIMEOUT=str(self.timeout), PGAPPNAME='pgops', PGCLIENTENCODING='UTF8',
+                   LC_ALL='C')
+        if self.password:
+            env['PGPASSWORD'] = self.password
+        return env
+
+    def container_prefix(self, interactive=False):
+        runtime = self.module.get_bin_path(self.runtime, required=True)
+        argv = [runtime, 'exec']
+        if interactive:
+            argv.append('-i')
+        if self.container_user:
+            argv += ['-u', self.container_user]
+        for name in CLIENT_ENV:
+            if name != 'PGOPTIONS' and (name != 'PGPASSWORD' or self.password):
+                argv += ['-e', name]   # the name only: the value comes from our environment, never argv
+        argv.append(self.container)
+        return argv
+
+    def conn_args(self):
+        args = []
+        if self.host:
+            args += ['-h', self.host]
+        if self.port:
+            args += ['-p', str(self.port)]
+        if self.user:
+            args += ['-U', self.user]
+        return args
+
+    def tool(self, name):
+        """Path of a client tool: inside the container its name (the container's PATH), else the best match."""
+        if self.container:
+            return name
+        if self.bin_dir:
+            path = os.path.join(self.bin_dir, name)
+            if not os.access(path, os.X_OK):
+                raise PgOpsError('%s not found in pg_bin_dir %s' % (name, self.bin_dir), step='preflight')
+            return path
+        if self.server_major:
+            candidates = []
+            for path in glob.glob('/usr/lib/postgresql/*/bin/%s' % name):
+                try:
+                    major = int(path.split('/')[4])
+                except ValueError:
+                    continue
+                if major >= self.server_major:
+                    candidates.append((major, path))
+            if candidates:
+                return sorted(candidates)[0][1]   # the same major as the server, else the nearest newer one
+        return self.module.get_bin_path(name, required=True)
+
+    def argv(self, tool, args, interactive=False):
+        prefix = self.container_prefix(interactive) if self.container else []
+        return prefix + [self.tool(tool)] + self.conn_args() + list(args)
+
+    def argv_noconn(self, tool, args):
+        prefix = self.container_prefix() if self.container else []
+        return prefix + [self.tool(tool)] + list(args)
+
+    def where(self):
+        return 'container %s' % self.container if self.container else (self.host or 'local socket')
+
+    # -- checks ---------------------------------------------------------------------------------------
+    def check_container(self):
+        """Fail clearly when the container is missing or not running."""
+        if not self.container:
+            return
+        runtime = self.module.get_bin_path(self.runtime, required=True)
+        proc = subprocess.run([runtime, 'inspect', '--format', '{{.State.Status}}', self.container],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise PgOpsError('container %s not found (%s inspect: %s)' % (
+                self.container, self.runtime, proc.stderr.decode('utf-8', 'replace').strip()), step='preflight')
+        status = proc.stdout.decode().strip()
+        if status != 'running':
+            raise PgOpsError('container %s is not running (status %s): start it (%s start %s) or run the '
+                             'disaster recovery playbook' % (self.container, status, self.runtime, self.container),
+                             step='preflight')
+
+    def tool_version(self, tool):
+        out = run_checked(self.argv_noconn(tool, ['--version']), self.env(), '%s --version' % tool)
+        return out.strip()
+
+    def psql(self, database):
+        return PsqlSession(self, database)
+
+
+class PsqlSession(object):
+    """One psql process fed through a pipe: queries run in one server session, each answered up to a marker.
+
+    Results come back one row a line, unaligned, so queries that return data return it as one jsonb text.
+    """
+
+    MARKER = '__pgops_end_of_result__'
+
+    def __init__(self, target, database):
+        self.target = target
+        self.database = database
+        self.err = tempfile.TemporaryFile()
+        argv = target.argv('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+                                    '-d', conninfo_dbname(database)], interactive=True)
+        self.stage = Stage('psql', argv)
+        self.stage.err = self.err
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+                                         env=target.env(), universal_newlines=True, encoding='utf-8',
+                                         errors='replace')
+        except OSError as e:
+            raise PgOpsError('cannot start psql: %s' % e, step='connect')
+        self.stage.proc = self.proc
+
+    def query(self, sql):
+        """Run ``sql``; return its output lines. On error psql exits (ON_ERROR_STOP) and we report its stderr."""
+        try:
+            self.proc.stdin.write(sql.strip().rstrip(';') + ';\n\\echo ' + self.MARKER + '\n')
+            self.proc.stdin.flush()
+        except (IOError, OSError):
+            pass  # psql is gone: reported below with its stderr
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait()
+                raise PgOpsError(failure_message([self.stage], 'query on database %s (%s)'
+                                                 % (self.database, self.target.where())), step='query')
+            line = line.rstrip('\n')
+            if line == self.MARKER:
+                return lines
+            lines.append(line)
+
+    def query_json(self, sql):
+        lines = self.query(sql)
+        return json.loads(lines[0]) if lines and lines[0] else None
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('\\q\n')
+                self.proc.stdin.close()
+            except (IOError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.err.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+SERVER_MAJOR_RE = re.compile(r'^(\d+)')
+
+
+def major_of(version_num):
+    """Major version from server_version_num (150004 -> 15, 90624 -> 9)."""
+    num = int(version_num)
+    return num // 10000 if num >= 100000 else num // 100

@@ -1,0 +1,183 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: this is not a public API and may change without notice.
+"""Files that are never seen half-written, directory locks and other file-system helpers."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import fcntl
+import json
+import os
+import time
+
+COLLECTION_VERSION = '0.1.0'
+
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+TMP_MARK = '.tmp-'
+
+
+class PgOpsError(Exception):
+    """An error with a message fit for the user; ``step`` names where it happened."""
+
+    def __init__(self, msg, step=None, **details):
+        super(PgOpsError, self).__init__(msg)
+        self.msg = msg
+        self.step = step
+        self.details = details
+
+
+def temp_name(final_path):
+    """Hidden name in the same directory: never listed as a backup, same file system for rename."""
+    head, tail = os.path.split(final_path)
+    return os.path.join(head, '.%s%s%d' % (tail, TMP_MARK, os.getpid()))
+
+
+def is_temp_name(name):
+    return name.startswith('.') and TMP_MARK in name
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path, data, mode=FILE_MODE, uid=-1, gid=-1):
+    """Write bytes to ``path`` through a temporary name, fsync, rename, fsync the directory."""
+    tmp = temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fchmod(fd, mode)
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    fsync_dir(os.path.dirname(path) or '.')
+
+
+def write_json_atomic(path, obj, uid=-1, gid=-1):
+    data = (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + '\n').encode('utf-8')
+    write_file_atomic(path, data, uid=uid, gid=gid)
+
+
+def remove_quietly(path):
+    """Remove a file or a directory tree; a missing one is fine."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            for root, dirs, files in os.walk(path, topdown=False):
+                for name in files:
+                    os.unlink(os.path.join(root, name))
+                for name in dirs:
+                    os.rmdir(os.path.join(root, name))
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+
+
+def ensure_dir(path, uid=-1, gid=-1, mode=DIR_MODE):
+    """Create ``path`` (and parents) with ``mode``; tighten an existing one. Returns True when changed."""
+    changed = False
+    if not os.path.isdir(path):
+        os.makedirs(path, mode)
+        changed = True
+    st = os.stat(path)
+    if (st.st_mode & 0o7777) != mode:
+        os.chmod(path, mode)
+        changed = True
+    if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+        os.chown(path, uid, gid)
+        changed = True
+    return changed
+
+
+def free_bytes(path):
+    """Free bytes for an unprivileged writer at ``path`` or its nearest existing parent."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    st = os.statvfs(probe)
+    return st.f_bavail * st.f_frsize
+
+
+class DirLock(object):
+    """An exclusive flock on a lock file; waits up to ``timeout`` seconds, then fails clearly."""
+
+    def __init__(self, path, timeout, what):
+        self.path = path
+        self.timeout = timeout
+        self.what = what
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        deadline = time.time() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.time() >= deadline:
+                    holder = self._holder()
+                    os.close(self.fd)
+                    self.fd = None
+                    raise PgOpsError(
+                        'another run holds the lock for %s (lock file %s%s); waited %ss (lock_timeout)'
+                        % (self.what, self.path, ', pid %s' % holder if holder else '', self.timeout),
+                        step='lock')
+                time.sleep(0.2)
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, ('%d\n' % os.getpid()).encode('ascii'))
+        return self
+
+    def _holder(self):
+        try:
+            with open(self.path) as f:
+                return f.read().strip()
+        except (IOError, OSError):
+            return ''
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+        return False
+
+
+def append_log_line(path, line):
+    """Append one line to a log file (created 0640, parent 0750 when missing), under a lock."""
+    parent = os.path.dirname(path)
+    if parent and not os.path.isdir(parent):
+        os.makedirs(parent, DIR_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, (line.rstrip('\n') + '\n').encode('utf-8'))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

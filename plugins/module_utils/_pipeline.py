@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: this is not a public API and may change without notice.
+"""Process pipelines whose every exit status is checked, streamed into a file that appears atomically.
+
+``pg_dump | zstd > file`` in a shell only reports the last process's status and leaves a partial file behind on
+failure. Here each stage is an argv list (no shell), stderr of every stage is kept, the output is hashed while it
+streams through Python in 1 MiB chunks (memory stays flat whatever the size), written to a hidden temporary name,
+fsynced and renamed only when every stage exited 0.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import os
+import signal
+import subprocess
+import tempfile
+
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
+    FILE_MODE, PgOpsError, fsync_dir, remove_quietly, temp_name,
+)
+
+CHUNK = 1 << 20
+STDERR_TAIL = 2000
+SIGPIPE_CODES = (-signal.SIGPIPE, 128 + signal.SIGPIPE)
+
+
+def describe_rc(rc):
+    if rc < 0:
+        try:
+            return 'killed by signal %s' % signal.Signals(-rc).name
+        except ValueError:
+            return 'killed by signal %d' % -rc
+    if rc > 128 and rc - 128 in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+        return 'exit code %d (%s)' % (rc, signal.Signals(rc - 128).name)
+    return 'exit code %d' % rc
+
+
+def _tail(fileobj):
+    fileobj.seek(0)
+    data = fileobj.read()
+    text = data.decode('utf-8', 'replace').strip()
+    return text[-STDERR_TAIL:]
+
+
+class Stage(object):
+    def __init__(self, name, argv):
+        self.name = name
+        self.argv = argv
+        self.proc = None
+        self.err = None
+
+    @property
+    def rc(self):
+        return self.proc.returncode if self.proc else None
+
+
+def pipeline_failures(stages):
+    """Stages that failed, leaving out the ones that only died of SIGPIPE when another failed for real."""
+    failed = [s for s in stages if s.rc not in (0, None)]
+    real = [s for s in failed if s.rc not in SIGPIPE_CODES]
+    return real or failed
+
+
+def failure_message(stages, what):
+    parts = []
+    for s in pipeline_failures(stages):
+        msg = '%s %s' % (s.name, describe_rc(s.rc))
+        err = _tail(s.err) if s.err else ''
+        if err:
+            msg += ': ' + err
+        parts.append(msg)
+    return '%s failed: %s' % (what, '; '.join(parts))
+
+
+def _start(stages, env, first_stdin=None):
+    prev_out = first_stdin
+    for i, stage in enumerate(stages):
+        stage.err = tempfile.TemporaryFile()
+        stage.proc = subprocess.Popen(
+            stage.argv, stdin=prev_out if prev_out is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=stage.err, env=env, close_fds=True)
+        if prev_out is not None and prev_out is not first_stdin:
+            prev_out.close()  # the next stage owns it now: an early exit downstream gives upstream SIGPIPE
+        prev_out = stage.proc.stdout
+    return prev_out
+
+
+def _stop(stages):
+    for s in stages:
+        if s.proc and s.proc.poll() is None:
+            try:
+                s.proc.terminate()
+            except OSError:
+                pass
+    for s in stages:
+        if s.proc:
+            try:
+                s.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait()
+
+
+def _close(stages):
+    for s in stages:
+        if s.proc and s.proc.stdout:
+            s.proc.stdout.close()
+        if s.err:
+            s.err.close()
+
+
+def run_to_file(stages, path, env, uid=-1, gid=-1):
+    """Run ``stages`` as a pipeline into ``path``; returns (size, sha256 hex).
+
+    On any failure (a stage exits non-zero or is killed, the disk fills up) the temporary file is removed and
+    PgOpsError is raised naming the stage, its exit status and its stderr.
+    """
+    tmp = temp_name(path)
+    digest = hashlib.sha256()
+    size = 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, FILE_MODE)
+    try:
+        try:
+            out = _start(stages, env)
+            src = out.fileno()
+            while True:
+                chunk = os.read(src, CHUNK)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                size += len(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            for s in stages:
+                s.proc.wait()
+            if any(s.rc != 0 for s in stages):
+                raise PgOpsError(failure_message(stages, 'backup pipeline'), step='dump')
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
+            os.fsync(fd)
+        except OSError as e:
+            raise PgOpsError('writing %s failed: %s' % (path, e.strerror or e), step='write')
+        finally:
+            os.close(fd)
+            _stop(stages)
+            _close(stages)
+        os.replace(tmp, path)
+        fsync_dir(os.path.dirname(path) or '.')
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    return size, digest.hexdigest()
+
+
+def run_checked(argv, env, what, stdin_path=None):
+    """Run one command; return its stdout text, or raise PgOpsError with rc and stderr."""
+    stage = Stage(os.path.basename(argv[0]), argv)
+    stage.err = tempfile.TemporaryFile()
+    stdin = open(stdin_path, 'rb') if stdin_path else subprocess.DEVNULL
+    try:
+        stage.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stage.err, env=env)
+        out = stage.proc.stdout.read()
+        stage.proc.wait()
+        if stage.rc != 0:
+            raise PgOpsError(failure_message([stage], what), step=what)
+        return out.decode('utf-8', 'replace')
+    finally:
+        if stdin_path:
+            stdin.close()
+        _close([stage])
+
+
+def sha256_tree(path):
+    """Per-file sha256 of a directory (a directory-format dump) and one digest over the sorted manifest."""
+    files = {}
+    total = 0
+    for root, dummy, names in os.walk(path):
+        for name in names:
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, path)
+            digest = hashlib.sha256()
+            with open(full, 'rb') as f:
+                while True:
+                    chunk = f.read(CHUNK)
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                total += f.tell()
+            files[rel] = digest.hexdigest()
+    manifest = ''.join('%s  %s\n' % (files[k], k) for k in sorted(files))
+    return total, hashlib.sha256(manifest.encode('utf-8')).hexdigest(), files
+
+
+def fsync_tree(path, mode_dir=0o750, mode_file=FILE_MODE, uid=-1, gid=-1):
+    for root, dirs, names in os.walk(path):
+        for name in names:
+            full = os.path.join(root, name)
+            os.chmod(full, mode_file)
+            if uid != -1 or gid != -1:
+                os.chown(full, uid, gid)
+            fd = os.open(full, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.chmod(root, mode_dir)
+        if uid != -1 or gid != -1:
+            os.chown(root, uid, gid)
+        fsync_dir(root)

@@ -1,0 +1,296 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pg_backup
+short_description: Back up PostgreSQL databases atomically, with metadata that proves what was dumped
+version_added: 0.1.0
+description:
+  - Dumps one database, a list, or all databases (plus, when asked, roles and tablespaces) into O(dest).
+  - Each dump is written to a hidden temporary name, every process of the pipeline (C(pg_dump | zstd)) must exit
+    0, the file is fsynced and only then renamed into place; a failed or killed run leaves no partial file.
+  - Beside each dump a C(.meta.json) file records the backup id (C(YYYYMMDD_HHMMSS), unique per database), kind,
+    label, format, compression, size, sha256, timings, server and C(pg_dump) versions, database size, object
+    counts and the exact row count of every table, counted in the same snapshot as the dump
+    (C(pg_export_snapshot()) and C(pg_dump --snapshot)). M(pgops.postgresql.pg_restore_verified) checks restores
+    against it.
+  - Failed runs are recorded too (C(status=failed), no dump file) so that success rates are facts.
+  - Runs C(pg_dump) natively, or inside a container with O(container) so its version matches the server's.
+author:
+  - pgops.postgresql contributors
+extends_documentation_fragment:
+  - pgops.postgresql.connection
+attributes:
+  check_mode:
+    support: full
+    details: Connects read-only to report the backups it would make (paths, database size, free space); writes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Every run that is not in check mode makes a new backup.
+options:
+  databases:
+    description:
+      - Databases to back up. Names may hold spaces, quotes and unicode.
+      - Mutually exclusive with O(all_databases).
+    type: list
+    elements: str
+    aliases: [ database, db ]
+  all_databases:
+    description:
+      - Back up every database that accepts connections and is not a template.
+    type: bool
+    default: false
+  maintenance_db:
+    description:
+      - Database to connect to when listing databases for O(all_databases).
+    type: str
+    default: postgres
+  globals:
+    description:
+      - Also dump roles and tablespaces (C(pg_dumpall --globals-only)) as a separate backup.
+    type: bool
+    default: false
+  globals_role_passwords:
+    description:
+      - Include role password hashes in the globals dump. Off by default (C(--no-role-passwords)).
+    type: bool
+    default: false
+  dest:
+    description:
+      - Backup directory. Created with mode C(0750) (an existing one is set to C(0750)); dumps and metadata are C(0640).
+    type: path
+    required: true
+  kind:
+    description:
+      - Why the backup is made; retention policies are per kind.
+    type: str
+    choices: [ full, manual, snapshot, pre_deploy, pre_restore ]
+    default: full
+  label:
+    description:
+      - A free label such as C(pre-deployment), stored in the metadata and the file name.
+      - A label with C(/), C(..), control characters, a leading C(.) or C(-), or over 64 characters is refused with
+        an error; it is never silently changed.
+    type: str
+  format:
+    description:
+      - C(plain) is SQL piped through an external compressor (fastest with zstd, portable).
+      - C(custom) is pg_dump's archive (selective and parallel restore with C(pg_restore)), compressed by pg_dump.
+      - C(directory) writes one file per table with O(jobs) parallel workers; not available with O(container).
+    type: str
+    choices: [ plain, custom, directory ]
+    default: plain
+  compression:
+    description:
+      - Compression method. For C(custom) and C(directory), zstd and lz4 need pg_dump 16 or newer; with an older
+        pg_dump gzip is used and a warning says so.
+    type: str
+    choices: [ zstd, gzip, lz4, none ]
+    default: zstd
+  compression_level:
+    description:
+      - Compression level (zstd 1-19, default 3; gzip 1-9, default 6; lz4 1-12, default 1).
+    type: int
+  jobs:
+    description:
+      - Parallel dump workers for O(format=directory).
+    type: int
+    default: 1
+  owner:
+    description:
+      - Owner of the backup directory, dumps and metadata.
+    type: str
+  group:
+    description:
+      - Group of the backup directory, dumps and metadata.
+    type: str
+  free_space_ratio:
+    description:
+      - Refuse to start unless the free space in O(dest) is at least the database size times this ratio.
+        C(0) disables the check.
+    type: float
+    default: 0.5
+  lock_timeout:
+    description:
+      - Seconds to wait for another backup of the same database into the same directory to finish.
+    type: int
+    default: 300
+  log_file:
+    description:
+      - Append one line per backup to this file, ending in C(completed successfully) or C(FAILED: reason).
+    type: path
+seealso:
+  - module: pgops.postgresql.backup_info
+  - name: pg_dump
+    description: PostgreSQL's pg_dump reference.
+    link: https://www.postgresql.org/docs/current/app-pgdump.html
+'''
+
+EXAMPLES = r'''
+- name: Daily full backup of the PIM database running in the postgres-pim container
+  pgops.postgresql.pg_backup:
+    container: postgres-pim
+    login_user: pim_user
+    databases: [pim_dev, pim_prod]
+    dest: /backups/database
+    kind: full
+    log_file: /var/log/pgops/db-backup.log
+
+- name: Labelled backup before a deployment
+  pgops.postgresql.pg_backup:
+    container: postgres-pim
+    login_user: pim_user
+    databases: pim_prod
+    dest: /backups/database
+    kind: pre_deploy
+    label: pre-deployment
+
+- name: Quick snapshot in custom format over TCP
+  pgops.postgresql.pg_backup:
+    login_host: db.example.com
+    login_user: backup
+    login_password: "{{ vault_backup_password }}"
+    databases: pim_dev
+    dest: /backups/database
+    kind: snapshot
+    format: custom
+
+- name: Everything, with roles and tablespaces, 4 parallel workers per database
+  pgops.postgresql.pg_backup:
+    login_user: postgres
+    all_databases: true
+    globals: true
+    format: directory
+    jobs: 4
+    dest: /backups/database
+'''
+
+RETURN = r'''
+backups:
+  description: One entry per backup made (or, in check mode, planned), with its metadata.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Backup id, C(YYYYMMDD_HHMMSS) in the host's local time, unique per database.
+      type: str
+      sample: "20241219_143022"
+    database:
+      description: Database name (C(@globals) for roles and tablespaces).
+      type: str
+    status:
+      description: C(success), C(failed) or, in check mode, C(planned).
+      type: str
+    path:
+      description: Path of the dump (a directory for O(format=directory)).
+      type: str
+    size:
+      description: Bytes on disk.
+      type: int
+    sha256:
+      description: SHA-256 of the dump (for a directory, of its sorted per-file manifest).
+      type: str
+    duration_seconds:
+      description: Wall time of the dump.
+      type: float
+    throughput_bytes_per_second:
+      description: Bytes written per second.
+      type: int
+    rows_total:
+      description: Sum of the exact row counts of all tables, from the dump's snapshot.
+      type: int
+    tables:
+      description: Schema, name and exact row count of every table.
+      type: list
+      elements: dict
+    error:
+      description: Why a backup failed.
+      type: str
+      returned: when status is failed
+  sample:
+    - id: "20261128_020000"
+      database: pim_prod
+      status: success
+      path: /backups/database/pim_prod_full_20261128_020000.sql.zst
+      size: 1048576
+      sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+      duration_seconds: 2.4
+      rows_total: 15230
+id:
+  description: Id of the backup when exactly one database was backed up.
+  returned: when one database was backed up
+  type: str
+  sample: "20241219_143022"
+path:
+  description: Path of the dump when exactly one database was backed up.
+  returned: when one database was backed up
+  type: str
+size:
+  description: Size of the dump when exactly one database was backed up.
+  returned: when one database was backed up
+  type: int
+sha256:
+  description: SHA-256 of the dump when exactly one database was backed up.
+  returned: when one database was backed up
+  type: str
+duration_seconds:
+  description: Duration when exactly one database was backed up.
+  returned: when one database was backed up
+  type: float
+throughput_bytes_per_second:
+  description: Throughput when exactly one database was backed up.
+  returned: when one database was backed up
+  type: int
+rows_total:
+  description: Total rows when exactly one database was backed up.
+  returned: when one database was backed up
+  type: int
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgops.postgresql.plugins.module_utils._backup import run_pg_backup
+from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import COMPRESSIONS, FORMATS, KINDS
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import connection_argument_spec
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        databases=dict(type='list', elements='str', aliases=['database', 'db']),
+        all_databases=dict(type='bool', default=False),
+        maintenance_db=dict(type='str', default='postgres'),
+        globals=dict(type='bool', default=False),
+        globals_role_passwords=dict(type='bool', default=False, no_log=False),
+        dest=dict(type='path', required=True),
+        kind=dict(type='str', default='full', choices=list(KINDS)),
+        label=dict(type='str'),
+        format=dict(type='str', default='plain', choices=list(FORMATS)),
+        compression=dict(type='str', default='zstd', choices=list(COMPRESSIONS)),
+        compression_level=dict(type='int'),
+        jobs=dict(type='int', default=1),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+        free_space_ratio=dict(type='float', default=0.5),
+        lock_timeout=dict(type='int', default=300),
+        log_file=dict(type='path'),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[('databases', 'all_databases')],
+        required_one_of=[('databases', 'all_databases', 'globals')],
+        supports_check_mode=True,
+    )
+    run_pg_backup(module)
+
+
+if __name__ == '__main__':
+    main()
