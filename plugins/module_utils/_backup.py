@@ -465,6 +465,10 @@ def run_pg_backup(module):
     if p['format'] == 'directory' and p['container']:
         module.fail_json(msg='format=directory cannot be used with container: pg_dump would write the directory '
                              'inside the container; use format=custom')
+    if p['all_databases'] and p['databases']:
+        module.fail_json(msg='databases and all_databases=true are mutually exclusive: choose one')
+    if not p['all_databases'] and not p['databases'] and not p['globals']:
+        module.fail_json(msg='nothing to back up: set databases, all_databases=true or globals=true')
     if p['databases'] is not None:
         if not p['databases'] or any(not d for d in p['databases']):
             module.fail_json(msg='databases must name at least one database, and no empty name')

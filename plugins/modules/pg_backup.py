@@ -124,7 +124,7 @@ options:
     default: 300
   log_file:
     description:
-      - Append one line per backup to this file, ending in C(completed successfully) or C(FAILED: reason).
+      - "Append one line per backup to this file, ending in C(completed successfully) or C(FAILED: reason)."
     type: path
 seealso:
   - module: pgops.postgresql.backup_info
@@ -285,8 +285,6 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[('databases', 'all_databases')],
-        required_one_of=[('databases', 'all_databases', 'globals')],
         supports_check_mode=True,
     )
     run_pg_backup(module)

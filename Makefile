@@ -1,0 +1,67 @@
+# pgops.postgresql: `make demo` and `make test` do all set-up on a fresh Debian 12 machine (root).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(CURDIR)/$(VENV)/bin
+COLL_LINK := .cache/collections/ansible_collections/pgops/postgresql
+# ansible-test needs a real (not linked) path ending in ansible_collections/pgops/postgresql
+ATEST_DIR := .cache/ansible-test/ansible_collections/pgops/postgresql
+PG_MAJORS ?= 15 17
+SCENARIOS ?= native container
+export ANSIBLE_FORCE_COLOR ?= 0
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup demo test units functional sanity lint molecule docs-check clean
+
+help:
+	@echo "make demo   - throwaway postgres-pim container, a backup with playbooks/backup.yml, the backup list"
+	@echo "make test   - unit + functional tests, ansible-lint, ansible-test sanity, Molecule scenarios"
+
+setup:
+	@scripts/host-packages.sh
+	@scripts/ensure-docker.sh
+	@scripts/install-venv.sh $(VENV)
+	@mkdir -p $(dir $(COLL_LINK)) && ln -sfn ../../../.. $(COLL_LINK)
+
+images: setup
+	@scripts/images.sh > .cache/images.txt && cat .cache/images.txt
+
+demo: images
+	@scripts/demo.sh
+
+test: images units functional lint sanity molecule
+	@echo "make test: all passed"
+
+units: setup
+	$(PY) -m pytest -q -p no:cacheprovider --rootdir=tests/unit tests/unit \
+	  --import-mode=importlib -o pythonpath=.cache/collections
+
+functional: setup
+	$(PY) -m pytest -q -p no:cacheprovider --rootdir=tests/functional tests/functional
+
+lint: setup
+	ansible-lint --offline
+
+sanity: setup
+	@rm -rf .cache/ansible-test && mkdir -p $(ATEST_DIR)
+	@git ls-files -z --cached --others --exclude-standard | grep -zv '^\.cache/' | \
+	  xargs -0 cp --parents -t $(ATEST_DIR)
+	cd $(ATEST_DIR) && ansible-test sanity --venv --python 3.11 --color no
+	@echo "ansible-doc renders every plugin and role:" && \
+	  for m in plugins/modules/*.py; do ansible-doc pgops.postgresql.$$(basename $$m .py) >/dev/null; done && \
+	  for r in roles/*/; do ansible-doc -t role pgops.postgresql.$$(basename $$r) >/dev/null; done && echo ok
+
+molecule: images
+	@set -e; for major in $(PG_MAJORS); do \
+	  image=$$(awk -v m=$$major '$$1 == m {print $$2}' .cache/images.txt); \
+	  for scenario in $(SCENARIOS); do \
+	    echo "=== molecule $$scenario on PostgreSQL $$major ($$image)"; \
+	    PGOPS_PG_MAJOR=$$major PGOPS_IMAGE=$$image PGOPS_PG_PORT=$$($(PY) scripts/free_port.py) \
+	    PGOPS_DOCKER_CLI=$$(command -v docker) \
+	      molecule test -s $$scenario || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf .cache/ansible-test tests/output

@@ -1,0 +1,7 @@
+"""Print a free TCP port on 127.0.0.1 (for a PostgreSQL on the host network)."""
+import socket
+
+s = socket.socket()
+s.bind(('127.0.0.1', 0))
+print(s.getsockname()[1])
+s.close()
