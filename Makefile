@@ -47,6 +47,8 @@ sanity: setup
 	@rm -rf .cache/ansible-test && mkdir -p $(ATEST_DIR)
 	@git ls-files -z --cached --others --exclude-standard | grep -zv '^\.cache/' | \
 	  xargs -0 cp --parents -t $(ATEST_DIR)
+	@# its own git repository, so that ansible-test lists these files and not the checkout's (.cache is ignored there)
+	@cd $(ATEST_DIR) && git init -q && git add -A
 	cd $(ATEST_DIR) && ansible-test sanity --venv --python 3.11 --color no
 	@echo "ansible-doc renders every plugin and role:" && \
 	  for m in plugins/modules/*.py; do ansible-doc pgops.postgresql.$$(basename $$m .py) >/dev/null; done && \

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build a Debian + PostgreSQL test image without any registry: debootstrap a minbase rootfs, trim it,
 # `docker import` it. Skipped when TAG exists with the same build hash (this script + the entrypoint +
 # args); FORCE=1 rebuilds. Honours MIRROR and DOCKER_HOST.

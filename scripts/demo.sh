@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # make demo: a throwaway PostgreSQL container named postgres-pim (the PIM team's set-up: user pim_user,
 # databases pim_dev and pim_prod seeded with a small PIM schema), a verified backup of it with
 # playbooks/backup.yml and the example inventory, then the backup list and stats.

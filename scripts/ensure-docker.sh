@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Make sure a Docker daemon answers. Reuses a live daemon; otherwise installs missing apt packages and
 # starts dockerd with no bridge and no iptables/forwarding (containers use network "host" or "none").
 # Never start a second --bridge=none daemon beside a running one: it would delete the other's docker0.

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Install the Debian packages the demo and the tests use on the host, only those whose command is missing:
 # docker.io, debootstrap (test images), python3-venv, zstd/lz4/pigz (compression), and PostgreSQL client and
 # server binaries (the functional tests start a throwaway cluster with initdb + pg_ctl).

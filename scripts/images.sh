@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Make sure both test images exist and print the tags to use (one line each: MAJOR TAG).
 # PGOPS_IMAGE_15 / PGOPS_IMAGE_17 override the image (e.g. postgres:15 where a registry is reachable):
 # it is then only checked, and pulled when missing; otherwise pgops/postgres:N is built from Debian.

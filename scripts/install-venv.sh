@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Create the test venv: requirements/dev.txt from PyPI, plus the collections of requirements/collections.txt
 # unzipped from the `ansible` wheel (no Galaxy), plus an offline stand-in for the get-pip download of
 # `ansible-test --venv`. Skipped when the venv's stamp matches requirements/*.txt + this script.

@@ -79,6 +79,7 @@ SELECT jsonb_build_object(
   'extensions', (SELECT coalesce(jsonb_agg(extname ORDER BY 1), '[]') FROM pg_extension))::text
 """
 
+
 def _now():
     return datetime.datetime.now().astimezone().replace(microsecond=0)
 
@@ -215,9 +216,9 @@ class BackupJob(object):
         need = int(info['database_size'] * ratio)
         free = free_bytes(self.dest)
         if need and free < need:
-            raise PgOpsError('not enough free space in %s: %d MiB free, %d MiB wanted (database %s is %d MiB x '
-                             'free_space_ratio %s)' % (self.dest, free >> 20, need >> 20, database,
-                                                        info['database_size'] >> 20, ratio), step='preflight')
+            raise PgOpsError(
+                'not enough free space in %s: %d MiB free, %d MiB wanted (database %s is %d MiB x free_space_ratio %s)'
+                % (self.dest, free >> 20, need >> 20, database, info['database_size'] >> 20, ratio), step='preflight')
         info['free_bytes'] = free
         return info
 
@@ -295,6 +296,9 @@ class BackupJob(object):
         meta['file'] = entry_stem + catalog.dump_suffix(fmt, meta['compression'])
         meta['path'] = os.path.join(self.dest, meta['file'])
         meta['meta_path'] = catalog.meta_path(self.dest, entry_stem)
+        if len(os.path.basename(temp_name(meta['meta_path'])).encode('utf-8')) > 255:
+            raise PgOpsError('the file name for database %r with this kind and label is over 255 bytes once escaped; '
+                             'use a shorter label' % meta['database'], step='options')
         if not self.check_mode and (os.path.lexists(meta['path']) or os.path.lexists(meta['meta_path'])):
             raise PgOpsError('%s already exists; refusing to overwrite a backup' % meta['meta_path'], step='dump')
 
@@ -488,7 +492,7 @@ def run_pg_backup(module):
             if key in db_results[0]:
                 out[key] = db_results[0][key]
     if failures:
-        out['changed'] = any(r['status'] == 'success' for r in results) or bool(failures)
-        module.fail_json(msg='; '.join('backup of %s failed at %s: %s' % (f['database'], f.get('failed_step'),
-                                                                             f['error']) for f in failures), **out)
+        # changed stays true: the failed runs are recorded in the catalog and the log
+        module.fail_json(msg='; '.join('backup of %s failed at %s: %s' % (f['database'], f.get('failed_step'), f['error'])
+                                       for f in failures), **out)
     module.exit_json(**out)

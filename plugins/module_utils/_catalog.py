@@ -58,12 +58,18 @@ def validate_label(label):
         raise CatalogError('label %r must not contain control characters' % label)
     if label.startswith('.') or label.startswith('-'):
         raise CatalogError('label %r must not start with "." or "-"' % label)
+    if len(slug(label)) > 2 * LABEL_MAX:
+        raise CatalogError('label %r is too long once escaped for a file name (%d bytes, at most %d): use fewer '
+                           'non-ASCII characters' % (label, len(slug(label)), 2 * LABEL_MAX))
     return label
 
 
 def slug(name):
     """A file-name-safe form of a database name or label: %-escapes anything but [A-Za-z0-9_.-]."""
-    return _quote(name.encode('utf-8'), safe='-._') if name else ''
+    if not name:
+        return ''
+    quoted = _quote(name.encode('utf-8'), safe='-._')
+    return '%2E' + quoted[1:] if quoted.startswith('.') else quoted   # never a hidden file
 
 
 def make_id(when):
@@ -73,7 +79,10 @@ def make_id(when):
 def parse_id(backup_id):
     if not ID_RE.match(backup_id or ''):
         raise CatalogError('backup id %r is not of the form YYYYMMDD_HHMMSS (e.g. 20241219_143022)' % backup_id)
-    return datetime.datetime.strptime(backup_id, ID_FORMAT)
+    try:
+        return datetime.datetime.strptime(backup_id, ID_FORMAT)
+    except ValueError:
+        raise CatalogError('backup id %r is not a valid date and time' % backup_id)
 
 
 def dump_suffix(fmt, compression):
@@ -131,8 +140,19 @@ def load_catalog(directory):
         if meta.get('file'):
             meta['path'] = os.path.join(directory, meta['file'])
         entries.append(meta)
-    entries.sort(key=lambda m: (m.get('started_at') or '', m['id']), reverse=True)
+    entries.sort(key=lambda m: (_started(m), m['id']), reverse=True)
     return entries, warnings
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _started(meta):
+    """The instant a backup started (not its text: zones and DST differ), for ordering."""
+    try:
+        return parse_time(meta.get('started_at')) or _EPOCH
+    except (TypeError, ValueError):
+        return _EPOCH
 
 
 def ids_for(entries, database):
@@ -263,7 +283,7 @@ def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct
             alerts.append('%s: backup success rate %.1f%% over %d days' % (db, s['success_rate'], window_days))
     return {
         'count': len(ok),
-        'failed': len(entries) - len(ok),
+        'failed': len([m for m in entries if m.get('status') == 'failed']),
         'total_size': sum(int(m.get('size') or 0) for m in ok),
         'by_kind': by_kind,
         'success_rate': round(100.0 * n_ok / (n_ok + n_failed), 1) if n_ok + n_failed else None,

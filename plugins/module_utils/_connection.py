@@ -16,7 +16,6 @@ __metaclass__ = type
 import glob
 import json
 import os
-import re
 import subprocess
 import tempfile
 
@@ -151,7 +150,7 @@ class PgTarget(object):
             return
         runtime = self.module.get_bin_path(self.runtime, required=True)
         proc = subprocess.run([runtime, 'inspect', '--format', '{{.State.Status}}', self.container],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         if proc.returncode != 0:
             raise PgOpsError('container %s not found (%s inspect: %s)' % (
                 self.container, self.runtime, proc.stderr.decode('utf-8', 'replace').strip()), step='preflight')
@@ -237,9 +236,6 @@ class PsqlSession(object):
     def __exit__(self, *exc):
         self.close()
         return False
-
-
-SERVER_MAJOR_RE = re.compile(r'^(\d+)')
 
 
 def major_of(version_num):

@@ -123,10 +123,19 @@ def run_to_file(stages, path, env, uid=-1, gid=-1):
     tmp = temp_name(path)
     digest = hashlib.sha256()
     size = 0
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, FILE_MODE)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, FILE_MODE)
+    except OSError as e:
+        raise PgOpsError('cannot create %s: %s' % (tmp, e.strerror or e), step='write')
     try:
         try:
-            out = _start(stages, env)
+            os.fchmod(fd, FILE_MODE)   # whatever the umask
+            try:
+                out = _start(stages, env)
+            except OSError as e:
+                bad = [s for s in stages if s.proc is None][0]
+                raise PgOpsError('backup pipeline failed: cannot run %s (%s): %s'
+                                 % (bad.name, bad.argv[0], e.strerror or e), step='dump')
             src = out.fileno()
             while True:
                 chunk = os.read(src, CHUNK)

@@ -22,16 +22,19 @@ description:
   - Failed runs are recorded too (C(status=failed), no dump file) so that success rates are facts.
   - Runs C(pg_dump) natively, or inside a container with O(container) so its version matches the server's.
 author:
-  - pgops.postgresql contributors
+  - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
   - pgops.postgresql.connection
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Connects read-only to report the backups it would make (paths, database size, free space); writes nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: none
     details: Every run that is not in check mode makes a new backup.
 options:

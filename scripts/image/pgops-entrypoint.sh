@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Entrypoint of the pgops/postgres images: follows the official `postgres` image contract closely enough
 # that pgops/postgres:N and postgres:N are interchangeable for "PostgreSQL in a container" tests.
 #   env: POSTGRES_USER (postgres), POSTGRES_PASSWORD (required unless POSTGRES_HOST_AUTH_METHOD=trust),

@@ -62,7 +62,7 @@ class Postgres(object):
         proc = subprocess.run([pg_bin('psql'), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1',
                                '-p', str(self.port), '-U', self.user, '-d', "dbname='%s'" % database.replace(
                                    "'", "\\'"), '-c', sql],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
         if check and proc.returncode != 0:
             raise AssertionError('psql failed: %s' % proc.stderr)
         return proc.stdout.strip()
@@ -110,7 +110,7 @@ def postgres():
         yield Postgres(port, sock)
     finally:
         subprocess.run(as_user + [pg_bin('pg_ctl'), '-D', data, '-m', 'immediate', 'stop'],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 

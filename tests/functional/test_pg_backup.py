@@ -40,7 +40,7 @@ def restore(postgres, meta, target_db):
                       'none': ['cat', path]}[meta['compression']]
         dec = subprocess.Popen(decompress, stdout=subprocess.PIPE)
         psql = subprocess.run([pg_bin('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1'] + conn + ['-d', target_db],
-                              stdin=dec.stdout, stdout=subprocess.DEVNULL)
+                              stdin=dec.stdout, stdout=subprocess.DEVNULL, check=False)
         dec.stdout.close()
         assert dec.wait() == 0 and psql.returncode == 0
     else:
@@ -188,7 +188,7 @@ def test_password_never_in_argv_metadata_or_output(postgres, dest, run_module, t
         with open(os.path.join(dest, name), 'rb') as f:
             data = f.read()
         if name.endswith('.zst'):
-            data = subprocess.run(['zstd', '-dc'], input=data, stdout=subprocess.PIPE).stdout
+            data = subprocess.run(['zstd', '-dc'], input=data, stdout=subprocess.PIPE, check=True).stdout
         assert secret.encode() not in data
 
 
@@ -204,7 +204,7 @@ def test_pg_dump_killed_midway_leaves_nothing(postgres, dest, run_module):
 
     def dump_pid():
         out = subprocess.run(['pgrep', '-f', 'pg_dump.*--snapshot'], stdout=subprocess.PIPE,
-                             universal_newlines=True).stdout.split()
+                             universal_newlines=True, check=False).stdout.split()
         return out[0] if out else None
 
     def temp_file_growing():

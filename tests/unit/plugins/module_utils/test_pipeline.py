@@ -148,8 +148,9 @@ def test_stage_that_cannot_start_is_named(tmp_path):
 
 
 def test_run_to_file_into_a_missing_directory(tmp_path):
-    with pytest.raises(OSError):
+    with pytest.raises(PgOpsError) as err:
         run_to_file([sh('producer', 'printf abc')], str(tmp_path / 'missing' / 'x'), ENV)
+    assert err.value.step == 'write' and 'No such file or directory' in err.value.msg
     assert os.listdir(str(tmp_path)) == []
 
 

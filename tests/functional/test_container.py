@@ -1,0 +1,107 @@
+# -*- coding: utf-8 -*-
+"""pg_backup against PostgreSQL in a real container (docker exec), including a stopped container."""
+from __future__ import absolute_import, division, print_function
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import SEED, free_port, wait_for
+from test_pg_backup import sha256, visible
+
+NAME = 'pgops-functional-pg-%d' % os.getpid()
+PASSWORD = 'ContainerPw-%d' % os.getpid()
+
+
+def image():
+    override = os.environ.get('PGOPS_IMAGE_15')
+    if override:
+        return override
+    return 'pgops/postgres:15'
+
+
+def docker(*args, **kw):
+    return subprocess.run(['docker'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, check=False, **kw)
+
+
+@pytest.fixture(scope='module')
+def pg_container():
+    if docker('version').returncode != 0:
+        pytest.fail('docker does not answer: run make test (it starts dockerd)')
+    port = free_port()
+    env = dict(os.environ, POSTGRES_PASSWORD=PASSWORD)
+    run = docker('run', '-d', '--name', NAME, '--network', 'host', '-e', 'POSTGRES_USER=pim_user',
+                 '-e', 'POSTGRES_PASSWORD', '-e', 'POSTGRES_DB=pim_dev', '-e', 'PGPORT=%d' % port,
+                 image(), 'postgres', env=env)
+    assert run.returncode == 0, run.stderr
+    try:
+        wait_for(lambda: docker('exec', NAME, 'pg_isready', '-q', '-U', 'pim_user', '-d', 'pim_dev').returncode == 0,
+                 timeout=60, interval=0.3)
+        with open(SEED) as f:
+            seeded = docker('exec', '-i', NAME, 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-U', 'pim_user',
+                            '-d', 'pim_dev', input=f.read())
+        assert seeded.returncode == 0, seeded.stderr
+        yield dict(name=NAME, port=port)
+    finally:
+        docker('rm', '-f', NAME)
+
+
+def test_container_backup_then_stopped_container_fails_cleanly(pg_container, dest, run_module):
+    args = dict(container=NAME, login_user='pim_user', databases=['pim_dev'], dest=dest, kind='full')
+    ok = run_module('pg_backup', args)
+    assert not ok.get('failed'), ok
+    assert ok['backups'][0]['container'] == NAME and ok['rows_total'] > 5000
+    assert sha256(ok['path']) == ok['sha256']
+    before = dict((n, sha256(os.path.join(dest, n))) for n in visible(dest))
+
+    assert docker('stop', '-t', '2', NAME).returncode == 0
+    try:
+        res = run_module('pg_backup', args)
+        assert res['failed'], res
+        assert 'container %s is not running (status exited)' % NAME in res['msg']
+        after = visible(dest)
+        new = [n for n in after if n not in before]
+        assert len(new) == 1 and new[0].endswith('.meta.json'), new   # the failure is recorded; no dump
+        with open(os.path.join(dest, new[0])) as f:
+            failed = json.load(f)
+        assert failed['status'] == 'failed' and failed['file'] is None and failed['failed_step'] == 'preflight'
+        assert dict((n, sha256(os.path.join(dest, n))) for n in before) == before
+    finally:
+        assert docker('start', NAME).returncode == 0
+        wait_for(lambda: docker('exec', NAME, 'pg_isready', '-q', '-U', 'pim_user', '-d', 'pim_dev').returncode == 0,
+                 timeout=60, interval=0.3)
+
+
+def test_container_password_over_tcp_stays_out_of_argv(pg_container, dest, run_module):
+    args = dict(container=NAME, login_user='pim_user', login_password=PASSWORD, login_host='127.0.0.1',
+                port=pg_container['port'], databases=['pim_dev'], dest=dest, format='custom')
+    proc = run_module.popen('pg_backup', args)
+    seen = []
+    while proc.poll() is None:
+        for pid in os.listdir('/proc'):
+            if pid.isdigit():
+                try:
+                    with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                        seen.append(f.read())
+                except (IOError, OSError):
+                    pass
+        time.sleep(0.01)
+    res = run_module.result(proc)
+    assert not res.get('failed'), res
+    assert any(b'docker\x00exec' in c for c in seen)
+    assert not any(PASSWORD.encode() in c for c in seen)
+    assert PASSWORD not in json.dumps(res)
+    listing = docker('exec', '-i', NAME, 'pg_restore', '--list', stdin=open(res['path'], 'rb'))
+    assert listing.returncode == 0 and 'TABLE DATA public products' in listing.stdout
+
+
+def test_wrong_password_fails_with_a_clear_message(pg_container, dest, run_module):
+    res = run_module('pg_backup', dict(container=NAME, login_user='pim_user', login_password='wrong',
+                                       login_host='127.0.0.1', port=pg_container['port'], databases=['pim_dev'],
+                                       dest=dest))
+    assert res['failed'] and 'cannot connect to database pim_dev (container %s)' % NAME in res['msg']
+    assert 'password authentication failed' in res['msg']
