@@ -23,12 +23,12 @@ ROOTFS=$(mktemp -d "${TMPDIR:-/tmp}/pgops-rootfs-$SUITE.XXXX")
 LOG=$ROOTFS.log
 trap 'rm -rf "$ROOTFS"; rm -f "$LOG"' EXIT
 t0=$(date +%s)
-# python3 (+psycopg2): Ansible + community.postgresql modules; sudo: become_user postgres;
+# python3 (+psycopg2, requests): Ansible, community.postgresql and community.docker modules; sudo: become_user postgres;
 # iproute2 (ss) + procps: testinfra; util-linux: setpriv for the entrypoint; zstd/lz4/gzip: dump compression.
 # postgresql-contrib-N is provided by postgresql-N on bookworm and trixie (no separate package).
 # C.UTF-8 is built into libc, so no locales package.
 debootstrap --variant=minbase \
-  --include="python3,python3-psycopg2,sudo,iproute2,procps,util-linux,zstd,lz4,gzip,postgresql-$PGMAJOR,postgresql-client-$PGMAJOR" \
+  --include="python3,python3-psycopg2,python3-requests,sudo,iproute2,procps,util-linux,zstd,lz4,gzip,postgresql-$PGMAJOR,postgresql-client-$PGMAJOR" \
   "$SUITE" "$ROOTFS" "$MIRROR" >"$LOG" 2>&1 || { tail -n 20 "$LOG" >&2; die "debootstrap $SUITE failed (above)"; }
 t1=$(date +%s)
 

@@ -315,3 +315,69 @@ def run_backup_info(module):
         selected = selected[:p['limit']]
     result['backups'] = selected
     module.exit_json(**result)
+
+
+def last_verification(meta):
+    checks = meta.get('verifications') or []
+    return checks[-1] if checks else None
+
+
+def is_verified(meta):
+    last = last_verification(meta)
+    return bool(last and last.get('result') == 'passed')
+
+
+def _parse_before(value):
+    """``before`` as a backup id or a date/time ('2024-12-19', '2024-12-19 14:30', ISO with offset)."""
+    if ID_RE.match(value):
+        return parse_id(value).astimezone()
+    for fmt in ('%Y-%m-%dT%H:%M:%S%z', '%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d'):
+        try:
+            text = _fix_iso(value) if fmt.endswith('%z') else value
+            when = datetime.datetime.strptime(text, fmt)
+            return when if when.tzinfo else when.astimezone()
+        except ValueError:
+            continue
+    raise CatalogError('before %r is neither a backup id (20241219_143022) nor a date and time '
+                       '(2024-12-19 14:30:22)' % value)
+
+
+def _nearest(candidates, backup_id, n=3):
+    try:
+        wanted = parse_id(backup_id)
+    except CatalogError:
+        return [m['id'] for m in candidates[:n]]
+    return [m['id'] for m in sorted(candidates, key=lambda m: abs((parse_id(m['id']) - wanted).total_seconds()))[:n]]
+
+
+def select_backup(entries, database=None, backup_id='latest', before=None):
+    """The backup to restore: an id, 'latest', 'latest_verified', or the newest before a time.
+
+    Only successful database backups are candidates. An unknown id fails with the nearest ids; an id that two
+    databases share fails as ambiguous unless ``database`` is given.
+    """
+    candidates = [m for m in entries if m.get('status') == 'success' and m.get('scope', 'database') == 'database'
+                  and (database is None or m.get('database') == database)]
+    what = 'database %s' % database if database else 'any database'
+    if before:
+        limit = _parse_before(before)
+        candidates = [m for m in candidates if _started(m) < limit]
+        what += ' before %s' % before
+    if not candidates:
+        raise CatalogError('no successful backup of %s in the catalog' % what)
+    if backup_id in (None, '', 'latest'):
+        return candidates[0]
+    if backup_id == 'latest_verified':
+        verified = [m for m in candidates if is_verified(m)]
+        if not verified:
+            raise CatalogError('no verified backup of %s (run a restore drill first; newest unverified: %s)'
+                               % (what, candidates[0]['id']))
+        return verified[0]
+    matches = [m for m in candidates if m['id'] == backup_id]
+    if not matches:
+        raise CatalogError('no backup %s of %s; nearest ids: %s' % (backup_id, what,
+                                                                   ', '.join(_nearest(candidates, backup_id))))
+    if len(matches) > 1:
+        raise CatalogError('backup id %s is ambiguous: it exists for databases %s; set database'
+                           % (backup_id, ', '.join(sorted(m['database'] for m in matches))))
+    return matches[0]

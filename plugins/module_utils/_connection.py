@@ -136,8 +136,8 @@ class PgTarget(object):
         prefix = self.container_prefix(interactive) if self.container else []
         return prefix + [self.tool(tool)] + self.conn_args() + list(args)
 
-    def argv_noconn(self, tool, args):
-        prefix = self.container_prefix() if self.container else []
+    def argv_noconn(self, tool, args, interactive=False):
+        prefix = self.container_prefix(interactive) if self.container else []
         return prefix + [self.tool(tool)] + list(args)
 
     def where(self):

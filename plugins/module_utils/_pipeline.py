@@ -222,3 +222,32 @@ def fsync_tree(path, mode_dir=0o750, mode_file=FILE_MODE, uid=-1, gid=-1):
         if uid != -1 or gid != -1:
             os.chown(root, uid, gid)
         fsync_dir(root)
+
+
+def run_pipeline(stages, env, what, stdin_path=None):
+    """Run ``stages`` as a pipeline whose output is not kept (a restore); the first reads ``stdin_path``.
+
+    Every stage must exit 0; otherwise PgOpsError names the failing stage with its exit status and stderr.
+    """
+    stdin = open(stdin_path, 'rb') if stdin_path else None
+    try:
+        try:
+            out = _start(stages, env, first_stdin=stdin)
+        except OSError as e:
+            bad = [s for s in stages if s.proc is None][0]
+            raise PgOpsError('%s failed: cannot run %s (%s): %s' % (what, bad.name, bad.argv[0], e.strerror or e),
+                             step=what)
+        if stdin is not None:
+            stdin.close()
+            stdin = None
+        while os.read(out.fileno(), CHUNK):
+            pass
+        for s in stages:
+            s.proc.wait()
+        if any(s.rc != 0 for s in stages):
+            raise PgOpsError(failure_message(stages, what), step=what)
+    finally:
+        if stdin is not None:
+            stdin.close()
+        _stop(stages)
+        _close(stages)

@@ -62,11 +62,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "host all all all $AUTH" >> "$PGDATA/pg_hba.conf"
 
   if [ "$POSTGRES_DB" != postgres ]; then   # like the official image: initdb only makes "postgres"
-    as_pg pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w -s start >/dev/null || die "temporary server failed"
+    # the temporary server listens only on a private socket: nobody sees it as "ready" before the database exists
+    initsock=$(mktemp -d); chown postgres: "$initsock"
+    as_pg pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=$initsock" -w -s start \
+      >/dev/null || die "temporary server failed"
     # shellcheck disable=SC2016
     printf 'CREATE DATABASE :"db";\n' | as_pg psql -q -v ON_ERROR_STOP=1 -X -U "$POSTGRES_USER" -d postgres \
-      -p "$PGPORT" -h "$SOCKDIR" --set db="$POSTGRES_DB" || die "CREATE DATABASE $POSTGRES_DB failed"
+      -p "$PGPORT" -h "$initsock" --set db="$POSTGRES_DB" || die "CREATE DATABASE $POSTGRES_DB failed"
     as_pg pg_ctl -D "$PGDATA" -m fast -w -s stop || die "stopping the temporary server failed"
+    rm -rf "$initsock"
   fi
   echo "pgops-entrypoint: initialised $PGDATA (user $POSTGRES_USER, db $POSTGRES_DB, port $PGPORT)"
 fi

@@ -1,0 +1,307 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pg_restore_verified
+short_description: Restore a pgops backup into a scratch database, prove it, then swap it in atomically
+version_added: 0.1.0
+description:
+  - Chooses a backup from the catalog that M(pgops.postgresql.pg_backup) writes (by id, C(latest),
+    C(latest_verified), or the newest before a time), checks its sha256 against the metadata and that its
+    format is readable, before anything is touched.
+  - Restores it into a scratch database C(<target>__restore_<id>) and verifies it - the exact row count of every
+    table and the sets of tables, views, sequences and functions against the metadata, optional SQL assertions,
+    optional amcheck of B-tree indexes.
+  - O(mode=test) (a restore drill) drops the scratch database and records the result in the backup's metadata.
+    O(mode=new) renames it to a new database. O(mode=replace) takes a C(pre_restore) backup of the target, ends
+    the target's sessions and swaps by renames in one transaction (target to C(<target>__rollback_<ts>), scratch
+    to target), so the outage is only the rename and the previous content is kept. O(mode=rollback) swaps the
+    newest rollback database back.
+  - If any step fails the target is untouched, the scratch database is dropped and the error names the step.
+  - Every run appends a JSON line to an audit log - who, when, which backup, target, mode, result, RTO.
+author:
+  - pgops.postgresql maintainers (@pgops)
+extends_documentation_fragment:
+  - pgops.postgresql.connection
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Chooses the backup, checks its file (read-only) and returns the plan; creates, restores and records nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: none
+    details: Every run restores again (test mode records a new verification).
+options:
+  path:
+    description:
+      - The backup directory (O(pgops.postgresql.pg_backup#module:dest)).
+    type: path
+    required: true
+  database:
+    description:
+      - The database whose backups to choose from. Needed when an id exists for several databases.
+    type: str
+  backup_id:
+    description:
+      - C(YYYYMMDD_HHMMSS) (e.g. C(20241219_143022)), C(latest), or C(latest_verified) (the newest backup whose
+        last verification passed). An unknown id fails with the nearest ids.
+    type: str
+    default: latest
+  before:
+    description:
+      - Choose among backups started before this time (C(2024-12-19 14:30), ISO 8601, or a backup id).
+    type: str
+  mode:
+    description:
+      - C(test) restore drill, C(new) restore into a new database, C(replace) swap into the target, C(rollback)
+        swap the newest rollback database back into the target.
+    type: str
+    choices: [ test, new, replace, rollback ]
+    default: test
+  target:
+    description:
+      - Database to restore into (C(new), C(replace)) or to roll back. Defaults to the backup's database.
+    type: str
+  rollback_database:
+    description:
+      - With O(mode=rollback), the rollback database to bring back (default the newest of the target).
+    type: str
+  owner:
+    description:
+      - Owner of the restored database. Defaults to the target's current owner, else O(login_user).
+    type: str
+  no_owner:
+    description:
+      - For custom and directory formats, do not restore object ownership and privileges.
+    type: bool
+    default: false
+  jobs:
+    description:
+      - Parallel C(pg_restore) workers for custom and directory formats (natively; in a container the archive is
+        streamed to one worker).
+    type: int
+    default: 2
+  assertions:
+    description:
+      - SQL queries run in the restored database that must each return true, e.g.
+        C(SELECT count(*) > 0 FROM products).
+    type: list
+    elements: str
+    default: []
+  amcheck:
+    description:
+      - Check every B-tree index with the amcheck extension where it is available (created and dropped again).
+    type: bool
+    default: false
+  pre_restore_backup:
+    description:
+      - With O(mode=replace) and an existing target, take a C(pre_restore) backup of it first.
+    type: bool
+    default: true
+  record:
+    description:
+      - Append the result (time, mode, result, RTO, checks) to the C(verifications) of the backup's metadata.
+    type: bool
+    default: true
+  maintenance_db:
+    description:
+      - Database to connect to for creating, renaming and dropping databases.
+    type: str
+    default: postgres
+  audit_log:
+    description:
+      - Audit log file (JSON lines). Defaults to C(restore-audit.jsonl) in O(path).
+    type: path
+  audit_user:
+    description:
+      - Who asked for the restore, for the audit log (the role passes the controller user).
+    type: str
+  audit_context:
+    description:
+      - More facts for the audit log, such as the AWX job id.
+    type: dict
+  lock_timeout:
+    description:
+      - Seconds to wait for the backup lock when recording results or taking the pre-restore backup.
+    type: int
+    default: 300
+  free_space_ratio:
+    description:
+      - Free space wanted for the pre-restore backup, as a multiple of the database size.
+    type: float
+    default: 0.5
+  backup_log_file:
+    description:
+      - Log file for the pre-restore backup's line.
+    type: path
+  backup_owner:
+    description:
+      - Owner of the pre-restore backup files.
+    type: str
+  backup_group:
+    description:
+      - Group of the pre-restore backup files.
+    type: str
+seealso:
+  - module: pgops.postgresql.pg_backup
+  - module: pgops.postgresql.backup_info
+'''
+
+EXAMPLES = r'''
+- name: Weekly drill - restore the newest backup of pim_prod into a scratch database, verify, drop
+  pgops.postgresql.pg_restore_verified:
+    container: postgres-pim
+    login_user: pim_user
+    path: /backups/database
+    database: pim_prod
+    mode: test
+
+- name: Restore backup 20241219_143022 over pim_dev, keeping a rollback database
+  pgops.postgresql.pg_restore_verified:
+    container: postgres-pim
+    login_user: pim_user
+    path: /backups/database
+    database: pim_dev
+    backup_id: "20241219_143022"
+    mode: replace
+    assertions:
+      - SELECT count(*) > 0 FROM products
+
+- name: Undo that restore
+  pgops.postgresql.pg_restore_verified:
+    container: postgres-pim
+    login_user: pim_user
+    path: /backups/database
+    target: pim_dev
+    mode: rollback
+
+- name: Test a production backup in a new database before touching production
+  pgops.postgresql.pg_restore_verified:
+    login_user: postgres
+    path: /backups/database
+    database: pim_prod
+    backup_id: latest_verified
+    mode: new
+    target: pim_prod_check
+'''
+
+RETURN = r'''
+backup_id:
+  description: Id of the backup restored.
+  returned: when a backup was chosen
+  type: str
+  sample: "20241219_143022"
+backup_path:
+  description: Path of the backup restored.
+  returned: when a backup was chosen
+  type: str
+database:
+  description: The backup's database.
+  returned: when a backup was chosen
+  type: str
+target:
+  description: The database restored into or rolled back.
+  returned: always
+  type: str
+mode:
+  description: The mode.
+  returned: always
+  type: str
+result:
+  description: C(passed) or C(failed).
+  returned: when the run got past the plan
+  type: str
+plan:
+  description: The steps, in order (in check mode, what would be done).
+  returned: always
+  type: list
+  elements: str
+checks:
+  description: Each check's result (C(sha256), C(format), C(row_counts), C(objects), C(assertions), C(amcheck)) and
+    the number of tables and rows verified.
+  returned: always
+  type: dict
+  sample: {sha256: passed, format: passed, row_counts: passed, objects: passed, tables_verified: 4, rows_verified: 6032}
+phases:
+  description: Seconds spent in each phase (C(file_check), C(pre_restore_backup), C(restore), C(verify), C(swap),
+    C(drop_scratch)).
+  returned: always
+  type: dict
+rto_seconds:
+  description: Seconds from the start of the run until the target was usable (or, in test mode, verified).
+  returned: on success
+  type: float
+scratch_database:
+  description: The scratch database name used.
+  returned: when a backup was chosen
+  type: str
+rollback_database:
+  description: The database holding the previous content (replace), or the one brought back (rollback).
+  returned: with mode replace over an existing target, and with mode rollback
+  type: str
+pre_restore_backup:
+  description: id, path, size and sha256 of the backup taken before replacing.
+  returned: with mode replace over an existing target
+  type: dict
+sessions_terminated:
+  description: Sessions on the target ended before the swap.
+  returned: when a swap happened
+  type: int
+failed_step:
+  description: The step that failed (C(choose), C(file_check), C(pre_restore_backup), C(restore), C(verify), C(swap)).
+  returned: on failure
+  type: str
+audit_log:
+  description: The audit log written.
+  returned: outside check mode
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import connection_argument_spec
+from ansible_collections.pgops.postgresql.plugins.module_utils._restore import run_pg_restore_verified
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        path=dict(type='path', required=True),
+        database=dict(type='str'),
+        backup_id=dict(type='str', default='latest'),
+        before=dict(type='str'),
+        mode=dict(type='str', default='test', choices=['test', 'new', 'replace', 'rollback']),
+        target=dict(type='str'),
+        rollback_database=dict(type='str'),
+        owner=dict(type='str'),
+        no_owner=dict(type='bool', default=False),
+        jobs=dict(type='int', default=2),
+        assertions=dict(type='list', elements='str', default=[]),
+        amcheck=dict(type='bool', default=False),
+        pre_restore_backup=dict(type='bool', default=True),
+        record=dict(type='bool', default=True),
+        maintenance_db=dict(type='str', default='postgres'),
+        audit_log=dict(type='path'),
+        audit_user=dict(type='str'),
+        audit_context=dict(type='dict'),
+        lock_timeout=dict(type='int', default=300),
+        free_space_ratio=dict(type='float', default=0.5),
+        backup_log_file=dict(type='path'),
+        backup_owner=dict(type='str'),
+        backup_group=dict(type='str'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_pg_restore_verified(module)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,206 @@
+# -*- coding: utf-8 -*-
+"""pg_restore_verified against a real PostgreSQL: drills, replace with rollback, and the faults that must
+leave the target untouched (a flipped byte, a truncated file, a restore killed mid-way, a failed assertion)."""
+from __future__ import absolute_import, division, print_function
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from conftest import pg_bin, wait_for
+
+
+def databases(postgres):
+    return set(postgres.psql('postgres', 'SELECT datname FROM pg_database').split())
+
+
+def meta_of(dest, backup_id, database):
+    for name in os.listdir(dest):
+        if name.endswith('.meta.json'):
+            with open(os.path.join(dest, name)) as f:
+                meta = json.load(f)
+            if meta['id'] == backup_id and meta['database'] == database:
+                return meta
+    raise AssertionError('no metadata for %s' % backup_id)
+
+
+@pytest.fixture
+def shop(postgres, dest, run_module):
+    """A seeded database 'shop' and one plain zstd backup of it."""
+    postgres.create_db('shop')
+    res = run_module('pg_backup', dict(postgres.conn(), databases=['shop'], dest=dest))
+    assert not res.get('failed'), res
+    return dict(db='shop', id=res['id'], counts=postgres.row_counts('shop'), path=res['path'])
+
+
+def restore(run_module, postgres, dest, check_mode=False, **kw):
+    args = dict(postgres.conn(), path=dest)
+    args.update(kw)
+    return run_module('pg_restore_verified', args, check_mode=check_mode)
+
+
+def test_drill_verifies_drops_scratch_and_records(postgres, dest, run_module, shop):
+    before = databases(postgres)
+    res = restore(run_module, postgres, dest, database='shop', mode='test', amcheck=True,
+                  assertions=['SELECT count(*) = 1500 FROM products'])
+    assert not res.get('failed'), res
+    assert res['result'] == 'passed' and res['backup_id'] == shop['id']
+    assert res['checks']['sha256'] == res['checks']['format'] == res['checks']['row_counts'] == 'passed'
+    assert res['checks']['objects'] == res['checks']['assertions'] == 'passed'
+    assert res['checks']['amcheck'].startswith('passed (')
+    assert res['checks']['rows_verified'] == sum(shop['counts'].values())
+    assert set(res['phases']) >= {'file_check', 'restore', 'verify', 'drop_scratch'}
+    assert res['rto_seconds'] > 0
+    assert databases(postgres) == before                       # scratch dropped, nothing else touched
+    assert postgres.row_counts('shop') == shop['counts']
+    meta = meta_of(dest, shop['id'], 'shop')
+    [v] = meta['verifications']
+    assert v['result'] == 'passed' and v['mode'] == 'test' and v['rto_seconds'] == res['rto_seconds']
+    with open(os.path.join(dest, 'restore-audit.jsonl')) as f:
+        audit = [json.loads(line) for line in f]
+    assert audit[-1]['backup_id'] == shop['id'] and audit[-1]['result'] == 'passed'
+    assert audit[-1]['who']['os_user'] and audit[-1]['mode'] == 'test'
+    # latest_verified now finds it; a newer unverified backup is not chosen
+    newer = run_module('pg_backup', dict(postgres.conn(), databases=['shop'], dest=dest))
+    plan = restore(run_module, postgres, dest, check_mode=True, database='shop', backup_id='latest_verified')
+    assert plan['backup_id'] == shop['id'] != newer['id']
+
+
+def test_check_mode_plans_and_touches_nothing(postgres, dest, run_module, shop):
+    before = databases(postgres)
+    res = restore(run_module, postgres, dest, check_mode=True, database='shop', mode='replace')
+    assert not res.get('failed'), res
+    assert res['changed'] is True and 'pre_restore backup of shop' in res['plan']
+    assert any('rename it to shop__rollback_' in step for step in res['plan'])
+    assert databases(postgres) == before
+    assert meta_of(dest, shop['id'], 'shop')['verifications'] == []
+    assert not os.path.exists(os.path.join(dest, 'restore-audit.jsonl'))
+
+
+def test_unknown_id_lists_the_nearest(postgres, dest, run_module, shop):
+    res = restore(run_module, postgres, dest, database='shop', backup_id='20200101_000000')
+    assert res['failed'] and res['failed_step'] == 'choose'
+    assert 'no backup 20200101_000000 of database shop; nearest ids: %s' % shop['id'] in res['msg']
+
+
+@pytest.mark.parametrize('damage', ['flip', 'truncate'])
+def test_damaged_backup_is_refused_before_the_target_is_touched(postgres, dest, run_module, shop, damage):
+    with open(shop['path'], 'r+b') as f:
+        if damage == 'flip':
+            f.seek(os.path.getsize(shop['path']) // 2)
+            byte = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([byte[0] ^ 0x01]))
+        else:
+            f.truncate(os.path.getsize(shop['path']) // 2)
+    postgres.psql('shop', 'DELETE FROM product_attributes WHERE product_id > 1000')
+    changed_counts = postgres.row_counts('shop')
+    before = databases(postgres)
+    res = restore(run_module, postgres, dest, database='shop', mode='replace')
+    assert res['failed'] and res['failed_step'] == 'file_check', res
+    assert 'is damaged: sha256' in res['msg']
+    assert databases(postgres) == before and postgres.row_counts('shop') == changed_counts
+    assert meta_of(dest, shop['id'], 'shop')['verifications'][-1]['result'] == 'failed'
+    assert len([n for n in os.listdir(dest) if 'pre_restore' in n]) == 0   # refused before the pre-restore backup
+
+
+def test_replace_with_open_sessions_then_rollback(postgres, dest, run_module, shop):
+    postgres.psql('shop', 'DELETE FROM product_attributes; UPDATE products SET name = \'changed\'')
+    damaged = postgres.row_counts('shop')
+    session = subprocess.Popen([pg_bin('psql'), '-X', '-h', '127.0.0.1', '-p', str(postgres.port), '-U', 'postgres',
+                                '-d', 'shop'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    session.stdin.write(b'SELECT 1;\n')
+    session.stdin.flush()
+    session.stdout.readline()
+    try:
+        res = restore(run_module, postgres, dest, database='shop', backup_id=shop['id'], mode='replace')
+    finally:
+        session.stdin.close()
+        session.wait()
+    assert not res.get('failed'), res
+    assert res['sessions_terminated'] >= 1
+    assert postgres.row_counts('shop') == shop['counts']
+    assert postgres.psql('shop', "SELECT count(*) FROM products WHERE name = 'changed'") == '0'
+    rollback = res['rollback_database']
+    assert rollback.startswith('shop__rollback_') and rollback in databases(postgres)
+    assert postgres.row_counts(rollback) == damaged
+    assert res['pre_restore_backup']['id'] and os.path.isfile(res['pre_restore_backup']['path'])
+    assert 'swap' in res['phases'] and 'pre_restore_backup' in res['phases']
+    with open(os.path.join(dest, 'restore-audit.jsonl')) as f:
+        audit = [json.loads(line) for line in f]
+    assert audit[-1]['mode'] == 'replace' and audit[-1]['rollback_database'] == rollback
+
+    back = restore(run_module, postgres, dest, target='shop', mode='rollback')
+    assert not back.get('failed'), back
+    assert back['rollback_database'] == rollback
+    assert postgres.row_counts('shop') == damaged
+    assert back['replaced_database'] in databases(postgres) and rollback not in databases(postgres)
+    assert postgres.row_counts(back['replaced_database']) == shop['counts']
+
+
+def test_restore_killed_midway_leaves_target_untouched(postgres, dest, run_module):
+    postgres.create_db('bigshop', seed=False)
+    postgres.psql('bigshop', "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('y', 300) AS payload "
+                             "FROM generate_series(1, 300000) g; CREATE INDEX ON big (payload)")
+    res = run_module('pg_backup', dict(postgres.conn(), databases=['bigshop'], dest=dest, compression='none'))
+    assert not res.get('failed'), res
+    postgres.psql('bigshop', 'DELETE FROM big WHERE id > 1000')
+    before_dbs = databases(postgres)
+    proc = run_module.popen('pg_restore_verified', dict(postgres.conn(), path=dest, database='bigshop',
+                                                        mode='replace', pre_restore_backup=False))
+
+    def restoring_psql():
+        out = subprocess.run(['pgrep', '-f', 'psql.*single-transaction'], stdout=subprocess.PIPE,
+                             universal_newlines=True, check=False).stdout.split()
+        return out[0] if out else None
+
+    os.kill(int(wait_for(restoring_psql)), signal.SIGKILL)
+    res = run_module.result(proc)
+    assert res['failed'] and res['failed_step'] == 'restore' and 'psql killed by signal SIGKILL' in res['msg'], res
+    assert databases(postgres) == before_dbs
+    assert postgres.psql('bigshop', 'SELECT count(*) FROM big') == '1000'
+
+
+def test_failed_assertion_drops_scratch_and_keeps_target(postgres, dest, run_module, shop):
+    before = databases(postgres)
+    res = restore(run_module, postgres, dest, database='shop', mode='replace',
+                  assertions=['SELECT count(*) = 0 FROM products'])
+    assert res['failed'] and res['failed_step'] == 'verify' and 'assertion 1 is not true' in res['msg'], res
+    assert databases(postgres) == before
+    assert postgres.row_counts('shop') == shop['counts']
+
+
+def test_new_mode_and_refusal_to_overwrite(postgres, dest, run_module, shop):
+    res = restore(run_module, postgres, dest, database='shop', mode='new', target='shop_check')
+    assert not res.get('failed'), res
+    assert postgres.row_counts('shop_check') == shop['counts']
+    again = restore(run_module, postgres, dest, database='shop', mode='new', target='shop_check')
+    assert again['failed'] and 'already exists' in again['msg']
+
+
+def test_custom_and_directory_formats_restore(postgres, dest, run_module, shop):
+    for fmt in ('custom', 'directory'):
+        b = run_module('pg_backup', dict(postgres.conn(), databases=['shop'], dest=dest, format=fmt,
+                                         compression='gzip', jobs=2 if fmt == 'directory' else 1))
+        assert not b.get('failed'), b
+        res = restore(run_module, postgres, dest, database='shop', backup_id=b['id'], mode='test', jobs=2)
+        assert not res.get('failed'), res
+        assert res['checks']['row_counts'] == 'passed'
+
+
+def test_disaster_recovery_restore_into_missing_database(postgres, dest, run_module, shop):
+    postgres.psql('postgres', 'DROP DATABASE shop')
+    res = restore(run_module, postgres, dest, database='shop', mode='replace')
+    assert not res.get('failed'), res
+    assert 'rollback_database' not in res and 'pre_restore_backup' not in res
+    assert postgres.row_counts('shop') == shop['counts']
+
+
+def test_missing_backup_file(postgres, dest, run_module, shop):
+    shutil.move(shop['path'], shop['path'] + '.moved')
+    res = restore(run_module, postgres, dest, database='shop')
+    assert res['failed'] and res['failed_step'] == 'file_check' and 'is missing' in res['msg']
