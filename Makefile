@@ -41,6 +41,8 @@ functional: setup
 	$(PY) -m pytest -q -p no:cacheprovider --rootdir=tests/functional tests/functional
 
 lint: setup
+	@# ansible-lint installs a copy of the collection there once and does not refresh it: drop a stale one
+	@rm -rf $(HOME)/.ansible/collections/ansible_collections/pgops/postgresql
 	ansible-lint --offline
 
 sanity: setup

@@ -42,7 +42,7 @@ echo "demo: $NAME is up ($(docker exec "$NAME" psql -X -U pim_user -d pim_dev -t
 
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
-EXTRA=(-e "backup_dest=$OUT/backups" -e "backup_log_file=$OUT/db-backup.log" -e "backup_container=$NAME")
+EXTRA=(-e "pgops_backup_dir=$OUT/backups" -e "pgops_log_file=$OUT/db-backup.log" -e "pgops_container=$NAME")
 ansible-playbook -i playbooks/inventory/pim.yml playbooks/backup.yml "${EXTRA[@]}"
 ansible-playbook -i playbooks/inventory/pim.yml playbooks/list_backups.yml "${EXTRA[@]}"
 echo

@@ -313,6 +313,8 @@ def run_backup_info(module):
                                         p['growth_threshold'], p['growth_days'])
     if p['limit'] and p['limit'] > 0:
         selected = selected[:p['limit']]
+    for m in selected:
+        m['verified'] = is_verified(m)
     result['backups'] = selected
     module.exit_json(**result)
 

@@ -119,7 +119,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 backups:
-  description: Metadata of the matching backups, newest first (see docs/metadata.md for every key).
+  description:
+    - Metadata of the matching backups, newest first (see docs/metadata.md for every key), plus C(path) (the dump),
+      C(meta_path) and C(verified) (true when the last verified restore of the backup passed).
   returned: always
   type: list
   elements: dict

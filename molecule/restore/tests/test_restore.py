@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+"""After converge: the drill's result is in the metadata, replace restored the backup's exact content and kept
+the damaged database as a rollback, rollback brought the damaged content back, and every restore is audited."""
+from __future__ import absolute_import, division, print_function
+
+import json
+
+DEST = '/backups/database'
+
+
+def psql(host, db, sql):
+    return host.check_output('psql -X -A -t -U pim_user -d %s -c %s' % (db, json.dumps(sql)))
+
+
+def catalog(host):
+    out = []
+    for name in host.check_output('ls -1 %s' % DEST).splitlines():
+        if name.endswith('.meta.json'):
+            out.append(json.loads(host.file('%s/%s' % (DEST, name)).content_string))
+    return out
+
+
+def test_drill_result_recorded_in_metadata(host):
+    [full] = [m for m in catalog(host) if m['kind'] == 'full']
+    drills = [v for v in full['verifications'] if v['mode'] == 'test']
+    assert drills and drills[0]['result'] == 'passed' and drills[0]['checks']['row_counts'] == 'passed'
+    assert 0 < drills[0]['rto_seconds'] < 300
+
+
+def test_replace_restored_the_backup_and_kept_a_rollback(host):
+    replace = json.loads(host.file('/tmp/pgops-replace.json').content_string)
+    [full] = [m for m in catalog(host) if m['kind'] == 'full']
+    assert replace['result'] == 'passed' and replace['backup_id'] == full['id']
+    assert replace['checks']['rows_verified'] == full['rows_total']
+    assert replace['checks']['assertions'] == 'passed'
+    assert replace['sessions_terminated'] >= 1
+    assert replace['rollback_database'].startswith('pim_dev__rollback_')
+    pre = [m for m in catalog(host) if m['kind'] == 'pre_restore']
+    assert len(pre) == 1 and pre[0]['id'] == replace['pre_restore_backup']['id']
+    # the pre-restore backup holds the damaged state
+    assert dict((t['name'], t['rows']) for t in pre[0]['tables'])['product_attributes'] < \
+        dict((t['name'], t['rows']) for t in full['tables'])['product_attributes']
+
+
+def test_rollback_brought_the_previous_content_back(host):
+    rollback = json.loads(host.file('/tmp/pgops-rollback.json').content_string)
+    replace = json.loads(host.file('/tmp/pgops-replace.json').content_string)
+    [full] = [m for m in catalog(host) if m['kind'] == 'full']
+    assert rollback['result'] == 'passed' and rollback['rollback_database'] == replace['rollback_database']
+    assert psql(host, 'pim_dev', "SELECT count(*) FROM products WHERE name = 'damaged'") == '10'
+    restored = rollback['replaced_database']
+    assert psql(host, restored, "SELECT count(*) FROM products WHERE name = 'damaged'") == '0'
+    want = dict((t['name'], t['rows']) for t in full['tables'])
+    assert int(psql(host, restored, 'SELECT count(*) FROM product_attributes')) == want['product_attributes']
+
+
+def test_every_restore_is_audited(host):
+    lines = [json.loads(line) for line in host.file('%s/restore-audit.jsonl' % DEST).content_string.splitlines()]
+    assert [a['mode'] for a in lines] == ['test', 'replace', 'rollback']
+    assert all(a['result'] == 'passed' and a['who']['user'] for a in lines)
+
+
+def test_production_replace_needs_confirmation(host):
+    msg = host.file('/tmp/pgops-refusal.txt').content_string
+    assert 'pim_dev is a production database' in msg and 'restore_confirm=true' in msg
