@@ -8,7 +8,7 @@ COLL_LINK := .cache/collections/ansible_collections/pgops/postgresql
 # ansible-test needs a real (not linked) path ending in ansible_collections/pgops/postgresql
 ATEST_DIR := .cache/ansible-test/ansible_collections/pgops/postgresql
 PG_MAJORS ?= 15 17
-SCENARIOS ?= native container
+SCENARIOS ?= native container restore dr
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(BIN):$(PATH)
 

@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+"""After the total loss of the container and its volume, the data is back (row counts equal the metadata);
+the corrupted-data path kept the corrupted state and restored the known good backup."""
+from __future__ import absolute_import, division, print_function
+
+import json
+import os
+
+DEST = '/backups/database'
+CONTAINER = os.environ.get('PGOPS_PG_CONTAINER', 'postgres-pim-molecule')
+COUNT_SQL = ("SELECT coalesce(jsonb_object_agg(c.relname, (xpath('/row/c/text()', query_to_xml(format("
+             "'SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint), '{}')"
+             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public'")
+
+
+def counts(host, db):
+    return json.loads(host.check_output('docker exec %s psql -X -A -t -U pim_user -d %s -c "%s"' % (CONTAINER, db, COUNT_SQL)))
+
+
+def catalog(host):
+    out = []
+    for name in host.check_output('ls -1 %s' % DEST).splitlines():
+        if name.endswith('.meta.json'):
+            out.append(json.loads(host.file('%s/%s' % (DEST, name)).content_string))
+    return out
+
+
+def by_id(host, database, backup_id):
+    return [m for m in catalog(host) if m['database'] == database and m['id'] == backup_id][0]
+
+
+def test_container_is_back_on_a_new_volume(host):
+    assert host.check_output("docker inspect -f '{{.State.Running}}' %s" % CONTAINER) == 'true'
+    report = json.loads(host.file('/tmp/pgops-dr-total-loss.json').content_string)
+    assert report['container_recreated'] is True
+    assert report['rto_seconds'] < report['rto_target_seconds'] == 300
+
+
+def test_total_loss_data_is_back(host):
+    report = json.loads(host.file('/tmp/pgops-dr-total-loss.json').content_string)
+    assert [d['database'] for d in report['databases']] == ['pim_dev', 'pim_prod']
+    for d in report['databases']:
+        assert d['result'] == 'passed' and str(d['tables_found']) == str(d['tables_expected'])
+        meta = by_id(host, d['database'], d['backup_id'])
+        assert meta['verifications'][0]['result'] == 'passed'          # the drill had verified it
+        if d['database'] == 'pim_dev':   # pim_prod was corrupted and recovered again afterwards
+            assert counts(host, 'pim_dev') == dict((t['name'], t['rows']) for t in meta['tables'])
+
+
+def test_corrupted_path_kept_the_corrupted_state_and_restored_the_good_backup(host):
+    report = json.loads(host.file('/tmp/pgops-dr-corrupted.json').content_string)
+    [d] = report['databases']
+    good = by_id(host, 'pim_prod', d['backup_id'])
+    assert good['kind'] == 'full'
+    assert counts(host, 'pim_prod') == dict((t['name'], t['rows']) for t in good['tables'])
+    [corrupted] = [m for m in catalog(host) if m.get('label') == 'corrupted-state']
+    assert corrupted['kind'] == 'manual' and corrupted['database'] == 'pim_prod'
+    assert dict((t['name'], t['rows']) for t in corrupted['tables'])['product_attributes'] < \
+        dict((t['name'], t['rows']) for t in good['tables'])['product_attributes']
+
+
+def test_every_restore_is_audited(host):
+    lines = [json.loads(x) for x in host.file('%s/restore-audit.jsonl' % DEST).content_string.splitlines()]
+    assert [a['mode'] for a in lines] == ['test', 'test', 'replace', 'replace', 'replace']
+    assert all(a['result'] == 'passed' for a in lines)
+    assert lines[-1]['context']['purpose'] == 'disaster recovery'
