@@ -105,3 +105,22 @@ def test_wrong_password_fails_with_a_clear_message(pg_container, dest, run_modul
                                        dest=dest))
     assert res['failed'] and 'cannot connect to database pim_dev (container %s)' % NAME in res['msg']
     assert 'password authentication failed' in res['msg']
+
+
+def test_container_restore_drill_and_replace(pg_container, dest, run_module):
+    conn = dict(container=NAME, login_user='pim_user')
+    for fmt in ('plain', 'custom'):
+        b = run_module('pg_backup', dict(conn, databases=['pim_dev'], dest=dest, format=fmt, compression='gzip'))
+        assert not b.get('failed'), b
+        drill = run_module('pg_restore_verified', dict(conn, path=dest, database='pim_dev', backup_id=b['id'],
+                                                       mode='test'))
+        assert not drill.get('failed'), drill
+        assert drill['checks']['row_counts'] == 'passed' and drill['checks']['rows_verified'] == b['rows_total']
+    wipe = docker('exec', NAME, 'psql', '-X', '-q', '-U', 'pim_user', '-d', 'pim_dev', '-c', 'DELETE FROM product_attributes')
+    assert wipe.returncode == 0, wipe.stderr
+    res = run_module('pg_restore_verified', dict(conn, path=dest, database='pim_dev', mode='replace'))
+    assert not res.get('failed'), res
+    count = docker('exec', NAME, 'psql', '-X', '-A', '-t', '-U', 'pim_user', '-d', 'pim_dev', '-c',
+                   'SELECT count(*) FROM product_attributes')
+    assert count.stdout.strip() == '4500'
+    assert res['rollback_database'].startswith('pim_dev__rollback_')
