@@ -163,6 +163,12 @@ def parse_time(value):
     """ISO 8601 timestamp as written in metadata -> aware datetime."""
     if not value:
         return None
+    try:
+        when = datetime.datetime.fromisoformat(value)   # fast path: what pg_backup writes (isoformat())
+        if when.tzinfo is not None:
+            return when.replace(microsecond=0)
+    except ValueError:
+        pass
     return datetime.datetime.strptime(_fix_iso(value), '%Y-%m-%dT%H:%M:%S%z')
 
 

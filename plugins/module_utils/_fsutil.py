@@ -85,7 +85,11 @@ def remove_quietly(path):
                 for name in files:
                     os.unlink(os.path.join(root, name))
                 for name in dirs:
-                    os.rmdir(os.path.join(root, name))
+                    sub = os.path.join(root, name)
+                    if os.path.islink(sub):
+                        os.unlink(sub)      # a link to a directory: remove the link, never its target
+                    else:
+                        os.rmdir(sub)
             os.rmdir(path)
         else:
             os.unlink(path)

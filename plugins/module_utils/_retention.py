@@ -552,7 +552,7 @@ def run_backup_rotate(module):
     result['summary'] = summary
     if module._diff:
         result['diff'] = rotation.diff()
-    for w in rotation.warnings:
+    for w in rotation.catalog_warnings + rotation.warnings:
         module.warn(w)
     if rotation.errors or failure:
         module.fail_json(msg='; '.join(rotation.errors + ([failure] if failure else [])), **result)
