@@ -8,11 +8,11 @@ COLL_LINK := .cache/collections/ansible_collections/pgops/postgresql
 # ansible-test needs a real (not linked) path ending in ansible_collections/pgops/postgresql
 ATEST_DIR := .cache/ansible-test/ansible_collections/pgops/postgresql
 PG_MAJORS ?= 15 17
-SCENARIOS ?= native container restore dr
+SCENARIOS ?= native container restore dr maintenance
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup demo test units functional sanity lint molecule docs-check clean
+.PHONY: help setup images demo test units functional browser sanity lint molecule clean
 
 help:
 	@echo "make demo   - throwaway postgres-pim container, a backup with playbooks/backup.yml, the backup list"
@@ -30,7 +30,7 @@ images: setup
 demo: images
 	@scripts/demo.sh
 
-test: images units functional lint sanity molecule
+test: images units functional browser lint sanity molecule
 	@echo "make test: all passed"
 
 units: setup
@@ -39,6 +39,10 @@ units: setup
 
 functional: setup
 	$(PY) -m pytest -q -p no:cacheprovider --rootdir=tests/functional tests/functional
+
+browser: setup
+	@scripts/browser-packages.sh
+	$(PY) -m pytest -q -p no:cacheprovider --rootdir=tests/browser tests/browser
 
 lint: setup
 	@# ansible-lint installs a copy of the collection there once and does not refresh it: drop a stale one

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,24 +107,49 @@ def timed_shell(cmd, env=None):
     return time.time() - t
 
 
+def _vmhwm_kib(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1])
+    except (IOError, OSError, ValueError):
+        return None
+    return None
+
+
 def run_module(root, name, args):
-    """Run a module file as Ansible does; return (result, seconds, peak RSS in MiB of that process)."""
+    """Run a module file as Ansible does; return (result, seconds, peak RSS in MiB of the module process itself).
+
+    The peak is the kernel's high-water mark (VmHWM) of that one process, sampled every 20 ms until it exits;
+    its children (pg_dump, zstd, psql) are not counted.
+    """
     fd, path = tempfile.mkstemp(suffix='.json')
     with os.fdopen(fd, 'w') as f:
         json.dump({'ANSIBLE_MODULE_ARGS': dict(args, _ansible_tmpdir=tempfile.gettempdir())}, f)
     t = time.time()
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, 'plugins', 'modules', name + '.py'), path],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=root))
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=root))
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            hwm = _vmhwm_kib(proc.pid)
+            if hwm:
+                peak[0] = max(peak[0], hwm)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     out = proc.stdout.read()
-    proc.stderr.read()
-    dummy, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.wait()
+    sampler.join()
     seconds = time.time() - t
     os.unlink(path)
     res = json.loads(out[out.index(b'{'):])
     if res.get('failed'):
         raise SystemExit('%s failed: %s' % (name, res.get('msg')))
-    return res, seconds, usage.ru_maxrss / 1024.0
+    return res, seconds, peak[0] / 1024.0
 
 
 def generate(cluster, db, size_mb):

@@ -24,6 +24,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog a
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     PgTarget, connection_argument_spec, major_of, quote_ident, quote_literal,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._report import fmt_bytes, render_html
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, PgOpsError, ensure_dir, write_file_atomic, write_json_atomic,
 )
@@ -386,11 +387,11 @@ def judge(record, th):
                                     % (t['schema'], t['name'], t['dead_tuples'], t['dead_pct']), name))
             if t.get('bloat_pct') is not None and t['bloat_pct'] >= th['bloat_pct'] \
                     and (t.get('bloat_bytes') or 0) >= th['bloat_min_bytes']:
-                alerts.append(alert('warning', 'bloat', '%s.%s is an estimated %.1f%% bloat (%d bytes)'
-                                    % (t['schema'], t['name'], t['bloat_pct'], t['bloat_bytes']), name))
+                alerts.append(alert('warning', 'bloat', '%s.%s is an estimated %.1f%% bloat (%s)'
+                                    % (t['schema'], t['name'], t['bloat_pct'], fmt_bytes(t['bloat_bytes'])), name))
         for ix in db.get('unused_indexes') or []:
-            alerts.append(alert('info', 'unused_index', 'index %s.%s on %s has never been scanned (%d bytes)'
-                                % (ix['schema'], ix['name'], ix['table'], ix['size_bytes']), name))
+            alerts.append(alert('info', 'unused_index', 'index %s.%s on %s has never been scanned (%s)'
+                                % (ix['schema'], ix['name'], ix['table'], fmt_bytes(ix['size_bytes'])), name))
     for text in (record.get('backups') or {}).get('alerts') or []:
         alerts.append(alert('warning', 'backups', text, text.split(':', 1)[0]))
     alerts.sort(key=lambda a: LEVELS.index(a['level']))
@@ -636,8 +637,6 @@ def history_paths(directory, when):
 def run_maintenance(module):
     """pg_maintenance: decide the actions in every database, run them (not in check mode), collect the facts,
     write one history record and one HTML report."""
-    from ansible_collections.pgops.postgresql.plugins.module_utils._report import render_html
-
     p = module.params
     result = dict(changed=False, actions=[], record_path=None, report_path=None)
     try:

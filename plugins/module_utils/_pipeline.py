@@ -137,13 +137,15 @@ def run_to_file(stages, path, env, uid=-1, gid=-1):
                 raise PgOpsError('backup pipeline failed: cannot run %s (%s): %s'
                                  % (bad.name, bad.argv[0], e.strerror or e), step='dump')
             src = out.fileno()
+            buf = bytearray(CHUNK)        # one buffer for the whole stream: memory stays flat
+            whole = memoryview(buf)
             while True:
-                chunk = os.read(src, CHUNK)
-                if not chunk:
+                n = os.readv(src, [buf])
+                if not n:
                     break
-                digest.update(chunk)
-                size += len(chunk)
-                view = memoryview(chunk)
+                view = whole[:n]
+                digest.update(view)
+                size += n
                 while view:
                     view = view[os.write(fd, view):]
             for s in stages:

@@ -45,6 +45,11 @@ def fmt_bytes(n):
         n /= 1024.0
 
 
+def fmt_tick(n):
+    """Axis labels: like fmt_bytes, without a useless '.0'."""
+    return fmt_bytes(n).replace('.0 ', ' ')
+
+
 def fmt_int(n):
     return u'\u2013' if n is None else u'{:,}'.format(int(n))
 
@@ -137,7 +142,7 @@ def line_chart(chart_id, title, series, width=560, height=260):
         y = y_of(v)
         out.append(u'<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>' % (pad_l, width - pad_r, y, y))
         out.append(u'<text class="tick" x="%d" y="%.1f" text-anchor="end">%s</text>' % (pad_l - 8, y + 4,
-                                                                                       esc(fmt_bytes(v))))
+                                                                                       esc(fmt_tick(v))))
     for i in range(4):
         t = t_min + datetime.timedelta(seconds=span * i / 3.0)
         x = pad_l + plot_w * i / 3.0
@@ -151,10 +156,11 @@ def line_chart(chart_id, title, series, width=560, height=260):
             d = u' '.join(u'%s%.1f,%.1f' % ('M' if i == 0 else 'L', x_of(p[0]), y_of(p[1]))
                           for i, p in enumerate(points))
             out.append(u'<path class="line" d="%s" stroke="%s" data-series="%s"/>' % (d, color, esc(label)))
+        radius = 4 if len(points) <= 40 else 2
         for p in points:
-            out.append(u'<circle class="pt" cx="%.1f" cy="%.1f" r="4" fill="%s" data-series="%s" data-t="%s" '
+            out.append(u'<circle class="pt" cx="%.1f" cy="%.1f" r="%d" fill="%s" data-series="%s" data-t="%s" '
                        u'data-value="%d" data-path="%s" data-format="bytes"><title>%s %s: %s%s</title></circle>'
-                       % (x_of(p[0]), y_of(p[1]), color, esc(label), esc(p[0]), p[1], esc(p[2]), esc(label),
+                       % (x_of(p[0]), y_of(p[1]), radius, color, esc(label), esc(p[0]), p[1], esc(p[2]), esc(label),
                           esc(fmt_time(p[0])), esc(fmt_bytes(p[1])), esc(p[3])))
     out.append(u'</svg>')
     return u''.join(out)

@@ -169,7 +169,7 @@ options:
         type: float
         default: 20.0
       dead_tuples_min:
-        description: ... and at least this many dead tuples.
+        description: The dead-tuple alert needs at least this many dead tuples too.
         type: int
         default: 1000
       bloat_pct:
@@ -177,7 +177,7 @@ options:
         type: float
         default: 50.0
       bloat_min_bytes:
-        description: ... and at least this many bytes.
+        description: The bloat alert needs at least this many bytes of bloat too.
         type: int
         default: 8388608
       growth_pct:
@@ -317,7 +317,7 @@ databases:
       returned: when O(gather) includes C(cache)
     tables:
       description:
-        - The O(top_tables) biggest tables and materialized views: C(schema), C(name), C(kind), C(total_bytes),
+        - The O(top_tables) biggest tables and materialized views - C(schema), C(name), C(kind), C(total_bytes),
           C(heap_bytes), C(indexes_bytes), C(toast_bytes) (the three add up to C(total_bytes)), C(live_tuples),
           C(dead_tuples), C(dead_pct), C(last_vacuum), C(last_autovacuum), C(last_analyze), C(last_autoanalyze),
           the four counts, C(relpages), C(reltuples), C(expected_pages), C(bloat_bytes) and C(bloat_pct)
