@@ -73,6 +73,7 @@ class PgTarget(object):
         self.container_user = p.get('container_user')
         self.bin_dir = p.get('pg_bin_dir')
         self.server_major = None
+        self.options = {}   # session settings for the tools' connections (PGOPTIONS), e.g. for a restore
         if self.password:
             module.no_log_values.add(self.password)
 
@@ -85,6 +86,8 @@ class PgTarget(object):
                    LC_ALL='C')
         if self.password:
             env['PGPASSWORD'] = self.password
+        if self.options:
+            env['PGOPTIONS'] = ' '.join('-c %s=%s' % (k, v) for k, v in sorted(self.options.items()))
         return env
 
     def container_prefix(self, interactive=False):
@@ -95,7 +98,7 @@ class PgTarget(object):
         if self.container_user:
             argv += ['-u', self.container_user]
         for name in CLIENT_ENV:
-            if name != 'PGOPTIONS' and (name != 'PGPASSWORD' or self.password):
+            if (name != 'PGPASSWORD' or self.password) and (name != 'PGOPTIONS' or self.options):
                 argv += ['-e', name]   # the name only: the value comes from our environment, never argv
         argv.append(self.container)
         return argv

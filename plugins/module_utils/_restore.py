@@ -205,7 +205,15 @@ class RestoreJob(object):
     def restore_into(self, meta, scratch):
         t = time.time()
         path = os.path.join(self.path, meta['file'])
-        env = self.target.env()
+        self.target.options = dict(self.o.get('session_settings') or {})
+        try:
+            env = self.target.env()
+            self._restore_with(meta, scratch, path, env)
+        finally:
+            self.target.options = {}
+        self._phase('restore', t)
+
+    def _restore_with(self, meta, scratch, path, env):
         dbarg = conninfo_dbname(scratch)
         if meta['format'] == 'plain':
             psql = Stage('psql', self.target.argv('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
@@ -230,7 +238,6 @@ class RestoreJob(object):
                 jobs = int(self.o.get('jobs') or 1)
                 run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', ['-j', str(jobs)] + args + [path]))],
                              env, 'restore')
-        self._phase('restore', t)
 
     def verify(self, meta, scratch):
         t = time.time()
@@ -450,10 +457,17 @@ def who(audit_user=None):
                 host=socket.gethostname())
 
 
+SETTING_RE = re.compile(r'^[A-Za-z0-9_.-]+$')
+
+
 def run_pg_restore_verified(module):
     from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
 
     p = module.params
+    for k, v in (p['session_settings'] or {}).items():
+        if not SETTING_RE.match(str(k)) or not SETTING_RE.match(str(v)):
+            module.fail_json(msg='session_settings: %s=%s is refused; names and values may hold letters, digits, '
+                                 '"_", "." and "-" only' % (k, v))
     job = RestoreJob(module, PgTarget(module), p)
     started = _now()
     error = None
