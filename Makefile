@@ -12,11 +12,12 @@ SCENARIOS ?= native container restore dr maintenance
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup images demo test units functional browser sanity lint molecule clean
+.PHONY: help setup images demo test units functional browser bench bench-smoke sanity lint molecule clean
 
 help:
 	@echo "make demo   - throwaway postgres-pim container, a backup with playbooks/backup.yml, the backup list"
-	@echo "make test   - unit + functional tests, ansible-lint, ansible-test sanity, Molecule scenarios"
+	@echo "make test   - unit + functional + browser tests, bench smoke run, ansible-lint, ansible-test sanity, Molecule"
+	@echo "make bench  - the benchmark on a 1 GB database (BENCH_SIZE_MB, BENCH_RSS_SIZE_MB=4000 for the RSS check)"
 
 setup:
 	@scripts/host-packages.sh
@@ -30,7 +31,7 @@ images: setup
 demo: images
 	@scripts/demo.sh
 
-test: images units functional browser lint sanity molecule
+test: images units functional browser bench-smoke lint sanity molecule
 	@echo "make test: all passed"
 
 units: setup
@@ -43,6 +44,12 @@ functional: setup
 browser: setup
 	@scripts/browser-packages.sh
 	$(PY) -m pytest -q -p no:cacheprovider --rootdir=tests/browser tests/browser
+
+bench: setup
+	$(PY) bench/run.py --size-mb $${BENCH_SIZE_MB:-1000} --rss-size-mb $${BENCH_RSS_SIZE_MB:-0} --json .cache/bench.json
+
+bench-smoke: setup
+	$(PY) bench/run.py --size-mb 20 --quick
 
 lint: setup
 	@# ansible-lint installs a copy of the collection there once and does not refresh it: drop a stale one
