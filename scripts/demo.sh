@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a throwaway PostgreSQL container named postgres-pim (the PIM team's set-up: user pim_user,
-# databases pim_dev and pim_prod seeded with a small PIM schema), a verified backup of it with
-# playbooks/backup.yml and the example inventory, then the backup list and stats.
+# databases pim_dev and pim_prod seeded with a small PIM schema), a backup of it with playbooks/backup.yml and
+# the example inventory, the proof that it restores (playbooks/restore_drill.yml), then the list and stats.
 # Re-runnable: the container (labelled pgops.demo) is reused. Remove it with: docker rm -f postgres-pim
 # usage: scripts/demo.sh   (after scripts/ensure-docker.sh, scripts/images.sh, scripts/install-venv.sh)
 set -euo pipefail
@@ -44,7 +44,11 @@ echo "demo: $NAME is up ($(docker exec "$NAME" psql -X -U pim_user -d pim_dev -t
 . "$VENV/bin/activate"
 EXTRA=(-e "pgops_backup_dir=$OUT/backups" -e "pgops_log_file=$OUT/db-backup.log" -e "pgops_container=$NAME")
 ansible-playbook -i playbooks/inventory/pim.yml playbooks/backup.yml "${EXTRA[@]}"
+# a backup is only as good as its last restore: prove both, each in a scratch database, recorded in the metadata
+ansible-playbook -i playbooks/inventory/pim.yml playbooks/restore_drill.yml "${EXTRA[@]}" -e restore_drill_count=2
 ansible-playbook -i playbooks/inventory/pim.yml playbooks/list_backups.yml "${EXTRA[@]}"
 echo
 echo "demo: backups in $OUT/backups, log in $OUT/db-backup.log:"
-tail -n 4 "$OUT/db-backup.log"
+tail -n 2 "$OUT/db-backup.log"
+echo "demo: restore audit ($OUT/backups/restore-audit.jsonl):"
+tail -n 2 "$OUT/backups/restore-audit.jsonl"

@@ -1,6 +1,7 @@
 -- A small product-information (PIM) schema with deterministic data, for the demo and the tests.
 -- Idempotent: drops and recreates its own objects. About 5,000 rows; jsonb, numeric, timestamps, indexes.
 \set ON_ERROR_STOP on
+SET client_min_messages = warning;
 BEGIN;
 DROP TABLE IF EXISTS product_attributes, products, attributes, categories CASCADE;
 DROP VIEW IF EXISTS active_products;
