@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 """Benchmarks, as ratios measured in one run against the same throwaway PostgreSQL.
 
@@ -164,7 +164,7 @@ def generate(cluster, db, size_mb):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     ap.add_argument('--size-mb', type=float, default=1000)
     ap.add_argument('--rss-size-mb', type=float, default=0, help='also measure peak RSS on a database this large')
     ap.add_argument('--quick', action='store_true', help='smoke run: defaults and the seed only')
@@ -185,8 +185,8 @@ def main():
 
     def add(name, seconds, size=None, rss=None, note=''):
         rows.append(dict(name=name, seconds=round(seconds, 3), size=size, rss_mib=rss and round(rss, 1), note=note))
-        print('%-44s %8.2f s %12s %8s  %s' % (name, seconds, size if size is not None else '',
-                                               '%.1f MiB' % rss if rss else '', note), flush=True)
+        shown = (name, seconds, size if size is not None else '', '%.1f MiB' % rss if rss else '', note)
+        print('%-44s %8.2f s %12s %8s  %s' % shown, flush=True)
 
     try:
         t = time.time()

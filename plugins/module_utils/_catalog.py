@@ -383,8 +383,8 @@ def select_backup(entries, database=None, backup_id='latest', before=None):
         return verified[0]
     matches = [m for m in candidates if m['id'] == backup_id]
     if not matches:
-        raise CatalogError('no backup %s of %s; nearest ids: %s' % (backup_id, what,
-                                                                   ', '.join(_nearest(candidates, backup_id))))
+        nearest = ', '.join(_nearest(candidates, backup_id))
+        raise CatalogError('no backup %s of %s; nearest ids: %s' % (backup_id, what, nearest))
     if len(matches) > 1:
         raise CatalogError('backup id %s is ambiguous: it exists for databases %s; set database'
                            % (backup_id, ', '.join(sorted(m['database'] for m in matches))))

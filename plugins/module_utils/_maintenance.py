@@ -563,8 +563,8 @@ def _check_relations(s, database, names, kinds, option):
     if not names:
         return
     pairs = [split_name(n) for n in names]
-    found = s.query_json(RELATIONS_SQL % ', '.join('(%s, %s)' % (quote_literal(a), quote_literal(b))
-                                                    for a, b in pairs))
+    values = ', '.join('(%s, %s)' % (quote_literal(a), quote_literal(b)) for a, b in pairs)
+    found = s.query_json(RELATIONS_SQL % values)
     kind_of = dict(((sc, n), k) for sc, n, k in found)
     bad = []
     for sc, n in pairs:
@@ -574,8 +574,8 @@ def _check_relations(s, database, names, kinds, option):
         elif k not in kinds:
             bad.append('%s (relkind %s)' % (display(sc, n), k))
     if bad:
-        raise PgOpsError('%s: %s in database %s; give existing objects as schema.name' % (option, ', '.join(bad),
-                                                                                         database), step='options')
+        raise PgOpsError('%s: %s in database %s; give existing objects as schema.name'
+                         % (option, ', '.join(bad), database), step='options')
 
 
 def plan_actions(p, s, database, server_major):

@@ -114,7 +114,7 @@ def _time(value):
 def line_chart(chart_id, title, series, width=560, height=260):
     """series: [(label, [(iso time, value, data-path, note), ...]), ...] -> SVG string (no script needed)."""
     pad_l, pad_r, pad_t, pad_b = 70, 16, 16, 34
-    pts = [p for _, s in series for p in s]
+    pts = [p for dummy, s in series for p in s]
     out = [u'<svg class="chart" id="%s" data-chart="line" data-series-count="%d" data-point-count="%d" '
            u'viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">'
            % (esc(chart_id), len(series), len(pts), width, height, width, height, esc(title))]
@@ -141,8 +141,8 @@ def line_chart(chart_id, title, series, width=560, height=260):
         v = y_max * i / 4.0
         y = y_of(v)
         out.append(u'<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>' % (pad_l, width - pad_r, y, y))
-        out.append(u'<text class="tick" x="%d" y="%.1f" text-anchor="end">%s</text>' % (pad_l - 8, y + 4,
-                                                                                       esc(fmt_tick(v))))
+        out.append(u'<text class="tick" x="%d" y="%.1f" text-anchor="end">%s</text>'
+                   % (pad_l - 8, y + 4, esc(fmt_tick(v))))
     for i in range(4):
         t = t_min + datetime.timedelta(seconds=span * i / 3.0)
         x = pad_l + plot_w * i / 3.0
@@ -214,9 +214,10 @@ def _table(headers, rows, cls=''):
         return u''
     head = u''.join(u'<th%s>%s</th>' % (u' class="r"' if h.startswith('>') else u'', esc(h.lstrip('>')))
                     for h in headers)
-    body = u''.join(u'<tr>%s</tr>' % u''.join(u'<td%s>%s</td>' % (u' class="r"' if headers[i].startswith('>')
-                                                                   else u'', c) for i, c in enumerate(r))
-                    for r in rows)
+    right = [h.startswith('>') for h in headers]
+    def row(r):
+        return u''.join(u'<td%s>%s</td>' % (u' class="r"' if right[i] else u'', c) for i, c in enumerate(r))
+    body = u''.join(u'<tr>%s</tr>' % row(r) for r in rows)
     return u'<table class="%s"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>' % (cls, head, body)
 
 
@@ -243,23 +244,23 @@ def _cards(record):
         if cache:
             bad = cache['hit_pct'] is not None and cache['hit_pct'] < record['thresholds']['cache_hit_pct'] \
                 and cache['blocks'] >= record['thresholds']['cache_min_blocks']
-            out.append(_card(u'%s cache hit' % db['name'], num(cache['hit_pct'], 'databases.%d.cache.hit_pct' % i,
-                                                                'pct'),
+            hit = num(cache['hit_pct'], 'databases.%d.cache.hit_pct' % i, 'pct')
+            out.append(_card(u'%s cache hit' % db['name'], hit,
                              u'%s blocks read or hit' % num(cache['blocks'], 'databases.%d.cache.blocks' % i),
                              'warn' if bad else ''))
     conn = server.get('connections')
     if conn:
         out.append(_card(u'Connections', num(conn['total'], 'server.connections.total'),
                          u'of %s max (%s)' % (num(server['max_connections'], 'server.max_connections'),
-                                             num(conn['pct'], 'server.connections.pct', 'pct')),
+                                              num(conn['pct'], 'server.connections.pct', 'pct')),
                          'bad' if conn['pct'] >= record['thresholds']['connections_pct'] else ''))
     backups = record.get('backups') or {}
     for name, b in sorted((backups.get('databases') or {}).items()):
         out.append(_card(u'%s newest backup' % name,
                          num(b['newest_age_seconds'], 'backups.databases.%s.newest_age_seconds' % name, 'age'),
-                         u'old \u00b7 %s \u00b7 %s' % (esc(b['newest_id'] or 'none'),
-                                                      num(b['newest_size'], 'backups.databases.%s.newest_size' % name,
-                                                          'bytes'))))
+                         u'old \u00b7 %s \u00b7 %s'
+                         % (esc(b['newest_id'] or 'none'),
+                            num(b['newest_size'], 'backups.databases.%s.newest_size' % name, 'bytes'))))
     return u'<section class="cards">%s</section>' % u''.join(out)
 
 
@@ -294,7 +295,7 @@ def _db_sections(record):
             out.append(u'<div class="grid2"><div class="panel"><h3>Top tables by total size</h3>%s%s</div>'
                        % (tables_chart('chart-tables-%d' % i, db['tables'], p + '.tables'),
                           u'<div class="legend">%s</div>' % u''.join(u'<span><i style="background:%s"></i>%s</span>'
-                                                                     % (c, n) for _, n, c in PARTS)))
+                                                                     % (c, n) for dummy, n, c in PARTS)))
             ix = db.get('unused_indexes')
             rows = [[esc('%s.%s' % (x['schema'], x['name'])), esc(x['table']),
                      num(x['size_bytes'], '%s.unused_indexes.%d.size_bytes' % (p, j), 'bytes')]

@@ -262,8 +262,8 @@ class RestoreJob(object):
             if self.o.get('amcheck'):
                 self.checks['amcheck'] = self._amcheck(s, problems)
         if problems:
-            raise PgOpsError('verification of %s against backup %s failed: %s' % (scratch, meta['id'],
-                                                                                 '; '.join(problems)), step='verify')
+            raise PgOpsError('verification of %s against backup %s failed: %s'
+                             % (scratch, meta['id'], '; '.join(problems)), step='verify')
         self._phase('verify', t)
 
     def _amcheck(self, s, problems):
@@ -385,8 +385,8 @@ class RestoreJob(object):
         steps = ['check sha256 and format of %s' % meta['file']]
         if mode == 'replace' and info and self.o.get('pre_restore_backup', True):
             steps.append('pre_restore backup of %s' % target_db)
-        steps.append('restore backup %s (%s, %s) into scratch database %s' % (meta['id'], meta['format'],
-                                                                             meta['compression'], scratch))
+        steps.append('restore backup %s (%s, %s) into scratch database %s'
+                     % (meta['id'], meta['format'], meta['compression'], scratch))
         steps.append('verify %d tables / %s rows and the object sets against the metadata'
                      % (len(meta.get('tables') or []), meta.get('rows_total')))
         if mode == 'test':

@@ -88,8 +88,8 @@ def record():
         dict(level='critical', check='expected_tables', database='pim_dev',
              message='missing public.orders (expected from tables of the newest verified backup 20261214_020000)'),
         dict(level='warning', check='growth', database='pim_prod',
-             message='database grew %.1f%% in %.1f days (threshold 20.0%% in 7 days)' % (dbs[0]['growth']['pct'],
-                                                                                        dbs[0]['growth']['days'])),
+             message='database grew %.1f%% in %.1f days (threshold 20.0%% in 7 days)'
+             % (dbs[0]['growth']['pct'], dbs[0]['growth']['days'])),
         dict(level='warning', check='cache_hit', database='pim_dev', message='cache hit ratio 87.6% (threshold 90.0%)'),
         dict(level='warning', check='idle_in_transaction', database='pim_prod',
              message='session 48211 (pim_app@pim_prod) idle in transaction for 1260 s'),

@@ -21,7 +21,7 @@ def records(host):
 
 
 def test_one_record_per_real_run_and_none_from_check_mode(records):
-    assert len(records) == 1, [n for n, _ in records]
+    assert len(records) == 1, [r[0] for r in records]
     assert records[0][1]['check_mode'] is False
 
 
