@@ -39,7 +39,7 @@ _CONTROL_RE = re.compile(u'[\u0000-\u001f\u007f-\u009f]')
 
 
 class CatalogError(ValueError):
-    pass
+    """A catalog request that cannot be met (bad label, unknown or ambiguous backup id); the message says why."""
 
 
 def validate_label(label):
@@ -163,13 +163,17 @@ def parse_time(value):
     """ISO 8601 timestamp as written in metadata -> aware datetime."""
     if not value:
         return None
-    try:
-        when = datetime.datetime.fromisoformat(value)   # fast path: what pg_backup writes (isoformat())
-        if when.tzinfo is not None:
-            return when.replace(microsecond=0)
-    except ValueError:
-        pass
+    when = _fromisoformat(value)   # fast path: what pg_backup writes (isoformat())
+    if when is not None and when.tzinfo is not None:
+        return when.replace(microsecond=0)
     return datetime.datetime.strptime(_fix_iso(value), '%Y-%m-%dT%H:%M:%S%z')
+
+
+def _fromisoformat(value):
+    try:
+        return datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _fix_iso(value):

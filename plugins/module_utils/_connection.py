@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import tempfile
+from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
@@ -197,11 +198,9 @@ class PsqlSession(object):
 
     def query(self, sql):
         """Run ``sql``; return its output lines. On error psql exits (ON_ERROR_STOP) and we report its stderr."""
-        try:
+        with suppress(IOError, OSError):   # psql is gone: its exit status and stderr are reported below
             self.proc.stdin.write(sql.strip().rstrip(';') + ';\n\\echo ' + self.MARKER + '\n')
             self.proc.stdin.flush()
-        except (IOError, OSError):
-            pass  # psql is gone: reported below with its stderr
         lines = []
         while True:
             line = self.proc.stdout.readline()
@@ -220,11 +219,9 @@ class PsqlSession(object):
 
     def close(self):
         if self.proc.poll() is None:
-            try:
+            with suppress(IOError, OSError):   # already gone
                 self.proc.stdin.write('\\q\n')
                 self.proc.stdin.close()
-            except (IOError, OSError):
-                pass
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import tempfile
+from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     FILE_MODE, PgOpsError, fsync_dir, remove_quietly, temp_name,
@@ -93,10 +94,8 @@ def _start(stages, env, first_stdin=None):
 def _stop(stages):
     for s in stages:
         if s.proc and s.proc.poll() is None:
-            try:
+            with suppress(OSError):   # exited meanwhile
                 s.proc.terminate()
-            except OSError:
-                pass
     for s in stages:
         if s.proc:
             try:
@@ -243,7 +242,7 @@ def run_pipeline(stages, env, what, stdin_path=None):
             stdin.close()
             stdin = None
         while os.read(out.fileno(), CHUNK):
-            pass
+            continue   # the restore's output is not kept
         for s in stages:
             s.proc.wait()
         if any(s.rc != 0 for s in stages):

@@ -27,6 +27,7 @@ import pwd
 import re
 import socket
 import time
+from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._backup import OBJECTS_SQL, BackupJob
@@ -368,10 +369,8 @@ class RestoreJob(object):
                     admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
                     self._phase('swap', t)
             except PgOpsError:
-                try:
+                with suppress(Exception):   # the session may be broken already; a new one follows
                     admin.close()
-                except Exception:  # pylint: disable=broad-except
-                    pass
                 admin = self.admin()
                 self._drop(admin, scratch)
                 raise

@@ -78,16 +78,8 @@ def _limit_text(days):
 
 
 def parse_instant(value):
-    """catalog.parse_time, with a fast path for what pg_backup writes (``isoformat()`` with an offset)."""
-    if not value:
-        return None
-    try:
-        when = datetime.datetime.fromisoformat(value)
-        if when.tzinfo is not None:
-            return when
-    except (TypeError, ValueError):
-        pass
-    return catalog.parse_time(value)   # 'Z', no offset (taken as UTC), other spellings
+    """An aware datetime from a metadata timestamp ('Z' or no offset are taken as UTC)."""
+    return catalog.parse_time(value) if value else None
 
 
 def started_instant(meta):
