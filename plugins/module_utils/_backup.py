@@ -347,7 +347,7 @@ class BackupJob(object):
             tables=len(meta['tables']) + len(objects['partitioned_tables']),
             views=len(objects['views']), materialized_views=len(objects['materialized_views']),
             sequences=len(objects['sequences']), functions=len(objects['functions']),
-            indexes=objects['indexes'], schemas=len(objects['schemas']), extensions=len(objects['extensions']))
+            indexes=objects.pop('indexes'), schemas=len(objects['schemas']), extensions=len(objects['extensions']))
         meta['object_names'] = objects
 
     def _dump_directory(self, args, meta, env):
