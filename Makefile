@@ -9,6 +9,9 @@ COLL_LINK := .cache/collections/ansible_collections/pgops/postgresql
 ATEST_DIR := .cache/ansible-test/ansible_collections/pgops/postgresql
 PG_MAJORS ?= 15 17
 SCENARIOS ?= native container restore dr maintenance
+# run on the first PostgreSQL major only (they do not depend on it); schedule installs cron and a venv in its
+# container from Debian's mirror and PyPI, like scripts/build-image.sh
+SCENARIOS_ONCE ?= schedule
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(BIN):$(PATH)
 
@@ -76,6 +79,12 @@ molecule: images
 	    PGOPS_DOCKER_CLI=$$(command -v docker) \
 	      molecule test -s $$scenario || exit 1; \
 	  done; \
+	done; \
+	major=$(firstword $(PG_MAJORS)); image=$$(awk -v m=$$major '$$1 == m {print $$2}' .cache/images.txt); \
+	for scenario in $(SCENARIOS_ONCE); do \
+	  echo "=== molecule $$scenario on PostgreSQL $$major ($$image)"; \
+	  PGOPS_PG_MAJOR=$$major PGOPS_IMAGE=$$image PGOPS_PG_PORT=$$($(PY) scripts/free_port.py) \
+	  PGOPS_DOCKER_CLI=$$(command -v docker) molecule test -s $$scenario || exit 1; \
 	done
 
 clean:

@@ -215,6 +215,7 @@ def _table(headers, rows, cls=''):
     head = u''.join(u'<th%s>%s</th>' % (u' class="r"' if h.startswith('>') else u'', esc(h.lstrip('>')))
                     for h in headers)
     right = [h.startswith('>') for h in headers]
+
     def row(r):
         return u''.join(u'<td%s>%s</td>' % (u' class="r"' if right[i] else u'', c) for i, c in enumerate(r))
     body = u''.join(u'<tr>%s</tr>' % row(r) for r in rows)
