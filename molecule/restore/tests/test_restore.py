@@ -63,3 +63,21 @@ def test_every_restore_is_audited(host):
 def test_production_replace_needs_confirmation(host):
     msg = host.file('/tmp/pgops-refusal.txt').content_string
     assert 'pim_dev is a production database' in msg and 'restore_confirm=true' in msg
+
+
+def test_rotation_deleted_exactly_what_check_mode_listed(host):
+    check = json.loads(host.file('/tmp/pgops-rotate-check.json').content_string)
+    real = json.loads(host.file('/tmp/pgops-rotate-real.json').content_string)
+    listed = sorted((d['database'], d['id'], d['kind']) for d in check['deleted'])
+    done = sorted((d['database'], d['id'], d['kind']) for d in real['deleted'])
+    assert listed == done and [d[2] for d in done] == ['manual', 'manual'], (listed, done)
+    # check mode deleted nothing: every file it listed was still there after it
+    after_check = host.file('/tmp/pgops-files-after-check.txt').content_string.split()
+    now = host.check_output('ls -1 %s' % DEST).split()
+    for d in real['deleted']:
+        stem = d['meta_path'].rsplit('/', 1)[1] if d.get('meta_path') else None
+        if stem:
+            assert stem in after_check and stem not in now
+    # what stays: the verified full backup, the pre-restore backup and the newest manual one (min_keep 1)
+    kinds = sorted(m['kind'] for m in catalog(host))
+    assert kinds == ['full', 'manual', 'pre_restore']
