@@ -164,3 +164,18 @@ def wait_for(predicate, timeout=30, interval=0.05):
             return value
         time.sleep(interval)
     raise AssertionError('timed out waiting')
+
+
+def argv_while_running(proc):
+    """Every process's command line on the machine, sampled every 10 ms until ``proc`` exits."""
+    seen = []
+    while proc.poll() is None:
+        for pid in os.listdir('/proc'):
+            if pid.isdigit():
+                try:
+                    with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                        seen.append(f.read())
+                except (IOError, OSError):
+                    continue   # the process ended meanwhile
+        time.sleep(0.01)
+    return seen

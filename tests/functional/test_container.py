@@ -5,11 +5,10 @@ from __future__ import absolute_import, division, print_function
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from conftest import SEED, free_port, wait_for
+from conftest import SEED, argv_while_running, free_port, wait_for
 from test_pg_backup import sha256, visible
 
 NAME = 'pgops-functional-pg-%d' % os.getpid()
@@ -80,16 +79,7 @@ def test_container_password_over_tcp_stays_out_of_argv(pg_container, dest, run_m
     args = dict(container=NAME, login_user='pim_user', login_password=PASSWORD, login_host='127.0.0.1',
                 port=pg_container['port'], databases=['pim_dev'], dest=dest, format='custom')
     proc = run_module.popen('pg_backup', args)
-    seen = []
-    while proc.poll() is None:
-        for pid in os.listdir('/proc'):
-            if pid.isdigit():
-                try:
-                    with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                        seen.append(f.read())
-                except (IOError, OSError):
-                    pass
-        time.sleep(0.01)
+    seen = argv_while_running(proc)
     res = run_module.result(proc)
     assert not res.get('failed'), res
     assert any(b'docker\x00exec' in c for c in seen)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import pg_bin, wait_for
+from conftest import argv_while_running, pg_bin, wait_for
 
 
 def sha256(path):
@@ -169,16 +169,7 @@ def test_password_never_in_argv_metadata_or_output(postgres, dest, run_module, t
     postgres.psql('pw_db', 'ALTER SCHEMA public OWNER TO pw_user')
     proc = run_module.popen('pg_backup', dict(login_host='127.0.0.1', port=postgres.port, login_user='pw_user',
                                               login_password=secret, databases=['pw_db'], dest=dest))
-    seen = []
-    while proc.poll() is None:      # watch every process's argv while the backup runs
-        for pid in os.listdir('/proc'):
-            if pid.isdigit():
-                try:
-                    with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                        seen.append(f.read())
-                except (IOError, OSError):
-                    pass
-        time.sleep(0.01)
+    seen = argv_while_running(proc)
     res = run_module.result(proc)
     assert not res.get('failed'), res
     assert any(b'pg_dump' in c for c in seen)
