@@ -56,6 +56,64 @@ WHERE am.amname = 'btree' AND c.relpersistence <> 't' AND i.indisready AND i.ind
 """
 
 
+DB_SETTINGS_SQL = """
+SELECT jsonb_build_object(
+  'acl', CASE WHEN d.datacl IS NULL THEN NULL WHEN cardinality(d.datacl) = 0 THEN '[]'::jsonb
+              ELSE (SELECT jsonb_agg(jsonb_build_object(
+                      'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
+                      'privilege', a.privilege_type, 'grantable', a.is_grantable))
+                    FROM aclexplode(d.datacl) a) END,
+  'settings', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
+                 'config', s.setconfig)), '[]') FROM pg_db_role_setting s WHERE s.setdatabase = d.oid),
+  'connlimit', d.datconnlimit,
+  'comment', shobj_description(d.oid, 'pg_database'))::text
+FROM pg_database d WHERE d.datname = %s
+"""
+# settings whose value is a list: pg_dump quotes each element (GUC_LIST_QUOTE)
+LIST_SETTINGS = ('search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries',
+                 'shared_preload_libraries')
+
+
+GUC_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.]*$')
+
+
+def _setting_value(name, value):
+    if name.lower() not in LIST_SETTINGS:
+        return quote_literal(value)
+    items = []
+    for part in value.split(','):
+        part = part.strip()
+        if len(part) >= 2 and part.startswith('"') and part.endswith('"'):
+            part = part[1:-1].replace('""', '"')
+        items.append(quote_literal(part))
+    return ', '.join(items)
+
+
+def database_settings_sql(facts, dest):
+    """Statements giving database ``dest`` the privileges, settings, connection limit and comment in ``facts``."""
+    db = quote_ident(dest)
+    out = []
+    if facts.get('acl') is not None:
+        out.append('REVOKE ALL ON DATABASE %s FROM PUBLIC' % db)
+        for a in facts['acl']:
+            out.append('GRANT %s ON DATABASE %s TO %s%s' % (
+                a['privilege'], db, quote_ident(a['grantee']) if a['grantee'] else 'PUBLIC',
+                ' WITH GRANT OPTION' if a['grantable'] else ''))
+    for s in facts.get('settings') or []:
+        for item in s['config'] or []:
+            name, dummy, value = item.partition('=')
+            target = ('ROLE %s IN DATABASE %s' % (quote_ident(s['role']), db)) if s['role'] else 'DATABASE %s' % db
+            if not GUC_NAME_RE.match(name):
+                raise PgOpsError('unexpected setting name %r on the database' % name, step='settings')
+            out.append('ALTER %s SET %s TO %s' % (target, name, _setting_value(name, value)))
+    if facts.get('connlimit') is not None and facts['connlimit'] != -1:
+        out.append('ALTER DATABASE %s CONNECTION LIMIT %d' % (db, facts['connlimit']))
+    if facts.get('comment') is not None:
+        out.append('COMMENT ON DATABASE %s IS %s' % (db, quote_literal(facts['comment'])))
+    return out
+
+
 def _now():
     return datetime.datetime.now().astimezone().replace(microsecond=0)
 
@@ -129,6 +187,22 @@ class RestoreJob(object):
             "SELECT jsonb_build_object('owner', pg_get_userbyid(datdba), 'collate', datcollate, 'ctype', datctype,"
             " 'encoding', pg_encoding_to_char(encoding), 'allow', datallowconn)::text FROM pg_database "
             "WHERE datname = %s" % quote_literal(name))
+
+    def copy_database_settings(self, admin, source, dest):
+        """Carry what pg_dump without --create leaves out from the replaced database to its replacement:
+        database privileges, per-database (and per-role-in-database) settings, connection limit and comment.
+        Without this a restore could reopen a database to PUBLIC or lose the application's search_path."""
+        t = time.time()
+        facts = admin.query_json(DB_SETTINGS_SQL % quote_literal(source))
+        statements = database_settings_sql(facts, dest)
+        try:
+            for sql in statements:
+                admin.query(sql)
+        except PgOpsError as e:
+            raise PgOpsError('carrying the database settings of %s over to %s failed: %s' % (source, dest, e.msg),
+                             step='settings')
+        self.checks['database_settings'] = '%d statements' % len(statements)
+        self._phase('settings', t)
 
     def _databases_like(self, admin, prefix):
         names = admin.query_json("SELECT coalesce(jsonb_agg(datname ORDER BY datname), '[]')::text FROM pg_database")
@@ -362,6 +436,7 @@ class RestoreJob(object):
                     admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
                     self._phase('swap', t)
                 elif info:
+                    self.copy_database_settings(admin, target_db, scratch)
                     admin = self.swap(admin, target_db, scratch, rollback_name)
                     self.result['rollback_database'] = rollback_name
                 else:   # replace with no existing target (disaster recovery): the scratch becomes the target
@@ -393,6 +468,8 @@ class RestoreJob(object):
         elif mode == 'new':
             steps.append('rename %s to %s' % (scratch, target_db))
         elif info:
+            steps.append('give %s the database-level settings of %s (privileges, ALTER DATABASE/ROLE ... SET, '
+                         'connection limit, comment)' % (scratch, target_db))
             steps.append('end sessions on %s, rename it to %s and %s to %s' % (target_db, rollback_name, scratch,
                                                                                target_db))
         else:

@@ -18,8 +18,9 @@ description:
     table and the sets of tables, views, sequences and functions against the metadata, optional SQL assertions,
     optional amcheck of B-tree indexes.
   - O(mode=test) (a restore drill) drops the scratch database and records the result in the backup's metadata.
-    O(mode=new) renames it to a new database. O(mode=replace) takes a C(pre_restore) backup of the target, ends
-    the target's sessions and swaps by renames in one transaction (target to C(<target>__rollback_<ts>), scratch
+    O(mode=new) renames it to a new database. O(mode=replace) takes a C(pre_restore) backup of the target, gives
+    the scratch database the target's database-level privileges, settings, connection limit and comment (which
+    pg_dump leaves out), ends the target's sessions and swaps by renames in one transaction (target to C(<target>__rollback_<ts>), scratch
     to target), so the outage is only the rename and the previous content is kept. O(mode=rollback) swaps the
     newest rollback database back.
   - If any step fails the target is untouched, the scratch database is dropped and the error names the step.

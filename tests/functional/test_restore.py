@@ -204,3 +204,29 @@ def test_missing_backup_file(postgres, dest, run_module, shop):
     shutil.move(shop['path'], shop['path'] + '.moved')
     res = restore(run_module, postgres, dest, database='shop')
     assert res['failed'] and res['failed_step'] == 'file_check' and 'is missing' in res['msg']
+
+
+def test_replace_keeps_the_database_level_settings(postgres, dest, run_module, shop):
+    postgres.psql('postgres', "DROP ROLE IF EXISTS shop_app; CREATE ROLE shop_app LOGIN; "
+                              "REVOKE ALL ON DATABASE shop FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE shop TO shop_app; "
+                              "ALTER DATABASE shop SET search_path TO \"$user\", public, \"Odd Schema\"; "
+                              "ALTER DATABASE shop SET statement_timeout TO '5min'; "
+                              "ALTER ROLE shop_app IN DATABASE shop SET work_mem TO '8MB'; "
+                              "ALTER DATABASE shop CONNECTION LIMIT 42; COMMENT ON DATABASE shop IS 'the shop''s data'")
+
+    def facts(db):
+        return postgres.psql('postgres', (
+            "SELECT concat_ws(' | ', (SELECT array_agg(x ORDER BY x)::text FROM unnest(d.datacl::text[]) x), "
+            "(SELECT string_agg(coalesce(pg_get_userbyid(nullif(s.setrole, 0)), '-') || ':' || s.setconfig::text, ';' "
+            "ORDER BY s.setrole) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid), d.datconnlimit, "
+            "shobj_description(d.oid, 'pg_database')) FROM pg_database d WHERE d.datname = '%s'" % db))
+
+    before = facts('shop')
+    assert 'shop_app=Tc' in before and '42' in before and "the shop's data" in before
+    res = restore(run_module, postgres, dest, database='shop', mode='replace')
+    assert not res.get('failed'), res
+    assert res['checks']['database_settings'].endswith('statements')
+    after = facts('shop')
+    assert after.replace(res['rollback_database'], 'shop') == before.replace(res['rollback_database'], 'shop')
+    # PUBLIC is still kept out, and the application's search_path still applies
+    assert postgres.psql('shop', 'SHOW search_path') == '"$user", public, "Odd Schema"'
