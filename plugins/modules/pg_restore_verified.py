@@ -238,14 +238,14 @@ plan:
   type: list
   elements: str
 checks:
-  description: Each check's result (C(sha256), C(format), C(row_counts), C(objects), C(assertions), C(amcheck)) and
-    the number of tables and rows verified.
+  description: Each check's result (C(sha256), C(format), C(row_counts), C(objects), C(assertions), C(amcheck)),
+    the number of tables and rows verified, and (replace) the database settings statements carried over.
   returned: always
   type: dict
   sample: {sha256: passed, format: passed, row_counts: passed, objects: passed, tables_verified: 4, rows_verified: 6032}
 phases:
-  description: Seconds spent in each phase (C(file_check), C(pre_restore_backup), C(restore), C(verify), C(swap),
-    C(drop_scratch)).
+  description: Seconds spent in each phase (C(file_check), C(pre_restore_backup), C(restore), C(verify), C(settings),
+    C(swap), C(drop_scratch)).
   returned: always
   type: dict
 rto_seconds:
@@ -269,7 +269,8 @@ sessions_terminated:
   returned: when a swap happened
   type: int
 failed_step:
-  description: The step that failed (C(choose), C(file_check), C(pre_restore_backup), C(restore), C(verify), C(swap)).
+  description: The step that failed (C(choose), C(file_check), C(pre_restore_backup), C(restore), C(verify), C(settings),
+    C(swap)).
   returned: on failure
   type: str
 audit_log:
