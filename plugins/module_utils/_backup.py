@@ -262,17 +262,14 @@ class BackupJob(object):
                 self._fill_names(meta, backup_id, version_major(dump_version))
                 try:
                     self._dump(session, database, meta)
-                    meta['status'] = 'success'
-                except PgOpsError:
-                    meta['status'] = 'failed'
-                    raise
-                finally:
-                    finished = _now()
-                    meta['finished_at'] = finished.isoformat()
-                    meta['duration_seconds'] = round(time.time() - meta.pop('_t0', time.time()), 3)
-                    if meta['status'] == 'success':
-                        meta['throughput_bytes_per_second'] = int(meta['size'] / max(meta['duration_seconds'], 0.001))
-            self._write_meta(meta)
+                except PgOpsError as e:
+                    self._finish_timing(meta)
+                    return self._failed(meta, e)   # recorded under the lock, like a success
+                self._finish_timing(meta)
+                meta['status'] = 'success'
+                meta['throughput_bytes_per_second'] = int(meta['size'] / max(meta['duration_seconds'], 0.001))
+                # under the lock: the next backup of this database sees this id taken
+                self._write_meta(meta)
             self._log('backup of %s (%s%s, id %s) completed successfully: %s, %d bytes, %.1fs'
                       % (database, meta['kind'], ', ' + meta['label'] if meta.get('label') else '', meta['id'],
                          meta['path'], meta['size'], meta['duration_seconds']))
@@ -283,6 +280,11 @@ class BackupJob(object):
             if session is not None:
                 session.close()
 
+    @staticmethod
+    def _finish_timing(meta):
+        meta['finished_at'] = _now().isoformat()
+        meta['duration_seconds'] = round(time.time() - meta.pop('_t0', time.time()), 3)
+
     def _fill_names(self, meta, backup_id, dump_major):
         fmt = self.o['format']
         if fmt == 'plain':
@@ -292,15 +294,18 @@ class BackupJob(object):
             meta['_z'], meta['compression'], meta['compression_level'] = self._internal_compress(dump_major)
             meta['compressed_by'] = 'pg_dump' if meta['compression'] != 'none' else None
         entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
-        meta['id'] = backup_id
-        meta['file'] = entry_stem + catalog.dump_suffix(fmt, meta['compression'])
-        meta['path'] = os.path.join(self.dest, meta['file'])
-        meta['meta_path'] = catalog.meta_path(self.dest, entry_stem)
-        if len(os.path.basename(temp_name(meta['meta_path'])).encode('utf-8')) > 255:
+        name = entry_stem + catalog.dump_suffix(fmt, meta['compression'])
+        meta_file = catalog.meta_path(self.dest, entry_stem)
+        # checked before the names are taken: a refused run must not record its failure over another backup
+        if len(os.path.basename(temp_name(meta_file)).encode('utf-8')) > 255:
             raise PgOpsError('the file name for database %r with this kind and label is over 255 bytes once escaped; '
                              'use a shorter label' % meta['database'], step='options')
-        if not self.check_mode and (os.path.lexists(meta['path']) or os.path.lexists(meta['meta_path'])):
-            raise PgOpsError('%s already exists; refusing to overwrite a backup' % meta['meta_path'], step='dump')
+        if not self.check_mode and (os.path.lexists(os.path.join(self.dest, name)) or os.path.lexists(meta_file)):
+            raise PgOpsError('%s already exists; refusing to overwrite a backup' % meta_file, step='dump')
+        meta['id'] = backup_id
+        meta['file'] = name
+        meta['path'] = os.path.join(self.dest, name)
+        meta['meta_path'] = meta_file
 
     def _dump(self, session, database, meta):
         meta['_t0'] = time.time()
@@ -398,6 +403,8 @@ class BackupJob(object):
             meta.pop('sha256', None)
             meta['file'] = None
             try:
+                if os.path.lexists(meta['meta_path']):   # never record a failure over another backup's metadata
+                    raise OSError('%s exists already' % meta['meta_path'])
                 self._write_meta(meta)
             except (IOError, OSError) as e:
                 self.warnings.append('could not record the failed backup in %s: %s' % (meta['meta_path'], e))

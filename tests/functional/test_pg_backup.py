@@ -265,3 +265,15 @@ def test_globals_without_role_passwords(postgres, pim, dest, run_module):
     with gzip.open(glob_entry['path'], 'rt') as f:
         sql = f.read()
     assert 'CREATE ROLE postgres' in sql and 'PASSWORD' not in sql
+
+
+def test_concurrent_backups_of_one_database_get_distinct_ids(postgres, pim, dest, run_module):
+    procs = [run_module.popen('pg_backup', dict(postgres.conn(), databases=[pim], dest=dest)) for dummy in range(3)]
+    results = [run_module.result(p) for p in procs]
+    assert all(not r.get('failed') for r in results), results
+    ids = [r['id'] for r in results]
+    assert len(set(ids)) == 3
+    metas = sorted(n for n in visible(dest) if n.endswith('.meta.json'))
+    assert len(metas) == 3
+    for r in results:
+        assert sha256(r['path']) == r['sha256']
