@@ -276,6 +276,8 @@ class BackupJob(object):
             return meta
         except PgOpsError as e:
             return self._failed(meta, e)
+        except (IOError, OSError) as e:
+            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'))
         finally:
             if session is not None:
                 session.close()
@@ -398,6 +400,8 @@ class BackupJob(object):
             entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
             meta.update(id=backup_id, started_at=started.isoformat(), finished_at=started.isoformat(),
                         meta_path=catalog.meta_path(self.dest, entry_stem))
+        if not self.check_mode and meta.get('path') and not os.path.lexists(meta.get('meta_path') or ''):
+            remove_quietly(meta['path'])   # a finished dump whose metadata could not be written is no backup
         if not self.check_mode and meta.get('meta_path') and os.path.isdir(self.dest):
             meta.pop('size', None)
             meta.pop('sha256', None)
@@ -437,7 +441,7 @@ class BackupJob(object):
                             meta_path=catalog.meta_path(self.dest, entry_stem))
                 meta['path'] = os.path.join(self.dest, meta['file'])
                 t0 = time.time()
-                args = ['-w', '--globals-only', '-l', any_database]
+                args = ['-w', '--globals-only', '-l', conninfo_dbname(any_database)]
                 if not meta['role_passwords']:
                     args.append('--no-role-passwords')
                 stages = [Stage('pg_dumpall', self.target.argv('pg_dumpall', args))]

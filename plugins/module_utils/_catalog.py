@@ -330,7 +330,8 @@ def run_backup_info(module):
 
 
 def last_verification(meta):
-    checks = meta.get('verifications') or []
+    """The newest conclusive verification (passed or failed); 'inconclusive' runs say nothing of the backup."""
+    checks = [v for v in meta.get('verifications') or [] if v.get('result') in ('passed', 'failed')]
     return checks[-1] if checks else None
 
 
@@ -377,6 +378,9 @@ def select_backup(entries, database=None, backup_id='latest', before=None):
         what += ' before %s' % before
     if not candidates:
         raise CatalogError('no successful backup of %s in the catalog' % what)
+    if backup_id in (None, '', 'latest', 'latest_verified'):
+        # a pre_restore backup holds the state a restore replaced: chosen only by its id, never as "latest"
+        candidates = [m for m in candidates if m.get('kind') != 'pre_restore'] or candidates
     if backup_id in (None, '', 'latest'):
         return candidates[0]
     if backup_id == 'latest_verified':

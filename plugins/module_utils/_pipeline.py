@@ -230,7 +230,10 @@ def run_pipeline(stages, env, what, stdin_path=None):
 
     Every stage must exit 0; otherwise PgOpsError names the failing stage with its exit status and stderr.
     """
-    stdin = open(stdin_path, 'rb') if stdin_path else None
+    try:
+        stdin = open(stdin_path, 'rb') if stdin_path else None
+    except (IOError, OSError) as e:
+        raise PgOpsError('%s failed: cannot read %s: %s' % (what, stdin_path, e.strerror or e), step=what)
     try:
         try:
             out = _start(stages, env, first_stdin=stdin)

@@ -19,6 +19,7 @@ Any failure drops the scratch database and leaves the target untouched. Every ru
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import csv
 import datetime
 import hashlib
 import json
@@ -81,13 +82,9 @@ GUC_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.]*$')
 def _setting_value(name, value):
     if name.lower() not in LIST_SETTINGS:
         return quote_literal(value)
-    items = []
-    for part in value.split(','):
-        part = part.strip()
-        if len(part) >= 2 and part.startswith('"') and part.endswith('"'):
-            part = part[1:-1].replace('""', '"')
-        items.append(quote_literal(part))
-    return ', '.join(items)
+    # the stored text quotes elements like identifiers ("a,b", public): csv reads that quoting exactly
+    parts = next(csv.reader([value], skipinitialspace=True))
+    return ', '.join(quote_literal(part.strip()) for part in parts)
 
 
 def database_settings_sql(facts, dest):
@@ -194,6 +191,8 @@ class RestoreJob(object):
         Without this a restore could reopen a database to PUBLIC or lose the application's search_path."""
         t = time.time()
         facts = admin.query_json(DB_SETTINGS_SQL % quote_literal(source))
+        if facts is None:
+            raise PgOpsError('database %s disappeared during the restore' % source, step='settings')
         statements = database_settings_sql(facts, dest)
         try:
             for sql in statements:
@@ -375,9 +374,9 @@ class RestoreJob(object):
             except PgOpsError as e:
                 # psql stopped on the error (ON_ERROR_STOP): nothing was renamed; retry with a new session
                 admin.close()
-                admin = self.admin()
                 if attempt == 9 or 'being accessed by other users' not in e.msg:
                     raise PgOpsError('swapping %s and %s failed: %s' % (scratch, target_db, e.msg), step='swap')
+                admin = self.admin()
                 time.sleep(0.2)
         self.result['sessions_terminated'] = terminated
         self._phase('swap', t)
@@ -396,6 +395,14 @@ class RestoreJob(object):
                            database=meta['database'], target=target_db, mode=mode, scratch_database=scratch)
         if mode == 'new' and not self.o.get('target'):
             raise PgOpsError('mode=new needs target, the name of the new database', step='options')
+        if self.check_mode:
+            return self._run(meta, mode, target_db, scratch)
+        # one restore of a target at a time: a drill and a replace of the same backup share the scratch name
+        with DirLock(os.path.join(self.path, '.%s.restore.lock' % catalog.slug(target_db)),
+                     self.o.get('lock_timeout', 300), 'restores of %s' % target_db):
+            return self._run(meta, mode, target_db, scratch)
+
+    def _run(self, meta, mode, target_db, scratch):
         admin = self.admin()
         try:
             info = self._db_info(admin, target_db)
@@ -423,7 +430,7 @@ class RestoreJob(object):
                 admin.query(create)
             except PgOpsError as e:
                 admin = self.admin()
-                raise PgOpsError('creating the scratch database %s failed: %s' % (scratch, e.msg), step='restore')
+                raise PgOpsError('creating the scratch database %s failed: %s' % (scratch, e.msg), step='scratch')
             try:
                 self.restore_into(meta, scratch)
                 self.verify(meta, scratch)
@@ -443,7 +450,8 @@ class RestoreJob(object):
                     t = time.time()
                     admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
                     self._phase('swap', t)
-            except PgOpsError:
+            except BaseException:
+                # whatever failed, the scratch database goes; the target was not touched before the swap
                 with suppress(Exception):   # the session may be broken already; a new one follows
                     admin.close()
                 admin = self.admin()
@@ -534,6 +542,7 @@ def who(audit_user=None):
 
 
 SETTING_RE = re.compile(r'^[A-Za-z0-9_.-]+$')
+BACKUP_STEPS = ('file_check', 'restore', 'verify')
 
 
 def run_pg_restore_verified(module):
@@ -551,14 +560,20 @@ def run_pg_restore_verified(module):
         result = job.run()
     except PgOpsError as e:
         error = e
+    except Exception as e:  # pylint: disable=broad-except
+        # still audited and reported; the scratch database was dropped on the way out
+        error = PgOpsError('unexpected %s: %s' % (type(e).__name__, e), step='internal')
+    if error is not None:
         result = job.result
-        result.update(result='failed', failed_step=e.step, error=e.msg)
+        result.update(result='failed', failed_step=error.step, error=error.msg)
     result.update(checks=job.checks, phases=job.phases)
     result['duration_seconds'] = round(time.time() - job.t0, 3)
     if p['mode'] != 'rollback' and result.get('backup_id') and not module.check_mode and \
             p['record'] and (error is None or error.step not in ('choose', 'options')):
+        # a failure outside the backup's own steps (disk, locks, sessions, settings, swap) proves nothing about it
+        outcome = result.get('result') if error is None or error.step in BACKUP_STEPS else 'inconclusive'
         entry = dict(verified_at=started.isoformat(), mode=p['mode'], target=result.get('target'),
-                     result=result.get('result'), rto_seconds=result.get('rto_seconds'), checks=job.checks,
+                     result=outcome, rto_seconds=result.get('rto_seconds'), checks=job.checks,
                      phases=job.phases, error=result.get('error'), failed_step=result.get('failed_step'),
                      host=socket.gethostname(), collection_version=COLLECTION_VERSION)
         try:

@@ -209,7 +209,7 @@ def test_missing_backup_file(postgres, dest, run_module, shop):
 def test_replace_keeps_the_database_level_settings(postgres, dest, run_module, shop):
     postgres.psql('postgres', "DROP ROLE IF EXISTS shop_app; CREATE ROLE shop_app LOGIN; "
                               "REVOKE ALL ON DATABASE shop FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE shop TO shop_app; "
-                              "ALTER DATABASE shop SET search_path TO \"$user\", public, \"Odd Schema\"; "
+                              "ALTER DATABASE shop SET search_path TO \"$user\", public, \"Odd Schema\", \"a,b\"; "
                               "ALTER DATABASE shop SET statement_timeout TO '5min'; "
                               "ALTER ROLE shop_app IN DATABASE shop SET work_mem TO '8MB'; "
                               "ALTER DATABASE shop CONNECTION LIMIT 42; COMMENT ON DATABASE shop IS 'the shop''s data'")
@@ -229,4 +229,22 @@ def test_replace_keeps_the_database_level_settings(postgres, dest, run_module, s
     after = facts('shop')
     assert after.replace(res['rollback_database'], 'shop') == before.replace(res['rollback_database'], 'shop')
     # PUBLIC is still kept out, and the application's search_path still applies
-    assert postgres.psql('shop', 'SHOW search_path') == '"$user", public, "Odd Schema"'
+    assert postgres.psql('shop', 'SHOW search_path') == '"$user", public, "Odd Schema", "a,b"'
+
+
+def test_failures_outside_the_backup_do_not_unverify_it_and_latest_skips_pre_restore(postgres, dest, run_module, shop):
+    drill = restore(run_module, postgres, dest, database='shop', mode='test')
+    assert not drill.get('failed'), drill
+    # the pre-restore backup cannot be taken (free space): nothing is said about the backup itself
+    res = restore(run_module, postgres, dest, database='shop', mode='replace', free_space_ratio=1000000)
+    assert res['failed'] and res['failed_step'] == 'pre_restore_backup', res
+    meta = meta_of(dest, shop['id'], 'shop')
+    assert [v['result'] for v in meta['verifications']] == ['passed', 'inconclusive']
+    info = run_module('backup_info', dict(path=dest, database='shop', stats=False))
+    assert [b['verified'] for b in info['backups'] if b['id'] == shop['id']] == [True]
+    # a successful replace leaves a newer pre_restore backup: "latest" still means the newest real backup
+    ok = restore(run_module, postgres, dest, database='shop', mode='replace')
+    assert not ok.get('failed') and ok['pre_restore_backup']['id'], ok
+    for backup_id in ('latest', 'latest_verified'):
+        plan = restore(run_module, postgres, dest, check_mode=True, database='shop', backup_id=backup_id)
+        assert plan['backup_id'] == shop['id'], (backup_id, plan['backup_id'])
