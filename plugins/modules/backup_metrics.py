@@ -28,17 +28,16 @@ description:
     mode C(0644), and only when its content changes.
 author:
   - pgops.postgresql maintainers (@pgops)
+extends_documentation_fragment:
+  - pgops.postgresql.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the same metrics and alerts and fails the same way; writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Before is the file's current text (empty when missing), after the text written (or to be written).
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: none
     details: The file holds the time it was written, backup ages and the free space measured at run time, so
       its text, and C(changed), differ on nearly every run.

@@ -33,19 +33,17 @@ description:
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
+  - pgops.postgresql.attributes
   - pgops.postgresql.connection
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the same plan and returns the same lists as a real run; deletes and drops nothing (with
       O(drop_rollback_databases) it connects to list the databases).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Before is the list of backup files (metadata names for failed runs), after the list kept.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A later run deletes what has aged out since.
 options:

@@ -24,17 +24,15 @@ description:
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
+  - pgops.postgresql.attributes
   - pgops.postgresql.connection
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Connects read-only to report the backups it would make (paths, database size, free space); writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: none
     details: Every run that is not in check mode makes a new backup.
 options:

@@ -24,19 +24,17 @@ description:
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
+  - pgops.postgresql.attributes
   - pgops.postgresql.connection
   - pgops.postgresql.maintenance
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Connects read-only, checks every listed object and returns the statements it would run (status
       C(planned)) and the facts it reads now; runs no statement and writes no file.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: none
     details: Every run analyzes again and adds a history record and a report.
 options:

@@ -23,18 +23,16 @@ description:
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
+  - pgops.postgresql.attributes
   - pgops.postgresql.connection
   - pgops.postgresql.maintenance
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read-only; behaves the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 seealso:
   - module: pgops.postgresql.pg_maintenance

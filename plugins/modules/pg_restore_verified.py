@@ -28,17 +28,15 @@ description:
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
+  - pgops.postgresql.attributes
   - pgops.postgresql.connection
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Chooses the backup, checks its file (read-only) and returns the plan; creates, restores and records nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: none
     details: Every run restores again (test mode records a new verification).
 options:
