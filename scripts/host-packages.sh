@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages the demo and the tests use on the host, only those whose command is missing:
-# docker.io, debootstrap (test images), python3-venv, zstd/lz4/pigz (compression), and PostgreSQL client and
-# server binaries (the functional tests start a throwaway cluster with initdb + pg_ctl).
+# docker.io, debootstrap (test images), python3-venv, zstd/lz4/pigz (compression), podman (disaster recovery
+# with container_runtime podman), PostgreSQL client and server binaries (the functional tests start a
+# throwaway cluster with initdb + pg_ctl), age (encrypted backups, docs/encryption.md), and gcc, make and dpkg-dev (scripts/regression-db.sh builds
+# PostgreSQL's regression database from Debian's source package).
 # usage: scripts/host-packages.sh
 set -euo pipefail
 declare -A PKG=([dockerd]=docker.io [debootstrap]=debootstrap [zstd]=zstd [lz4]=lz4 [pigz]=pigz
-                [ip]=iproute2 [pgrep]=procps [psql]=postgresql-client)
+                [ip]=iproute2 [pgrep]=procps [psql]=postgresql-client [podman]=podman
+                [gcc]=gcc [make]=make [dpkg-source]=dpkg-dev [age]=age)
 missing=()
 for cmd in "${!PKG[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}"); done
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
@@ -17,5 +20,6 @@ apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian's postgresql package starts a cluster of its own; the tests need none
 if printf '%s\n' "${missing[@]}" | grep -qx postgresql && command -v pg_ctlcluster >/dev/null; then
-  systemctl stop postgresql 2>/dev/null || pg_ctlcluster --force "$(ls /etc/postgresql | head -1)" main stop 2>/dev/null || true
+  versions=(/etc/postgresql/*)
+  systemctl stop postgresql 2>/dev/null || pg_ctlcluster --force "$(basename "${versions[0]}")" main stop 2>/dev/null || true
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create the test venv: requirements/dev.txt from PyPI, plus the collections of requirements/collections.txt
-# unzipped from the `ansible` wheel (no Galaxy), plus an offline stand-in for the get-pip download of
+# (community.docker, containers.podman, ...) unzipped from the `ansible` wheel (no Galaxy), each checked against the
+# version pinned there, plus an offline stand-in for the get-pip download of
 # `ansible-test --venv`. Skipped when the venv's stamp matches requirements/*.txt + this script.
 # usage: scripts/install-venv.sh [VENV]        (default .venv; run from the repo root or anywhere)
 set -euo pipefail
@@ -44,7 +45,10 @@ for line in open(reqfile):
 with zipfile.ZipFile(whl) as z:
     for name, ver in want.items():
         prefix = 'ansible_collections/%s/' % name.replace('.', '/')
-        found = json.loads(z.read(prefix + 'MANIFEST.json'))['collection_info']['version']
+        try:
+            found = json.loads(z.read(prefix + 'MANIFEST.json'))['collection_info']['version']
+        except KeyError:
+            sys.exit('install-venv: %s (requirements/collections.txt) is not in %s' % (name, os.path.basename(whl)))
         if ver and found != ver:
             sys.exit('install-venv: %s is %s in %s, requirements/collections.txt wants %s' % (name, found, os.path.basename(whl), ver))
         shutil.rmtree(os.path.join(dest, prefix), ignore_errors=True)

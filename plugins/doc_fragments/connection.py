@@ -34,12 +34,13 @@ options:
     aliases: [ unix_socket ]
   port:
     description:
-      - Server port. Leave unset for the client's default (or, in a container, the container's E(PGPORT)).
+      - Server port, 1 to 65535. Leave unset for the client's default (or, in a container, the container's
+        E(PGPORT)); C(0) or a value out of range is refused, never taken as "the default".
     type: int
     aliases: [ login_port ]
   connect_timeout:
     description:
-      - Seconds to wait for a connection.
+      - Seconds to wait for a connection, 1 or more.
     type: int
     default: 10
   container:

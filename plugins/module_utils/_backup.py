@@ -8,7 +8,9 @@
 For each database: connect with psql (natively or with ``docker exec``), read sizes and versions, check free
 space, take the per-database lock, open a REPEATABLE READ transaction and export its snapshot, run
 ``pg_dump --snapshot`` through the checked pipeline while the same transaction counts every table's rows, then
-write the metadata atomically. Any failure removes the partial dump and records a ``failed`` entry.
+write the metadata atomically. Any failure removes the partial dump and records a ``failed`` entry; ids are
+taken and records written under the database's lock, for failures as for successes. Under that lock a run also
+removes the temporary files that a killed run of the same database left behind.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,8 +30,8 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
     conninfo_dbname, major_of,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, ensure_dir, free_bytes, remove_quietly,
-    temp_name, write_json_atomic, fsync_dir,
+    COLLECTION_VERSION, TMP_MARK, DirLock, PgOpsError, append_log_line, ensure_dir, free_bytes, remove_dead_temp_files,
+    remove_quietly, temp_name, unusable_dir_reason, write_json_atomic, fsync_dir,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
     Stage, failure_message, fsync_tree, run_to_file, sha256_tree, _close, _start, _stop,
@@ -40,8 +42,30 @@ SELECT jsonb_build_object(
   'server_version', current_setting('server_version'),
   'server_version_num', current_setting('server_version_num')::int,
   'database_size', pg_database_size(current_database()),
-  'encoding', pg_encoding_to_char(d.encoding))::text
+  'encoding', pg_encoding_to_char(d.encoding),
+  'collate', d.datcollate, 'ctype', d.datctype,
+  -- 15+: locale provider (c libc, i icu, b builtin) and its locale (daticulocale in 15-16, datlocale in 17+)
+  'locale_provider', to_jsonb(d) ->> 'datlocprovider',
+  'locale', coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'),
+  'icu_rules', to_jsonb(d) ->> 'daticurules')::text
 FROM pg_database d WHERE d.datname = current_database()
+"""
+
+# What pg_dump without --create leaves out of a dump: the database's privileges, its (and its roles') settings,
+# connection limit and comment. Recorded with each backup so that a restore into a new database can carry them.
+DB_SETTINGS_SQL = """
+SELECT jsonb_build_object(
+  'acl', CASE WHEN d.datacl IS NULL THEN NULL WHEN cardinality(d.datacl) = 0 THEN '[]'::jsonb
+              ELSE (SELECT jsonb_agg(jsonb_build_object(
+                      'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
+                      'privilege', a.privilege_type, 'grantable', a.is_grantable))
+                    FROM aclexplode(d.datacl) a) END,
+  'settings', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
+                 'config', s.setconfig)), '[]') FROM pg_db_role_setting s WHERE s.setdatabase = d.oid),
+  'connlimit', d.datconnlimit,
+  'comment', shobj_description(d.oid, 'pg_database'))::text
+FROM pg_database d WHERE d.datname = %s
 """
 
 LIST_DATABASES_SQL = """
@@ -50,8 +74,11 @@ FROM pg_database WHERE NOT datistemplate AND datallowconn
 """
 
 # Runs inside the exported snapshot: exact row counts of every table, and the objects a restore must bring back.
-# Objects that belong to extensions are left out (CREATE EXTENSION recreates them).
-OBJECTS_SQL = r"""
+# Objects that belong to extensions are left out (CREATE EXTENSION recreates them). Each table's own rows
+# (FROM ONLY): an inheritance parent's count must not include its children's, nor read foreign-table children
+# (whose data pg_dump does not dump). Run with search_path = pg_catalog (see read_objects()): the argument types in
+# the function names are then schema-qualified the same way whatever the database's or role's search_path.
+OBJECTS_SQL_TEMPLATE = r"""
 WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
 nsp AS (SELECT oid, nspname FROM pg_namespace
         WHERE nspname NOT IN ('pg_catalog', 'information_schema')
@@ -65,7 +92,7 @@ SELECT jsonb_build_object(
   'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                  'schema', nspname, 'name', relname,
                  'rows', (xpath('/row/c/text()', query_to_xml(
-                          format('SELECT count(*) AS c FROM %I.%I', nspname, relname), false, true, '')))[1]::text::bigint)
+                          format('SELECT count(*) AS c FROM @ONLY@%I.%I', nspname, relname), false, true, '')))[1]::text::bigint)
                  ORDER BY nspname, relname), '[]') FROM rel WHERE relkind = 'r'),
   'partitioned_tables', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]')
                          FROM rel WHERE relkind = 'p'),
@@ -78,6 +105,20 @@ SELECT jsonb_build_object(
   'schemas', (SELECT coalesce(jsonb_agg(nspname ORDER BY 1), '[]') FROM nsp),
   'extensions', (SELECT coalesce(jsonb_agg(extname ORDER BY 1), '[]') FROM pg_extension))::text
 """
+OBJECTS_SQL = OBJECTS_SQL_TEMPLATE.replace('@ONLY@', 'ONLY ')
+# metadata format_version 1 (before 0.3.0): parents counted with their children, names under the session's
+# search_path; still used to verify those backups
+OBJECTS_SQL_V1 = OBJECTS_SQL_TEMPLATE.replace('@ONLY@', '')
+
+
+def read_objects(session, metadata_version=None):
+    """OBJECTS_SQL (or the query of an older metadata format) on ``session``, names under search_path pg_catalog."""
+    if metadata_version is not None and metadata_version < 2:
+        return session.query_json(OBJECTS_SQL_V1)
+    session.query('SET search_path TO pg_catalog')
+    found = session.query_json(OBJECTS_SQL)   # an error ends the psql session: no RESET needed then
+    session.query('RESET search_path')
+    return found
 
 
 def _now():
@@ -97,6 +138,18 @@ def _uid_gid(owner, group):
         except KeyError:
             raise PgOpsError('group %r does not exist on this host' % group, step='preflight')
     return uid, gid
+
+
+_SUFFIXES = sorted(set(catalog.dump_suffix(f, c) for f in catalog.FORMATS for c in catalog.COMPRESSIONS)
+                   | set([catalog.META_SUFFIX]), key=len, reverse=True)
+
+
+def temp_name_re(database):
+    """Temporary names of this database's dumps and metadata: ``.<db>_<kind>[_<label>]_<id><suffix>.tmp-<pid>``."""
+    base = catalog.slug(database) if database != catalog.GLOBALS else '_globals'
+    return re.compile(r'^\.%s_(?:%s)_(?:.+_)?\d{8}_\d{6}(?:%s)%s\d+$' % (
+        re.escape(base), '|'.join(re.escape(k) for k in catalog.KINDS), '|'.join(re.escape(x) for x in _SUFFIXES),
+        re.escape(TMP_MARK)))
 
 
 def version_major(version_text):
@@ -127,6 +180,7 @@ class BackupJob(object):
             raise PgOpsError('compression_level %s is out of range for compression=%s (%d to %d)'
                              % (self.level, self.compression, lo, hi), step='options')
         self.dest_changed = False
+        self.removed_temp_files = []
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _compressor(self):
@@ -162,6 +216,19 @@ class BackupJob(object):
             except (IOError, OSError) as e:
                 self.warnings.append('could not write log_file %s: %s' % (self.o['log_file'], e))
 
+    def _lock(self, database, timeout=None):
+        """The lock of ``database`` in dest: ids are taken and records written only while holding it."""
+        what = ('globals in %s' % self.dest if database == catalog.GLOBALS
+                else 'database %s in %s' % (database, self.dest))
+        return DirLock(os.path.join(self.dest, catalog.lock_name(database)),
+                       self.o['lock_timeout'] if timeout is None else timeout, what)
+
+    def _clean_temp_files(self, database):
+        """Under the database's lock: remove the temporary files a killed run of this database left."""
+        removed, errors = remove_dead_temp_files(self.dest, temp_name_re(database))
+        self.removed_temp_files += [os.path.join(self.dest, n) for n in removed]
+        self.warnings += errors
+
     def _allocate_id(self, database):
         """A new id (local time) unique for this database in the catalog; waits for the next second if taken."""
         entries, dummy = catalog.load_catalog(self.dest)
@@ -182,8 +249,17 @@ class BackupJob(object):
         return list(self.o.get('databases') or [])
 
     def run(self):
+        reason = unusable_dir_reason(self.dest)
+        if reason:
+            raise PgOpsError('dest: %s; set dest to a directory this user can create and write in' % reason,
+                             step='preflight')
         if not self.check_mode:
-            self.dest_changed = ensure_dir(self.dest, self.uid, self.gid)
+            try:
+                self.dest_changed = ensure_dir(self.dest, self.uid, self.gid)
+            except (IOError, OSError) as e:
+                raise PgOpsError('dest: cannot create %s or set its mode 0750%s: %s' % (
+                    self.dest, ' and owner' if self.uid != -1 or self.gid != -1 else '', e.strerror or e),
+                    step='preflight')
         try:
             self.target.check_container()
         except PgOpsError as e:
@@ -245,7 +321,10 @@ class BackupJob(object):
                     e.step = 'connect'
                 raise
             meta.update(server_version=info['server_version'], database_size=info['database_size'],
-                        encoding=info['encoding'])
+                        encoding=info['encoding'], collate=info.get('collate'), ctype=info.get('ctype'),
+                        locale_provider=info.get('locale_provider'), locale=info.get('locale'),
+                        icu_rules=info.get('icu_rules'),
+                        database_settings=session.query_json(DB_SETTINGS_SQL % 'current_database()'))
             dump_version = self.target.tool_version('pg_dump')
             meta['pg_dump_version'] = dump_version
             if self.check_mode:
@@ -254,26 +333,8 @@ class BackupJob(object):
                 meta.update(status='planned', id=backup_id, path=os.path.join(self.dest, meta['file']),
                             estimated_size=info['database_size'], free_bytes=info['free_bytes'])
                 return meta
-            lock = DirLock(os.path.join(self.dest, catalog.lock_name(database)), self.o['lock_timeout'],
-                           'database %s in %s' % (database, self.dest))
-            with lock:
-                backup_id, started = self._allocate_id(database)
-                meta.update(id=backup_id, started_at=started.isoformat())
-                self._fill_names(meta, backup_id, version_major(dump_version))
-                try:
-                    self._dump(session, database, meta)
-                except PgOpsError as e:
-                    self._finish_timing(meta)
-                    return self._failed(meta, e)   # recorded under the lock, like a success
-                self._finish_timing(meta)
-                meta['status'] = 'success'
-                meta['throughput_bytes_per_second'] = int(meta['size'] / max(meta['duration_seconds'], 0.001))
-                # under the lock: the next backup of this database sees this id taken
-                self._write_meta(meta)
-            self._log('backup of %s (%s%s, id %s) completed successfully: %s, %d bytes, %.1fs'
-                      % (database, meta['kind'], ', ' + meta['label'] if meta.get('label') else '', meta['id'],
-                         meta['path'], meta['size'], meta['duration_seconds']))
-            return meta
+            with self._lock(database):
+                return self._locked_backup(session, database, meta, dump_version)
         except PgOpsError as e:
             return self._failed(meta, e)
         except (IOError, OSError) as e:
@@ -281,6 +342,30 @@ class BackupJob(object):
         finally:
             if session is not None:
                 session.close()
+
+    def _locked_backup(self, session, database, meta, dump_version):
+        """The backup proper, under the database's lock: the id, the dump and its record, or the failure's."""
+        self._clean_temp_files(database)
+        try:
+            backup_id, started = self._allocate_id(database)
+            meta.update(id=backup_id, started_at=started.isoformat())
+            self._fill_names(meta, backup_id, version_major(dump_version))
+            try:
+                self._dump(session, database, meta)
+            finally:
+                self._finish_timing(meta)
+            meta['status'] = 'success'
+            meta['throughput_bytes_per_second'] = int(meta['size'] / max(meta['duration_seconds'], 0.001))
+            # under the lock: the next backup of this database sees this id taken
+            self._write_meta(meta)
+        except PgOpsError as e:
+            return self._failed(meta, e, locked=True)
+        except (IOError, OSError) as e:
+            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'), locked=True)
+        self._log('backup of %s (%s%s, id %s) completed successfully: %s, %d bytes, %.1fs'
+                  % (database, meta['kind'], ', ' + meta['label'] if meta.get('label') else '', meta['id'],
+                     meta['path'], meta['size'], meta['duration_seconds']))
+        return meta
 
     @staticmethod
     def _finish_timing(meta):
@@ -318,7 +403,7 @@ class BackupJob(object):
 
         def count():
             try:
-                counted['objects'] = session.query_json(OBJECTS_SQL)
+                counted['objects'] = read_objects(session)
             except PgOpsError as e:
                 counted['error'] = e
 
@@ -340,6 +425,14 @@ class BackupJob(object):
                 else:
                     stages.append(Stage('pg_dump', self.target.argv('pg_dump', ['-Fc', '-Z', meta['_z']] + args)))
                 meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], env, self.uid, self.gid)
+        except PgOpsError as e:
+            counter.join()
+            if 'error' in counted:
+                # the count ended the snapshot's transaction: pg_dump then fails with "invalid snapshot
+                # identifier" (or reports the same cause second); the count's error is the one to report
+                raise PgOpsError('counting rows in the dump snapshot failed: %s (pg_dump then failed: %s)'
+                                 % (counted['error'].msg, e.msg), step='count')
+            raise
         finally:
             counter.join()
             meta.pop('_z', None)
@@ -388,35 +481,59 @@ class BackupJob(object):
         record = dict((k, v) for k, v in meta.items() if k not in ('meta_path', 'path') and not k.startswith('_'))
         write_json_atomic(path, record, self.uid, self.gid)
 
-    def _failed(self, meta, err):
+    def _failed(self, meta, err, locked=False):
+        """Record a failed run in the catalog (under the database's lock) and the log; returns its entry.
+
+        ``locked``: the caller holds the database's lock. Otherwise it is taken here, waiting up to lock_timeout
+        like a backup would; when the failure is that lock (another run held it for lock_timeout), only one more
+        try is made, so a run never waits twice, and a warning says when the failure could not be recorded.
+        """
         meta['status'] = 'failed'
         meta['error'] = err.msg
         meta['failed_step'] = err.step
         meta.pop('_z', None)
         meta.pop('_t0', None)
-        if not self.check_mode and not meta.get('meta_path') and os.path.isdir(self.dest):
-            # failed before an id was taken (preflight): record it under a fresh id all the same
-            backup_id, started = self._allocate_id(meta['database'])
-            entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
-            meta.update(id=backup_id, started_at=started.isoformat(), finished_at=started.isoformat(),
-                        meta_path=catalog.meta_path(self.dest, entry_stem))
-        if not self.check_mode and meta.get('path') and not os.path.lexists(meta.get('meta_path') or ''):
-            remove_quietly(meta['path'])   # a finished dump whose metadata could not be written is no backup
-        if not self.check_mode and meta.get('meta_path') and os.path.isdir(self.dest):
-            meta.pop('size', None)
-            meta.pop('sha256', None)
-            meta['file'] = None
-            try:
-                if os.path.lexists(meta['meta_path']):   # never record a failure over another backup's metadata
-                    raise OSError('%s exists already' % meta['meta_path'])
-                self._write_meta(meta)
-            except (IOError, OSError) as e:
-                self.warnings.append('could not record the failed backup in %s: %s' % (meta['meta_path'], e))
+        if not self.check_mode and os.path.isdir(self.dest):
+            if locked:
+                self._record_failure(meta)
+            else:
+                try:
+                    with self._lock(meta['database'], 0 if err.step == 'lock' else None):
+                        self._record_failure(meta)
+                except PgOpsError as e:
+                    why = e.msg if err.step != 'lock' else (
+                        'another run still holds the lock of the database, so no id can be taken safely')
+                    self.warnings.append('the failed backup of %s is not recorded in %s: %s'
+                                         % (meta['database'], self.dest, why))
+                except (IOError, OSError) as e:
+                    self.warnings.append('the failed backup of %s is not recorded in %s: %s'
+                                         % (meta['database'], self.dest, e))
         self._log('backup of %s (%s%s%s) FAILED: %s' % (
             meta['database'], meta['kind'], ', ' + meta['label'] if meta.get('label') else '',
             ', id ' + meta['id'] if meta.get('id') else '', err.msg))
         meta.pop('path', None)
         return meta
+
+    def _record_failure(self, meta):
+        """Under the database's lock: a fresh id when none was taken yet, then the failure's record."""
+        try:
+            if not meta.get('meta_path'):
+                # failed before an id was taken (preflight, connect, lock): a fresh id all the same
+                backup_id, started = self._allocate_id(meta['database'])
+                entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
+                meta.update(id=backup_id, started_at=started.isoformat(), finished_at=started.isoformat(),
+                            meta_path=catalog.meta_path(self.dest, entry_stem))
+            if meta.get('path') and not os.path.lexists(meta['meta_path']):
+                remove_quietly(meta['path'])   # a finished dump whose metadata could not be written is no backup
+            for key in ('size', 'sha256', 'files', 'throughput_bytes_per_second'):
+                meta.pop(key, None)
+            meta['file'] = None
+            if os.path.lexists(meta['meta_path']):   # never record a failure over another backup's metadata
+                raise OSError('%s exists already' % meta['meta_path'])
+            self._write_meta(meta)
+        except (IOError, OSError) as e:
+            self.warnings.append('could not record the failed backup in %s: %s'
+                                 % (meta.get('meta_path') or self.dest, e))
 
     def backup_globals(self, any_database):
         """Roles and tablespaces (pg_dumpall --globals-only); role passwords only when asked."""
@@ -432,35 +549,48 @@ class BackupJob(object):
                 meta.update(status='planned', id=backup_id,
                             path=os.path.join(self.dest, entry_stem + catalog.dump_suffix('plain', self.compression)))
                 return meta
-            with DirLock(os.path.join(self.dest, catalog.lock_name(catalog.GLOBALS)), self.o['lock_timeout'],
-                         'globals in %s' % self.dest):
-                backup_id, started = self._allocate_id(catalog.GLOBALS)
-                entry_stem = catalog.stem(catalog.GLOBALS, meta['kind'], meta['label'], backup_id)
-                meta.update(id=backup_id, started_at=started.isoformat(),
-                            file=entry_stem + catalog.dump_suffix('plain', self.compression),
-                            meta_path=catalog.meta_path(self.dest, entry_stem))
-                meta['path'] = os.path.join(self.dest, meta['file'])
-                t0 = time.time()
-                args = ['-w', '--globals-only', '-l', conninfo_dbname(any_database)]
-                if not meta['role_passwords']:
-                    args.append('--no-role-passwords')
-                stages = [Stage('pg_dumpall', self.target.argv('pg_dumpall', args))]
-                comp = self._compressor()
-                if comp:
-                    stages.append(comp)
-                meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], self.target.env(),
-                                                           self.uid, self.gid)
-                meta.update(status='success', finished_at=_now().isoformat(),
-                            duration_seconds=round(time.time() - t0, 3))
-            self._write_meta(meta)
-            self._log('backup of globals (%s, id %s) completed successfully: %s, %d bytes'
-                      % (meta['kind'], meta['id'], meta['path'], meta['size']))
-            return meta
+            with self._lock(catalog.GLOBALS):
+                return self._locked_globals(meta, any_database)
         except PgOpsError as e:
             return self._failed(meta, e)
+        except (IOError, OSError) as e:
+            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'))
+
+    def _locked_globals(self, meta, any_database):
+        self._clean_temp_files(catalog.GLOBALS)
+        try:
+            backup_id, started = self._allocate_id(catalog.GLOBALS)
+            entry_stem = catalog.stem(catalog.GLOBALS, meta['kind'], meta['label'], backup_id)
+            meta.update(id=backup_id, started_at=started.isoformat(),
+                        file=entry_stem + catalog.dump_suffix('plain', self.compression),
+                        meta_path=catalog.meta_path(self.dest, entry_stem))
+            meta['path'] = os.path.join(self.dest, meta['file'])
+            t0 = time.time()
+            args = ['-w', '--globals-only', '-l', conninfo_dbname(any_database)]
+            if not meta['role_passwords']:
+                args.append('--no-role-passwords')
+            stages = [Stage('pg_dumpall', self.target.argv('pg_dumpall', args))]
+            comp = self._compressor()
+            if comp:
+                stages.append(comp)
+            meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], self.target.env(), self.uid, self.gid)
+            meta.update(status='success', finished_at=_now().isoformat(), duration_seconds=round(time.time() - t0, 3))
+            self._write_meta(meta)
+        except PgOpsError as e:
+            return self._failed(meta, e, locked=True)
+        except (IOError, OSError) as e:
+            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'), locked=True)
+        self._log('backup of globals (%s, id %s) completed successfully: %s, %d bytes'
+                  % (meta['kind'], meta['id'], meta['path'], meta['size']))
+        return meta
 
 
-SUMMARY_KEYS = ('id', 'path', 'size', 'sha256', 'duration_seconds', 'throughput_bytes_per_second', 'rows_total')
+# Returned at the top level when one database was backed up. The dump's path is ``backup_path`` and the directory
+# ``backup_dir``: Ansible stats a top-level ``path`` (else ``dest``) on exit and overwrites ``size`` with it
+# (4096 for a format=directory dump).
+SUMMARY_KEYS = (('id', 'id'), ('path', 'backup_path'), ('size', 'size'), ('sha256', 'sha256'),
+                ('duration_seconds', 'duration_seconds'), ('throughput_bytes_per_second', 'throughput_bytes_per_second'),
+                ('rows_total', 'rows_total'))
 
 
 def run_pg_backup(module):
@@ -469,12 +599,13 @@ def run_pg_backup(module):
     from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
 
     p = module.params
+    if not (p['dest'] or '').strip():
+        module.fail_json(msg='dest must not be empty: set it to the backup directory, e.g. /backups/database '
+                             '(an empty dest would mean the current directory)')
     try:
         catalog.validate_label(p['label'])
     except catalog.CatalogError as e:
         module.fail_json(msg='label: %s' % e)
-    if p['jobs'] < 1:
-        module.fail_json(msg='jobs must be 1 or more (got %d)' % p['jobs'])
     if p['jobs'] > 1 and p['format'] != 'directory':
         module.fail_json(msg='jobs=%d needs format=directory (parallel dumps write one file per table)' % p['jobs'])
     if p['format'] == 'directory' and p['container']:
@@ -487,8 +618,6 @@ def run_pg_backup(module):
     if p['databases'] is not None:
         if not p['databases'] or any(not d for d in p['databases']):
             module.fail_json(msg='databases must name at least one database, and no empty name')
-    if p['free_space_ratio'] < 0:
-        module.fail_json(msg='free_space_ratio must be 0 or more (got %s)' % p['free_space_ratio'])
     try:
         job = BackupJob(module, PgTarget(module), p)
         results, failures = job.run()
@@ -496,12 +625,12 @@ def run_pg_backup(module):
         module.fail_json(msg=e.msg, step=e.step)
     for w in job.warnings:
         module.warn(w)
-    out = dict(changed=True, backups=results, dest=job.dest)
+    out = dict(changed=True, backups=results, backup_dir=job.dest, removed_temp_files=job.removed_temp_files)
     db_results = [r for r in results if r.get('scope') == 'database']
     if len(db_results) == 1:
-        for key in SUMMARY_KEYS:
+        for key, name in SUMMARY_KEYS:
             if key in db_results[0]:
-                out[key] = db_results[0][key]
+                out[name] = db_results[0][key]
     if failures:
         # changed stays true: the failed runs are recorded in the catalog and the log
         module.fail_json(msg='; '.join('backup of %s failed at %s: %s' % (f['database'], f.get('failed_step'), f['error'])

@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, but sanity 
     from urllib import quote as _quote
 
 META_SUFFIX = '.meta.json'
-METADATA_VERSION = 1
+# 2: rows of each table alone (FROM ONLY), object names under search_path pg_catalog, locale and database settings
+METADATA_VERSION = 2
 ID_FORMAT = '%Y%m%d_%H%M%S'
 ID_RE = re.compile(r'^\d{8}_\d{6}$')
 KINDS = ('full', 'manual', 'snapshot', 'pre_deploy', 'pre_restore')
@@ -196,10 +197,15 @@ def age_seconds(meta, now):
     return (now - started).total_seconds() if started else None
 
 
-def filter_entries(entries, database=None, kind=None, label=None, status=None, max_age_days=None, now=None):
+def filter_entries(entries, database=None, kind=None, label=None, status=None, max_age_days=None, now=None,
+                   databases=None, scope='any'):
     out = []
     for m in entries:
         if database is not None and m.get('database') != database:
+            continue
+        if databases is not None and m.get('database') not in databases:
+            continue
+        if scope not in (None, 'any') and m.get('scope', 'database') != scope:
             continue
         if kind and m.get('kind') not in (kind if isinstance(kind, (list, tuple)) else [kind]):
             continue
@@ -306,9 +312,18 @@ def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct
 
 
 def run_backup_info(module):
-    """backup_info's main: read the catalog, filter, compute stats; never writes."""
+    """backup_info's main: read the catalog, filter, check each backup's file, compute stats; never writes."""
+    # imported here: _integrity imports this module
+    from ansible_collections.pgops.postgresql.plugins.module_utils import _integrity as integrity
+
     p = module.params
     now = datetime.datetime.now().astimezone()
+    if not (p['path'] or '').strip():
+        module.fail_json(msg='path must not be empty: set it to the backup directory, e.g. /backups/database')
+    for name, low in (('limit', 0), ('max_age_days', 0), ('window_days', 1), ('growth_days', 1),
+                      ('size_change_threshold', 0), ('growth_threshold', 0)):
+        if p[name] is not None and p[name] < low:
+            module.fail_json(msg='%s must be %d or more (got %s)' % (name, low, p[name]))
     if not os.path.isdir(p['path']) and os.path.exists(p['path']):
         module.fail_json(msg='path %s is not a directory' % p['path'])
     try:
@@ -316,16 +331,21 @@ def run_backup_info(module):
     except OSError as e:
         module.fail_json(msg='cannot read the backup directory %s (path): %s' % (p['path'], e))
     selected = filter_entries(entries, database=p['database'], kind=p['kind'], label=p['label'],
-                              status=p['status'], max_age_days=p['max_age_days'], now=now)
+                              status=p['status'], max_age_days=p['max_age_days'], now=now,
+                              databases=p.get('databases'), scope=p.get('scope') or 'any')
+    listed = selected[:p['limit']] if p['limit'] and p['limit'] > 0 else selected
+    # the cheap check (exists, size) for every backup the stats count; sha256 only for the listed ones
+    integrity.annotate(selected if p['stats'] else listed, p['path'],
+                       checksum_entries=listed if p['verify_checksums'] else ())
     result = dict(changed=False, catalog_warnings=warnings)
     if p['stats']:
         result['stats'] = catalog_stats(selected, now, p['window_days'], p['size_change_threshold'],
                                         p['growth_threshold'], p['growth_days'])
-    if p['limit'] and p['limit'] > 0:
-        selected = selected[:p['limit']]
-    for m in selected:
+        result['stats']['integrity'], alerts = integrity.summary(selected)
+        result['stats']['alerts'].extend(alerts)
+    for m in listed:
         m['verified'] = is_verified(m)
-    result['backups'] = selected
+    result['backups'] = listed
     module.exit_json(**result)
 
 
@@ -363,11 +383,18 @@ def _nearest(candidates, backup_id, n=3):
     return [m['id'] for m in sorted(candidates, key=lambda m: abs((parse_id(m['id']) - wanted).total_seconds()))[:n]]
 
 
-def select_backup(entries, database=None, backup_id='latest', before=None):
-    """The backup to restore: an id, 'latest', 'latest_verified', or the newest before a time.
+CHOOSERS = ('latest', 'latest_verified')
 
-    Only successful database backups are candidates. An unknown id fails with the nearest ids; an id that two
-    databases share fails as ambiguous unless ``database`` is given.
+
+def backup_candidates(entries, database=None, backup_id='latest', before=None, max_age_hours=None, now=None):
+    """The backups a restore may use, best first: an id gives one; ``latest`` every successful backup newest
+    first; ``latest_verified`` those whose last conclusive verification passed, newest first. A restore tries
+    the first and, when allowed to fall back, the next ones in this order.
+
+    Only successful database backups are candidates. A ``pre_restore`` backup (the state a restore replaced) is
+    chosen only by its id, never by ``latest``. An unknown id fails with the nearest ids; an id that two
+    databases share fails as ambiguous unless ``database`` is given. ``max_age_hours`` refuses, for ``latest``
+    and ``latest_verified``, any backup older than that, saying how old the newest one is.
     """
     candidates = [m for m in entries if m.get('status') == 'success' and m.get('scope', 'database') == 'database'
                   and (database is None or m.get('database') == database)]
@@ -378,22 +405,42 @@ def select_backup(entries, database=None, backup_id='latest', before=None):
         what += ' before %s' % before
     if not candidates:
         raise CatalogError('no successful backup of %s in the catalog' % what)
-    if backup_id in (None, '', 'latest', 'latest_verified'):
-        # a pre_restore backup holds the state a restore replaced: chosen only by its id, never as "latest"
-        candidates = [m for m in candidates if m.get('kind') != 'pre_restore'] or candidates
-    if backup_id in (None, '', 'latest'):
-        return candidates[0]
+    if backup_id not in (None, '') + CHOOSERS:
+        matches = [m for m in candidates if m['id'] == backup_id]
+        if not matches:
+            nearest = ', '.join(_nearest(candidates, backup_id))
+            raise CatalogError('no backup %s of %s; nearest ids: %s' % (backup_id, what, nearest))
+        if len(matches) > 1:
+            raise CatalogError('backup id %s is ambiguous: it exists for databases %s; set database'
+                               % (backup_id, ', '.join(sorted(m['database'] for m in matches))))
+        return matches
+    chosen = [m for m in candidates if m.get('kind') != 'pre_restore']
+    if not chosen:
+        raise CatalogError('%s has only pre_restore backups (%s): a pre_restore backup is restored only when '
+                           'named by its id (backup_id)' % (what, ', '.join(m['id'] for m in candidates[:3])))
     if backup_id == 'latest_verified':
-        verified = [m for m in candidates if is_verified(m)]
+        verified = [m for m in chosen if is_verified(m)]
         if not verified:
             raise CatalogError('no verified backup of %s (run a restore drill first; newest unverified: %s)'
-                               % (what, candidates[0]['id']))
-        return verified[0]
-    matches = [m for m in candidates if m['id'] == backup_id]
-    if not matches:
-        nearest = ', '.join(_nearest(candidates, backup_id))
-        raise CatalogError('no backup %s of %s; nearest ids: %s' % (backup_id, what, nearest))
-    if len(matches) > 1:
-        raise CatalogError('backup id %s is ambiguous: it exists for databases %s; set database'
-                           % (backup_id, ', '.join(sorted(m['database'] for m in matches))))
-    return matches[0]
+                               % (what, chosen[0]['id']))
+        chosen = verified
+    if max_age_hours is not None:
+        now = now or datetime.datetime.now().astimezone()
+        young = [m for m in chosen if (age_seconds(m, now) or 0) <= max_age_hours * 3600]
+        if not young:
+            raise CatalogError('the newest %sbackup of %s, %s, is %.1f hours old: more than max_age_hours %s. '
+                               'Restore it only by naming it (backup_id: %s) or with a larger max_age_hours'
+                               % ('verified ' if backup_id == 'latest_verified' else '', what, chosen[0]['id'],
+                                  age_seconds(chosen[0], now) / 3600.0, max_age_hours, chosen[0]['id']))
+        chosen = young
+    return chosen
+
+
+def select_backup(entries, database=None, backup_id='latest', before=None):
+    """The backup a restore tries first (see backup_candidates)."""
+    return backup_candidates(entries, database, backup_id, before)[0]
+
+
+def data_time(meta):
+    """When a backup's data is from: the dump's snapshot, taken when it started."""
+    return parse_time(meta.get('started_at'))

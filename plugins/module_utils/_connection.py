@@ -22,7 +22,7 @@ from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
-    failure_message, run_checked, Stage,
+    die_with_parent, failure_message, popen, run_checked, Stage,
 )
 
 
@@ -40,6 +40,48 @@ def connection_argument_spec():
         container_user=dict(type='str'),
         pg_bin_dir=dict(type='path'),
     )
+
+
+# Options of the modules that connect which make no sense below zero (where a module has them).
+NON_NEGATIVE_OPTIONS = ('lock_timeout', 'free_space_ratio')
+
+
+def connection_param_errors(params):
+    """One message per connection-related option out of range (each naming the option and the fix); [] when fine.
+
+    The shared connection options, plus, where the module has them, ``lock_timeout`` and ``free_space_ratio`` (0
+    or more), ``jobs`` (1 or more) and ``databases`` (each name once).
+    """
+    errors = []
+    port = params.get('port')
+    if port is not None and not 1 <= port <= 65535:
+        errors.append('port must be between 1 and 65535 (got %s); leave it unset for the default port' % port)
+    timeout = params.get('connect_timeout')
+    if timeout is not None and timeout < 1:
+        errors.append('connect_timeout must be 1 second or more (got %s)' % timeout)
+    for name in NON_NEGATIVE_OPTIONS:
+        value = params.get(name)
+        if value is not None and value < 0:
+            errors.append('%s must be 0 or more (got %s)' % (name, value))
+    jobs = params.get('jobs')
+    if jobs is not None and jobs < 1:
+        errors.append('jobs must be 1 or more (got %s)' % jobs)
+    databases = params.get('databases') or []
+    twice = sorted(set(d for d in databases if databases.count(d) > 1))
+    if twice:
+        errors.append('databases names %s more than once: list each database once'
+                      % ', '.join(repr(d) for d in twice))
+    return errors
+
+
+def check_connection_params(module):
+    """Fail the module when a connection-related option is out of range (see ``connection_param_errors``).
+
+    Every module that connects calls it first thing in main(), after AnsibleModule() and before any work.
+    """
+    errors = connection_param_errors(module.params)
+    if errors:
+        module.fail_json(msg='; '.join(errors))
 
 
 CLIENT_ENV = ('PGPASSWORD', 'PGCONNECT_TIMEOUT', 'PGAPPNAME', 'PGCLIENTENCODING', 'PGOPTIONS')
@@ -154,14 +196,16 @@ class PgTarget(object):
             return
         runtime = self.module.get_bin_path(self.runtime, required=True)
         proc = subprocess.run([runtime, 'inspect', '--format', '{{.State.Status}}', self.container],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+                              preexec_fn=die_with_parent())
         if proc.returncode != 0:
             raise PgOpsError('container %s not found (%s inspect: %s)' % (
                 self.container, self.runtime, proc.stderr.decode('utf-8', 'replace').strip()), step='preflight')
         status = proc.stdout.decode().strip()
         if status != 'running':
-            raise PgOpsError('container %s is not running (status %s): start it (%s start %s) or run the '
-                             'disaster recovery playbook' % (self.container, status, self.runtime, self.container),
+            raise PgOpsError('container %s is not running (status %s): start it (%s start %s) and check its logs '
+                             '(%s logs %s); only if its data is lost, recover with the disaster recovery playbook'
+                             % (self.container, status, self.runtime, self.container, self.runtime, self.container),
                              step='preflight')
 
     def tool_version(self, tool):
@@ -184,14 +228,13 @@ class PsqlSession(object):
         self.target = target
         self.database = database
         self.err = tempfile.TemporaryFile()
-        argv = target.argv('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+        argv = target.argv('psql', ['-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
                                     '-d', conninfo_dbname(database)], interactive=True)
         self.stage = Stage('psql', argv)
         self.stage.err = self.err
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
-                                         env=target.env(), universal_newlines=True, encoding='utf-8',
-                                         errors='replace')
+            self.proc = popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+                              env=target.env(), universal_newlines=True, encoding='utf-8', errors='replace')
         except OSError as e:
             raise PgOpsError('cannot start psql: %s' % e, step='connect')
         self.stage.proc = self.proc

@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-COLLECTION_VERSION = '0.1.0'
+COLLECTION_VERSION = '0.2.0'
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
@@ -39,6 +39,79 @@ def temp_name(final_path):
 
 def is_temp_name(name):
     return name.startswith('.') and TMP_MARK in name
+
+
+def temp_writer_pid(name):
+    """The writer's pid in a temporary name ``.<final name>.tmp-<pid>``, or None when it holds none."""
+    if not is_temp_name(name):
+        return None
+    pid = name.rpartition(TMP_MARK)[2]
+    return int(pid) if pid.isdigit() else None
+
+
+def pid_alive(pid):
+    """True when a process ``pid`` runs on this host (one we may not signal counts as running)."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as e:
+        return e.errno == errno.EPERM
+    return True
+
+
+def open_paths_under(directory):
+    """Paths at or below ``directory`` that some process has open (Linux /proc; empty where unreadable)."""
+    prefix = os.path.realpath(directory).rstrip('/') + '/'
+    held = set()
+    try:
+        pids = [p for p in os.listdir('/proc') if p.isdigit()]
+    except OSError:
+        return held
+    for pid in pids:
+        fd_dir = '/proc/%s/fd' % pid
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                held.add(target)
+    return held
+
+
+def remove_dead_temp_files(directory, name_re):
+    """Remove the temporary files and directories in ``directory`` whose name matches ``name_re`` and whose
+    writer (the pid in the name) no longer runs on this host and that no process holds open.
+
+    Call it under the lock of whatever writes these names: a live writer is never touched. Returns the names
+    removed and one message per name that could not be removed.
+    """
+    removed, errors = [], []
+    try:
+        names = sorted(n for n in os.listdir(directory) if is_temp_name(n) and name_re.match(n))
+    except OSError as e:
+        return removed, ['cannot list %s: %s' % (directory, e.strerror or e)]
+    dead = [n for n in names if temp_writer_pid(n) not in (None, os.getpid()) and not pid_alive(temp_writer_pid(n))]
+    if not dead:
+        return removed, errors
+    held = open_paths_under(directory)
+    real = os.path.realpath(directory)
+    for name in dead:
+        path = os.path.join(real, name)
+        if path in held or any(h.startswith(path + '/') for h in held):
+            continue    # e.g. a pg_dump -Fd still writing into the directory of a killed module
+        try:
+            remove_quietly(os.path.join(directory, name))
+            removed.append(name)
+        except OSError as e:
+            errors.append('cannot remove the leftover temporary file %s: %s'
+                          % (os.path.join(directory, name), e.strerror or e))
+    return removed, errors
 
 
 def fsync_dir(path):
@@ -98,11 +171,43 @@ def remove_quietly(path):
             raise
 
 
+def unusable_dir_reason(path):
+    """Why ``path`` cannot be used (or created) as a directory to write in, or None when it can.
+
+    Read-only: the same answer in check mode as in a real run. Root passes the permission bits, but not a
+    read-only file system nor a file in the way.
+    """
+    path = os.path.abspath(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return '%s exists and is not a directory' % path
+    probe = path
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        return '%s is not a directory, so %s cannot be created under it' % (probe, path)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        try:
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        if read_only:
+            return '%s is on a read-only file system' % probe
+        return '%s is not writable by uid %d' % (probe, os.geteuid())
+    return None
+
+
 def ensure_dir(path, uid=-1, gid=-1, mode=DIR_MODE):
     """Create ``path`` (and parents) with ``mode``; tighten an existing one. Returns True when changed."""
     changed = False
     if not os.path.isdir(path):
-        os.makedirs(path, mode)
+        try:
+            os.makedirs(path, mode)
+        except OSError as e:
+            if e.errno != errno.EEXIST or not os.path.isdir(path):
+                raise   # else a concurrent run created it first: fine
         changed = True
     st = os.stat(path)
     if (st.st_mode & 0o7777) != mode:

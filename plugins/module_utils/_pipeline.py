@@ -14,6 +14,8 @@ fsynced and renamed only when every stage exited 0.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ctypes
+import errno
 import hashlib
 import os
 import signal
@@ -28,6 +30,34 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
 CHUNK = 1 << 20
 STDERR_TAIL = 2000
 SIGPIPE_CODES = (-signal.SIGPIPE, 128 + signal.SIGPIPE)
+
+
+PR_SET_PDEATHSIG = 1
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _PRCTL = _LIBC.prctl
+except (OSError, AttributeError):   # not Linux: children are stopped by _stop() only
+    _PRCTL = None
+
+
+def die_with_parent():
+    """A ``preexec_fn`` for every child: SIGKILL it when the module dies (kill -9 included), so that no client
+    goes on writing behind a killed module (a psql committing a restore, a pg_dump filling a disk)."""
+    if _PRCTL is None:
+        return None
+    parent = os.getpid()
+
+    def preexec():
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:   # the module died before prctl took effect
+            os._exit(1)
+    return preexec
+
+
+def popen(argv, **kwargs):
+    """subprocess.Popen for our children: they die with the module."""
+    kwargs.setdefault('preexec_fn', die_with_parent())
+    return subprocess.Popen(argv, **kwargs)
 
 
 def describe_rc(rc):
@@ -82,7 +112,7 @@ def _start(stages, env, first_stdin=None):
     prev_out = first_stdin
     for i, stage in enumerate(stages):
         stage.err = tempfile.TemporaryFile()
-        stage.proc = subprocess.Popen(
+        stage.proc = popen(
             stage.argv, stdin=prev_out if prev_out is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=stage.err, env=env, close_fds=True)
         if prev_out is not None and prev_out is not first_stdin:
@@ -174,7 +204,7 @@ def run_checked(argv, env, what, stdin_path=None):
     stage.err = tempfile.TemporaryFile()
     stdin = open(stdin_path, 'rb') if stdin_path else subprocess.DEVNULL
     try:
-        stage.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stage.err, env=env)
+        stage.proc = popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stage.err, env=env)
         out = stage.proc.stdout.read()
         stage.proc.wait()
         if stage.rc != 0:
@@ -225,10 +255,22 @@ def fsync_tree(path, mode_dir=0o750, mode_file=FILE_MODE, uid=-1, gid=-1):
         fsync_dir(root)
 
 
+def stage_report(stages):
+    """(name, rc, stderr tail) of every stage, for callers that judge a failure by its cause."""
+    return [(s.name, s.rc, _tail(s.err) if s.err else '') for s in stages]
+
+
+def _fail(stages, what):
+    err = PgOpsError(failure_message(stages, what), step=what)
+    err.stages = stage_report(pipeline_failures(stages))
+    return err
+
+
 def run_pipeline(stages, env, what, stdin_path=None):
     """Run ``stages`` as a pipeline whose output is not kept (a restore); the first reads ``stdin_path``.
 
-    Every stage must exit 0; otherwise PgOpsError names the failing stage with its exit status and stderr.
+    Every stage must exit 0; otherwise PgOpsError names the failing stage with its exit status and stderr
+    (and carries ``stages``: name, rc and stderr of the failed ones).
     """
     try:
         stdin = open(stdin_path, 'rb') if stdin_path else None
@@ -249,9 +291,92 @@ def run_pipeline(stages, env, what, stdin_path=None):
         for s in stages:
             s.proc.wait()
         if any(s.rc != 0 for s in stages):
-            raise PgOpsError(failure_message(stages, what), step=what)
+            raise _fail(stages, what)
     finally:
         if stdin is not None:
             stdin.close()
+        _stop(stages)
+        _close(stages)
+
+
+def _relay(src, dst):
+    """Copy ``src`` to ``dst`` (file descriptors) until EOF; False when the reader went away (EPIPE)."""
+    splice = getattr(os, 'splice', None)
+    try:
+        while True:
+            if splice is not None:
+                try:
+                    n = splice(src, dst, CHUNK)
+                except OSError as e:
+                    if e.errno != errno.EINVAL:
+                        raise
+                    splice = None   # a file system or pipe that cannot splice: copy through a buffer
+                    continue
+                if not n:
+                    return True
+                continue
+            data = os.read(src, CHUNK)
+            if not data:
+                return True
+            view = memoryview(data)
+            while view:
+                view = view[os.write(dst, view):]
+    except BrokenPipeError:
+        return False
+
+
+def run_framed(producers, consumer, env, what, head, tail, stdin_path):
+    """``producers | consumer`` with ``head`` written to the consumer before the stream and ``tail`` after it,
+    only once every producer exited 0 and the whole stream was passed on.
+
+    With ``head='BEGIN;'`` and ``tail='COMMIT;'`` a psql consumer commits only a complete, checked stream: if a
+    producer fails or the module is killed (its children die with it; a client in a container sees its input
+    end), psql reads end-of-input inside an open transaction and the server rolls it back. ``psql
+    --single-transaction`` would commit whatever it had read at that point.
+    """
+    try:
+        stdin = open(stdin_path, 'rb')
+    except (IOError, OSError) as e:
+        raise PgOpsError('%s failed: cannot read %s: %s' % (what, stdin_path, e.strerror or e), step=what)
+    stages = list(producers) + [consumer]
+    try:
+        try:
+            src = _start(producers, env, first_stdin=stdin).fileno() if producers else stdin.fileno()
+            consumer.err = tempfile.TemporaryFile()
+            consumer.proc = popen(consumer.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=consumer.err, env=env, close_fds=True)
+        except OSError as e:
+            bad = [s for s in stages if s.proc is None][0]
+            raise PgOpsError('%s failed: cannot run %s (%s): %s' % (what, bad.name, bad.argv[0], e.strerror or e),
+                             step=what)
+        dst = consumer.proc.stdin.fileno()
+        complete = False
+        try:
+            os.write(dst, head)
+            complete = _relay(src, dst)
+            for s in producers:
+                s.proc.wait()
+            complete = complete and all(s.rc == 0 for s in producers)
+            if complete:
+                os.write(dst, tail)
+        except BrokenPipeError:
+            complete = False
+        finally:
+            with suppress(OSError):
+                consumer.proc.stdin.close()
+        if not complete and consumer.proc.poll() is None:
+            consumer.proc.terminate()   # its transaction is rolled back; it must not wait for more input
+        consumer.proc.wait()
+        for s in producers:
+            s.proc.wait()
+        if any(s.rc != 0 for s in producers):
+            raise _fail(producers, what)   # the consumer was stopped because of it: its status says nothing
+        if consumer.rc != 0:
+            raise _fail([consumer], what)
+        if not complete:
+            raise PgOpsError('%s failed: %s stopped reading its input; nothing was committed' % (what, consumer.name),
+                             step=what)
+    finally:
+        stdin.close()
         _stop(stages)
         _close(stages)

@@ -26,12 +26,15 @@ import json
 import os
 import pwd
 import re
+import signal
 import socket
 import time
 from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
-from ansible_collections.pgops.postgresql.plugins.module_utils._backup import OBJECTS_SQL, BackupJob
+from ansible_collections.pgops.postgresql.plugins.module_utils._backup import (
+    DB_SETTINGS_SQL, BackupJob, read_objects,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     conninfo_dbname, major_of, quote_ident, quote_literal,
 )
@@ -39,7 +42,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, write_json_atomic,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
-    Stage, run_checked, run_pipeline, sha256_tree, CHUNK,
+    Stage, run_checked, run_framed, run_pipeline, sha256_tree, CHUNK,
 )
 
 NAMEDATALEN = 63
@@ -49,28 +52,14 @@ DECOMPRESS = {'zstd': ['zstd', '-q', '-d', '-c'], 'gzip': ['gzip', '-d', '-c'], 
 TEST_STREAM = {'zstd': ['zstd', '-q', '-t'], 'gzip': ['gzip', '-t'], 'lz4': ['lz4', '-q', '-t']}
 SET_KEYS = ('partitioned_tables', 'views', 'materialized_views', 'sequences', 'functions', 'schemas', 'extensions')
 BTREE_CHECK_SQL = """
-SELECT count(bt_index_check(c.oid))::text FROM pg_index i
+SELECT count(@SCHEMA@.bt_index_check(c.oid))::text FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
 JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE am.amname = 'btree' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid
+WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
 """
+AMCHECK_SCHEMA = 'pgops_amcheck'   # amcheck's own schema in the scratch database: a database may have no public
 
-
-DB_SETTINGS_SQL = """
-SELECT jsonb_build_object(
-  'acl', CASE WHEN d.datacl IS NULL THEN NULL WHEN cardinality(d.datacl) = 0 THEN '[]'::jsonb
-              ELSE (SELECT jsonb_agg(jsonb_build_object(
-                      'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
-                      'privilege', a.privilege_type, 'grantable', a.is_grantable))
-                    FROM aclexplode(d.datacl) a) END,
-  'settings', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                 'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
-                 'config', s.setconfig)), '[]') FROM pg_db_role_setting s WHERE s.setdatabase = d.oid),
-  'connlimit', d.datconnlimit,
-  'comment', shobj_description(d.oid, 'pg_database'))::text
-FROM pg_database d WHERE d.datname = %s
-"""
 # settings whose value is a list: pg_dump quotes each element (GUC_LIST_QUOTE)
 LIST_SETTINGS = ('search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries',
                  'shared_preload_libraries')
@@ -158,7 +147,116 @@ def compare(meta, found):
     return problems
 
 
+SCRATCH_MARK = 'pgops:restore '   # a scratch database's comment: ours to drop after an interrupted run
+VERSION_RE = re.compile(r'^(\d+)')
+
+# What a failed restore says about the backup. Only evidence about the backup itself marks it failed: its file
+# (missing, sha256, unreadable archive), a restore error caused by the dump's content, row counts or objects
+# that differ, an assertion that runs and returns false. Anything else - a killed client, a full disk, a lost
+# connection, a missing role, an assertion that cannot run - is inconclusive and leaves its verdict as it was.
+ENV_SQLSTATE_CLASSES = ('08', '25', '28', '3D', '40', '53', '55', '57', '58', 'F0', 'HV', 'XX')
+ENV_SQLSTATES = ('42501',)          # insufficient privilege
+ENV_PATTERNS = (
+    'no space left on device', 'could not extend file', 'could not write to file', 'out of memory',
+    'server closed the connection', 'connection to server', 'terminating connection', 'could not connect',
+    'too many connections', 'the database system is', 'canceling statement', 'deadlock detected',
+    'could not obtain lock', 'permission denied', 'must be owner', 'could not open extension control file',
+    'could not access file', 'error response from daemon', 'no such container', 'is not running',
+    'oci runtime', 'cannot connect to the docker daemon', 'read error', 'input/output error',
+)
+MISSING_GLOBAL_RE = re.compile(r'(role|tablespace) "[^"]*" does not exist')
+SQLSTATE_RE = re.compile(r'(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):')
+KILLED_CODES = (128 + signal.SIGKILL, 128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGHUP)
+RUNTIME_CODES = (125, 126, 127)     # docker/podman exec could not run the command
+
+
+class BackupFault(PgOpsError):
+    """A failure that is evidence about the backup itself: the backup's verdict becomes ``failed``."""
+
+
+def judge(err):
+    """``err`` as a BackupFault when its cause is the backup's content, unchanged (inconclusive) otherwise."""
+    stages = getattr(err, 'stages', None)
+    if not stages:
+        return err                 # a program that could not start, a session error: nothing about the backup
+    for name, rc, text in stages:
+        low = text.lower()
+        if rc is None or rc < 0 or rc in KILLED_CODES or rc in RUNTIME_CODES:
+            return err
+        if any(p in low for p in ENV_PATTERNS) or MISSING_GLOBAL_RE.search(text):
+            return err
+        if name == 'psql' and rc in (1, 2):
+            return err             # psql: 2 = the connection was lost, 1 = a fatal error of its own
+        for code in SQLSTATE_RE.findall(text):
+            if code[:2] in ENV_SQLSTATE_CLASSES or code in ENV_SQLSTATES:
+                return err
+    fault = BackupFault(err.msg, step=err.step)
+    fault.stages = stages
+    return fault
+
+
+USER_OBJECTS_SQL = r"""
+SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.deptype = 'e'))
+     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.deptype = 'e'))
+"""
+
+
+def scratch_info(comment):
+    """What a scratch database's comment says of the run that made it (backup, target, host, pid, start), or None
+    when the database is not one of ours."""
+    if not comment or not comment.startswith(SCRATCH_MARK):
+        return None
+    try:
+        info = json.loads(comment[len(SCRATCH_MARK):])
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) and info.get('target') else None
+
+
+def restore_lock_path(directory, target):
+    """The lock every restore (and rollback) of ``target`` holds while it runs."""
+    return os.path.join(directory, '.%s.restore.lock' % catalog.slug(target))
+
+
+def audit_interrupted(log, info, who_entry, cleaned_by):
+    """The audit line of a run that was killed before it could write its own."""
+    append_log_line(log, json.dumps(dict(
+        who=who_entry, time=info.get('started'), mode=info.get('mode'), backup_id=info.get('backup_id'),
+        database=info.get('database'), target=info.get('target'), result='interrupted', context={},
+        error='the run (pid %s on %s) ended without finishing; %s dropped its scratch database %s at %s'
+              % (info.get('pid'), info.get('host'), cleaned_by, info.get('scratch_database'), _now().isoformat())),
+        sort_keys=True, ensure_ascii=False))
+
+
+def scratch_prefix(target):
+    """Every scratch name of ``target`` starts with this."""
+    return derived_name(target, RESTORE_TAG + '00000000_000000')[:-15]
+
+
+def locale_clause(facts, server_major):
+    """CREATE DATABASE options giving a database the locale in ``facts`` (an existing database's or a backup's)."""
+    out = ''
+    if facts.get('collate'):
+        out += ' LC_COLLATE %s LC_CTYPE %s' % (quote_literal(facts['collate']), quote_literal(facts['ctype']))
+    provider = {'c': 'libc', 'i': 'icu', 'b': 'builtin'}.get(facts.get('locale_provider'))
+    if provider and server_major and server_major >= 15:
+        out += ' LOCALE_PROVIDER %s' % provider   # explicit: template0 may have another provider
+        if facts.get('locale') and provider != 'libc':
+            out += ' %s_LOCALE %s' % (provider.upper(), quote_literal(facts['locale']))
+        if facts.get('icu_rules') and provider == 'icu':
+            out += ' ICU_RULES %s' % quote_literal(facts['icu_rules'])
+    return out
+
+
 class RestoreJob(object):
+    """One run of pg_restore_verified. ``run()`` decides (choose, guard, plan), then acts attempt by attempt."""
 
     def __init__(self, module, target, opts):
         self.module = module
@@ -169,8 +267,12 @@ class RestoreJob(object):
         self.phases = {}
         self.checks = {}
         self.warnings = []
+        self.attempts = []
+        self.interrupted = []      # audit entries of earlier runs whose scratch database this run cleaned
         self.t0 = time.time()
         self.result = dict(changed=False)
+        self.pre_restore_done = False
+        self.stage = 'preflight'   # the step a session error (a lost connection, a refused query) belongs to
 
     # -- small helpers ------------------------------------------------------------------------------------
     def _phase(self, name, started):
@@ -182,8 +284,13 @@ class RestoreJob(object):
     def _db_info(self, admin, name):
         return admin.query_json(
             "SELECT jsonb_build_object('owner', pg_get_userbyid(datdba), 'collate', datcollate, 'ctype', datctype,"
-            " 'encoding', pg_encoding_to_char(encoding), 'allow', datallowconn)::text FROM pg_database "
-            "WHERE datname = %s" % quote_literal(name))
+            " 'locale_provider', to_jsonb(d) ->> 'datlocprovider',"
+            " 'locale', coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'),"
+            " 'icu_rules', to_jsonb(d) ->> 'daticurules',"
+            " 'encoding', pg_encoding_to_char(encoding), 'allow', datallowconn,"
+            " 'comment', shobj_description(oid, 'pg_database'),"
+            " 'prepared', (SELECT coalesce(jsonb_agg(gid), '[]') FROM pg_prepared_xacts p WHERE p.database = datname)"
+            ")::text FROM pg_database d WHERE datname = %s" % quote_literal(name))
 
     def copy_database_settings(self, admin, source, dest):
         """Carry what pg_dump without --create leaves out from the replaced database to its replacement:
@@ -203,6 +310,23 @@ class RestoreJob(object):
         self.checks['database_settings'] = '%d statements' % len(statements)
         self._phase('settings', t)
 
+    def apply_recorded_settings(self, admin, meta, dest):
+        """The database settings recorded with the backup, on ``dest``. One that cannot be applied (a role that
+        does not exist on this server) is a warning: the restored data is good all the same."""
+        facts = meta.get('database_settings')
+        if not facts:
+            return admin
+        applied = 0
+        for sql in database_settings_sql(facts, dest):
+            try:
+                admin.query(sql)
+                applied += 1
+            except PgOpsError as e:
+                self.warnings.append('a database setting of the backup could not be applied (%s): %s' % (sql, e.msg))
+                admin = self.admin()   # psql stopped on the error
+        self.checks['database_settings'] = '%d statements' % applied
+        return admin
+
     def _databases_like(self, admin, prefix):
         names = admin.query_json("SELECT coalesce(jsonb_agg(datname ORDER BY datname), '[]')::text FROM pg_database")
         return [n for n in names if n.startswith(prefix)]
@@ -212,22 +336,115 @@ class RestoreJob(object):
                     "AND pid <> pg_backend_pid()" % quote_literal(name))
         admin.query('DROP DATABASE IF EXISTS %s' % quote_ident(name))
 
-    # -- steps ---------------------------------------------------------------------------------------------
-    def choose(self):
+    # -- deciding -----------------------------------------------------------------------------------------
+    def source_database(self):
+        """The database whose backups to choose from: ``database``, else (replace) the target itself."""
+        mode, database, target = self.o['mode'], self.o.get('database'), self.o.get('target')
+        backup_id = self.o.get('backup_id') or 'latest'
+        if database:
+            return database
+        if mode == 'replace' and target:
+            return target          # never another database's backup: a replace across databases names its source
+        if mode in ('replace', 'new') and backup_id in catalog.CHOOSERS:
+            raise PgOpsError('mode=%s with backup_id=%s needs database, the database whose backups to restore'
+                             % (mode, backup_id), step='options')
+        return None
+
+    def candidates(self, database):
         entries, warnings = catalog.load_catalog(self.path)
         self.warnings += warnings
+        backup_id = self.o.get('backup_id') or 'latest'
         try:
-            return catalog.select_backup(entries, self.o.get('database'), self.o.get('backup_id') or 'latest',
-                                         self.o.get('before'))
+            found = catalog.backup_candidates(entries, database, backup_id, self.o.get('before'),
+                                              self.o.get('max_age_hours'))
         except catalog.CatalogError as e:
-            raise PgOpsError(str(e), step='choose')
+            msg = str(e)
+            if database and backup_id not in catalog.CHOOSERS:
+                others = sorted(set(m['database'] for m in entries if m.get('id') == backup_id
+                                    and m.get('database') != database and m.get('status') == 'success'))
+                if others:
+                    msg += ' (backup %s is of database %s: to restore it into %s, set database: %s)' % (
+                        backup_id, ', '.join(others), self.o.get('target') or database, others[0])
+            raise PgOpsError(msg, step='choose')
+        if not self.o.get('fallback') or backup_id not in catalog.CHOOSERS:
+            return found[:1]
+        return found[:max(1, int(self.o.get('max_attempts') or 1))]
 
+    def holds_data(self, target_db):
+        """Whether ``target_db`` holds anything of its own: a relation or function outside the system schemas that
+        no extension brought. A database the image's entrypoint just created empty (POSTGRES_DB on a new volume)
+        holds nothing to protect."""
+        with self.target.psql(target_db) as s:
+            return s.query(USER_OBJECTS_SQL)[0] != '0'
+
+    def guard(self, target_db, exists):
+        """Production guard: replacing or rolling back a protected database that holds data needs confirm."""
+        if not exists or target_db not in (self.o.get('protected_databases') or []) or self.o.get('confirm'):
+            return
+        if not self.holds_data(target_db):
+            self.checks['guard'] = '%s is protected but empty: nothing to protect' % target_db
+            return
+        raise PgOpsError(
+            '%s is a protected database (protected_databases): mode=%s would replace it and needs confirm=true. '
+            'Test the backup first (mode=new, target=%s_check), then confirm'
+            % (target_db, self.o['mode'], target_db), step='guard')
+
+    def server_checks(self, admin, meta, target_db, info):
+        """Before any work: a server new enough for the dump, no prepared transaction on the target, free space."""
+        server_major = self.target.server_major
+        m = VERSION_RE.match(str(meta.get('server_version') or ''))
+        if m and server_major and int(m.group(1)) > server_major:
+            raise PgOpsError('backup %s is of PostgreSQL %s; this server is %s: restore it on %s or newer'
+                             % (meta['id'], meta.get('server_version'), server_major, m.group(1)), step='preflight')
+        if info and info.get('prepared') and self.o['mode'] == 'replace':
+            raise PgOpsError('%s has prepared transactions (%s): the swap would wait for them forever; COMMIT PREPARED '
+                             'or ROLLBACK PREPARED them first' % (target_db, ', '.join(info['prepared'])),
+                             step='preflight')
+        ratio = float(self.o.get('server_free_space_ratio') or 0)
+        need = int((meta.get('database_size') or 0) * ratio)
+        if not need:
+            return
+        free, where = self.server_free_bytes(admin)
+        if free is None:
+            self.warnings.append('could not check the free space on the server (%s): the restore needs about %d MiB'
+                                 % (where, need >> 20))
+            return
+        self.checks['server_free_space'] = '%d MiB free, %d MiB wanted' % (free >> 20, need >> 20)
+        if free < need:
+            raise PgOpsError(
+                'not enough free space for the scratch database on the server: %d MiB free in %s, %d MiB wanted '
+                '(backup %s of a %d MiB database x server_free_space_ratio %s); the target was not touched'
+                % (free >> 20, where, need >> 20, meta['id'], (meta.get('database_size') or 0) >> 20, ratio),
+                step='preflight')
+
+    def server_free_bytes(self, admin):
+        """Free bytes where the server keeps its data, and where that is; (None, why) when it can't be seen."""
+        datadir = (admin.query(
+            "SELECT CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+            "pg_has_role(current_user, 'pg_read_all_settings', 'USAGE') THEN current_setting('data_directory') "
+            "ELSE '' END") or [''])[0]
+        if not datadir:
+            return None, 'data_directory is not readable by %s (superuser or pg_read_all_settings)' % self.target.user
+        if self.target.container:
+            try:
+                out = run_checked(self.target.container_prefix() + ['df', '-P', '-k', datadir], self.target.env(),
+                                  'df in the container')
+                return int(out.strip().splitlines()[-1].split()[3]) * 1024, '%s:%s' % (self.target.container, datadir)
+            except (PgOpsError, ValueError, IndexError) as e:
+                return None, 'df in container %s: %s' % (self.target.container, e)
+        host = self.target.host or ''
+        if (not host or host.startswith('/') or host in ('localhost', '127.0.0.1', '::1')) and os.path.isdir(datadir):
+            st = os.statvfs(datadir)
+            return st.f_bavail * st.f_frsize, datadir
+        return None, 'the data directory %s is not on this host' % datadir
+
+    # -- acting -------------------------------------------------------------------------------------------
     def check_file(self, meta):
         """sha256 against the metadata and a readable format, before anything is touched."""
         t = time.time()
         path = os.path.join(self.path, meta['file'])
         if not os.path.exists(path):
-            raise PgOpsError('backup file %s is missing' % path, step='file_check')
+            raise BackupFault('backup file %s is missing' % path, step='file_check')
         if meta['format'] == 'directory':
             size, digest, dummy = sha256_tree(path)
         else:
@@ -242,23 +459,26 @@ class RestoreJob(object):
                     h.update(chunk)
             digest = h.hexdigest()
         if digest != meta['sha256'] or size != meta['size']:
-            raise PgOpsError('backup %s is damaged: sha256 %s and size %d, the metadata says %s and %d'
-                             % (meta['file'], digest, size, meta['sha256'], meta['size']), step='file_check')
+            raise BackupFault('backup %s is damaged: sha256 %s and size %d, the metadata says %s and %d'
+                              % (meta['file'], digest, size, meta['sha256'], meta['size']), step='file_check')
         self.checks['sha256'] = 'passed'
         env = self.target.env()
-        if meta['format'] == 'plain':
-            if meta['compression'] != 'none':
-                argv = list(TEST_STREAM[meta['compression']])
-                argv[0] = self.module.get_bin_path(argv[0], required=True)
-                run_checked(argv + [path], env, 'file_check (%s stream test)' % meta['compression'])
-            self.checks['format'] = 'passed'
-        else:
-            if meta['format'] == 'directory' or not self.target.container:
-                run_checked(self.target.argv_noconn('pg_restore', ['--list', path]), env, 'file_check')
+        try:
+            if meta['format'] == 'plain':
+                if meta['compression'] != 'none':
+                    argv = list(TEST_STREAM[meta['compression']])
+                    argv[0] = self.module.get_bin_path(argv[0], required=True)
+                    run_pipeline([Stage(os.path.basename(argv[0]), argv + [path])], env, 'file_check')
+            elif meta['format'] == 'directory' or not self.target.container:
+                run_pipeline([Stage('pg_restore', self.target.argv_noconn('pg_restore', ['--list', path]))], env,
+                             'file_check')
             else:
-                run_pipeline([Stage('pg_restore', self.target.argv_noconn('pg_restore', ['--list'], interactive=True))], env,
-                             'file_check', stdin_path=path)
-            self.checks['format'] = 'passed'
+                run_pipeline([Stage('pg_restore', self.target.argv_noconn('pg_restore', ['--list'], interactive=True))],
+                             env, 'file_check', stdin_path=path)
+        except PgOpsError as e:
+            e.step = 'file_check'
+            raise judge(e)
+        self.checks['format'] = 'passed'
         self._phase('file_check', t)
 
     def pre_restore_backup(self, target_db):
@@ -283,6 +503,9 @@ class RestoreJob(object):
         try:
             env = self.target.env()
             self._restore_with(meta, scratch, path, env)
+        except PgOpsError as e:
+            e.step = 'restore'
+            raise judge(e)
         finally:
             self.target.options = {}
         self._phase('restore', t)
@@ -290,14 +513,17 @@ class RestoreJob(object):
     def _restore_with(self, meta, scratch, path, env):
         dbarg = conninfo_dbname(scratch)
         if meta['format'] == 'plain':
-            psql = Stage('psql', self.target.argv('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
-                                                           '-o', '/dev/null', '-d', dbarg], interactive=True))
-            if meta['compression'] == 'none':
-                run_pipeline([psql], env, 'restore', stdin_path=path)
-            else:
+            # BEGIN and COMMIT are ours: COMMIT is sent only after the whole dump went through and every stage
+            # exited 0, so a killed run or a failed stage can never commit a partial restore
+            psql = Stage('psql', self.target.argv('psql', ['-X', '-w', '-q', '-v', 'ON_ERROR_STOP=1', '-v',
+                                                           'VERBOSITY=verbose', '-o', '/dev/null', '-d', dbarg],
+                                                  interactive=True))
+            producers = []
+            if meta['compression'] != 'none':
                 argv = list(DECOMPRESS[meta['compression']])
                 argv[0] = self.module.get_bin_path(argv[0], required=True)
-                run_pipeline([Stage(argv[0].rsplit('/', 1)[-1], argv + [path]), psql], env, 'restore')
+                producers.append(Stage(os.path.basename(argv[0]), argv))
+            run_framed(producers, psql, env, 'restore', b'BEGIN;\n', b'\nCOMMIT;\n', stdin_path=path)
         else:
             args = ['--exit-on-error', '--no-password', '-d', dbarg]
             if self.o.get('no_owner'):
@@ -305,7 +531,7 @@ class RestoreJob(object):
             if self.target.container:
                 if meta['format'] == 'directory':
                     raise PgOpsError('a directory-format backup cannot be restored with container; restore it '
-                                     'natively', step='restore')
+                                     'natively', step='options')
                 run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', args, interactive=True))], env,
                              'restore', stdin_path=path)
             else:
@@ -314,9 +540,11 @@ class RestoreJob(object):
                              env, 'restore')
 
     def verify(self, meta, scratch):
+        """Against the metadata: a difference is the backup's fault; an assertion that cannot run, or amcheck
+        finding a damaged index just built by this server, is not (inconclusive)."""
         t = time.time()
         with self.target.psql(scratch) as s:
-            found = s.query_json(OBJECTS_SQL)
+            found = read_objects(s, meta.get('format_version') or 1)
             problems = compare(meta, found)
             self.checks['row_counts'] = 'failed' if any(p.startswith(('tables', 'unexpected tables', 'row counts'))
                                                         for p in problems) else 'passed'
@@ -328,29 +556,44 @@ class RestoreJob(object):
                 try:
                     lines = s.query(sql)
                 except PgOpsError as e:
-                    raise PgOpsError('assertion %d (%s) failed to run: %s' % (i + 1, sql, e.msg), step='verify')
+                    self.checks['assertions'] = 'error'
+                    raise PgOpsError('assertion %d (%s) could not run: %s; this says nothing about the backup (fix '
+                                     'the assertion)' % (i + 1, sql, e.msg), step='verify')
                 if not lines or lines[0].strip() not in ('t', 'true'):
                     problems.append('assertion %d is not true: %s (returned %r)' % (i + 1, sql, lines[0] if lines else None))
             if self.o.get('assertions'):
                 self.checks['assertions'] = 'failed' if any(p.startswith('assertion') for p in problems) else 'passed'
+            amcheck = []
             if self.o.get('amcheck'):
-                self.checks['amcheck'] = self._amcheck(s, problems)
+                self.checks['amcheck'] = self._amcheck(s, amcheck)
         if problems:
-            raise PgOpsError('verification of %s against backup %s failed: %s'
-                             % (scratch, meta['id'], '; '.join(problems)), step='verify')
+            raise BackupFault('verification of %s against backup %s failed: %s'
+                              % (scratch, meta['id'], '; '.join(problems + amcheck)), step='verify')
+        if amcheck:
+            raise PgOpsError('verification of %s failed: %s (an index this server just built: check the server)'
+                             % (scratch, '; '.join(amcheck)), step='verify')
         self._phase('verify', t)
 
     def _amcheck(self, s, problems):
         available = s.query("SELECT count(*) FROM pg_available_extensions WHERE name = 'amcheck'")
         if not available or available[0] != '1':
             return 'unavailable'
-        had = s.query("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'")[0] == '1'
+        schema = s.query("SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n "
+                         "ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'")
+        had = bool(schema)
+        if not had:
+            try:
+                # its own schema: a database may have no public schema
+                s.query('CREATE SCHEMA %s' % AMCHECK_SCHEMA)
+                s.query('CREATE EXTENSION amcheck SCHEMA %s' % AMCHECK_SCHEMA)
+            except PgOpsError as e:   # not allowed to (no superuser): no check was made, nothing was found
+                self.warnings.append('amcheck was not run: CREATE EXTENSION amcheck failed: %s' % e.msg)
+                return 'unavailable (CREATE EXTENSION amcheck failed)'
         try:
-            if not had:
-                s.query('CREATE EXTENSION amcheck')
-            checked = s.query(BTREE_CHECK_SQL)
+            checked = s.query(BTREE_CHECK_SQL.replace('@SCHEMA@', schema[0] if had else AMCHECK_SCHEMA))
             if not had:
                 s.query('DROP EXTENSION amcheck')
+                s.query('DROP SCHEMA %s' % AMCHECK_SCHEMA)
         except PgOpsError as e:
             problems.append('amcheck found corruption: %s' % e.msg)
             return 'failed'
@@ -382,27 +625,108 @@ class RestoreJob(object):
         self._phase('swap', t)
         return admin
 
+    def clean_leftovers(self, admin, target_db, scratch):
+        """Drop the scratch databases of earlier runs of ours on this target that were killed (we hold the
+        target's restore lock, so none of them is running); refuse a database of that name we did not make."""
+        for name in self._databases_like(admin, scratch_prefix(target_db)):
+            comment = admin.query_json("SELECT to_jsonb(shobj_description(oid, 'pg_database'))::text FROM pg_database "
+                                       "WHERE datname = %s" % quote_literal(name))
+            info = scratch_info(comment)
+            if not info or info.get('target') != target_db:
+                if name == scratch:
+                    raise PgOpsError('a database named %s exists and was not made by pgops (no pgops comment): '
+                                     'refusing to drop it; rename or drop it yourself' % name, step='scratch')
+                continue
+            self._drop(admin, name)
+            self.interrupted.append(dict(info, scratch_database=name))
+            self.warnings.append('dropped %s, left by an interrupted restore (backup %s, started %s on %s, pid %s)'
+                                 % (name, info.get('backup_id'), info.get('started'), info.get('host'), info.get('pid')))
+
     # -- the run ------------------------------------------------------------------------------------------
     def run(self):
         mode = self.o['mode']
-        self.target.check_container()
         if mode == 'rollback':
-            return self.rollback()
-        meta = self.choose()
-        target_db = self.o.get('target') or meta['database']
-        scratch = derived_name(target_db, RESTORE_TAG + meta['id'])
-        self.result.update(backup_id=meta['id'], backup_path=os.path.join(self.path, meta['file']),
-                           database=meta['database'], target=target_db, mode=mode, scratch_database=scratch)
+            target_db = self.o.get('target') or self.o.get('database')
+            if not target_db:
+                raise PgOpsError('mode=rollback needs target (or database): the database to roll back', step='options')
+            self.result.update(mode='rollback', target=target_db)
+            self.target.check_container()
+            self.stage = 'rollback'
+            try:
+                return self._locked(target_db, self.rollback, target_db)
+            except PgOpsError as e:
+                if e.step in GENERIC_STEPS:
+                    e.step = 'rollback'
+                raise
         if mode == 'new' and not self.o.get('target'):
             raise PgOpsError('mode=new needs target, the name of the new database', step='options')
-        if self.check_mode:
-            return self._run(meta, mode, target_db, scratch)
-        # one restore of a target at a time: a drill and a replace of the same backup share the scratch name
-        with DirLock(os.path.join(self.path, '.%s.restore.lock' % catalog.slug(target_db)),
-                     self.o.get('lock_timeout', 300), 'restores of %s' % target_db):
-            return self._run(meta, mode, target_db, scratch)
+        database = self.source_database()
+        self.target.check_container()
+        candidates = self.candidates(database)
+        first = candidates[0]
+        target_db = self.o.get('target') or first['database']
+        self.result.update(mode=mode, target=target_db)
+        if len(candidates) > 1:
+            self.result['fallback_candidates'] = [m['id'] for m in candidates[1:]]
+        return self._locked(target_db, self._attempts, candidates, target_db)
 
-    def _run(self, meta, mode, target_db, scratch):
+    def _locked(self, target_db, fn, *args):
+        if self.check_mode:
+            return fn(*args)
+        # one restore of a target at a time: a drill and a replace of the same backup share the scratch name,
+        # and a rollback must not run in the middle of a replace
+        with DirLock(restore_lock_path(self.path, target_db), self.o.get('lock_timeout', 300),
+                     'restores of %s' % target_db):
+            return fn(*args)
+
+    def _attempts(self, candidates, target_db):
+        """Try the candidates in order; fall back to the next only when a failure is the backup's fault."""
+        for n, meta in enumerate(candidates):
+            self.checks = {}
+            self.phases = dict((k, v) for k, v in self.phases.items() if k == 'pre_restore_backup')
+            try:
+                result = self._run(meta, target_db)
+                self._attempted(meta, None)
+                return result
+            except PgOpsError as e:
+                if e.step in GENERIC_STEPS:
+                    e.step = self.stage
+                self._attempted(meta, e)
+                if not isinstance(e, BackupFault) or n == len(candidates) - 1:
+                    raise
+                self.warnings.append('backup %s of %s failed at %s (%s); falling back to %s'
+                                     % (meta['id'], meta['database'], e.step, e.msg, candidates[n + 1]['id']))
+        raise PgOpsError('no candidate backup', step='choose')   # not reached: candidates is never empty
+
+    def _attempted(self, meta, error):
+        outcome = 'passed' if error is None else ('failed' if isinstance(error, BackupFault) else 'inconclusive')
+        attempt = dict(backup_id=meta['id'], database=meta['database'], result=outcome)
+        if error is not None:
+            attempt.update(failed_step=error.step, error=error.msg)
+        self.attempts.append(attempt)
+        if self.check_mode or not self.o.get('record', True) or (error is not None and error.step in NOT_RECORDED):
+            return
+        entry = dict(verified_at=_now().isoformat(), mode=self.o['mode'], target=self.result.get('target'),
+                     result=outcome, rto_seconds=self.result.get('rto_seconds') if error is None else None,
+                     checks=self.checks, phases=self.phases, error=error.msg if error else None,
+                     failed_step=error.step if error else None, host=socket.gethostname(),
+                     collection_version=COLLECTION_VERSION)
+        try:
+            record_verification(self.path, meta, entry, self.o.get('lock_timeout', 300))
+            self.result['recorded'] = True
+        except (OSError, ValueError, PgOpsError) as e:
+            self.warnings.append('could not record the verification of %s in its metadata: %s' % (meta['id'], e))
+
+    def _run(self, meta, target_db):
+        mode = self.o['mode']
+        scratch = derived_name(target_db, RESTORE_TAG + meta['id'])
+        data_as_of = catalog.data_time(meta)
+        self.result.update(backup_id=meta['id'], backup_path=os.path.join(self.path, meta['file']),
+                           database=meta['database'], scratch_database=scratch,
+                           data_as_of=catalog.iso(data_as_of) if data_as_of else None,
+                           data_age_seconds=int((_now() - data_as_of).total_seconds()) if data_as_of else None)
+        self.result.pop('rto_seconds', None)
+        self.stage = 'preflight'
         admin = self.admin()
         try:
             info = self._db_info(admin, target_db)
@@ -410,46 +734,49 @@ class RestoreJob(object):
             if mode == 'new' and info:
                 raise PgOpsError('target database %s already exists; mode=new restores into a new database only '
                                  '(use mode=replace to replace it)' % target_db, step='options')
+            if mode == 'replace':
+                self.guard(target_db, bool(info))
             rollback_name = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
             self.result['plan'] = self._plan(mode, meta, target_db, scratch, rollback_name, info)
+            self.server_checks(admin, meta, target_db, info)
             self.check_file(meta)
             if self.check_mode:
                 self.result['changed'] = mode != 'test' or bool(self.o.get('record', True))
                 return self.result
-            if mode == 'replace' and info and self.o.get('pre_restore_backup', True):
+            self.stage = 'scratch'
+            self.clean_leftovers(admin, target_db, scratch)
+            if mode == 'replace' and info and self.o.get('pre_restore_backup', True) and not self.pre_restore_done:
                 self.pre_restore_backup(target_db)
+                self.pre_restore_done = True
             owner = self.o.get('owner') or (info or {}).get('owner') or self.target.user
-            self._drop(admin, scratch)  # a leftover of an interrupted run of ours
             self.result['changed'] = True
             create = 'CREATE DATABASE %s TEMPLATE template0 OWNER %s' % (quote_ident(scratch), quote_ident(owner))
             if meta.get('encoding'):
                 create += ' ENCODING %s' % quote_literal(meta['encoding'])
-            if info:
-                create += ' LC_COLLATE %s LC_CTYPE %s' % (quote_literal(info['collate']), quote_literal(info['ctype']))
+            create += locale_clause(info or meta, self.target.server_major)
+            mark = SCRATCH_MARK + json.dumps(dict(backup_id=meta['id'], database=meta['database'], target=target_db,
+                                                  mode=mode, host=socket.gethostname(), pid=os.getpid(),
+                                                  started=_now().isoformat()), sort_keys=True)
             try:
                 admin.query(create)
+                admin.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(scratch), quote_literal(mark)))
             except PgOpsError as e:
                 admin = self.admin()
+                with suppress(PgOpsError):
+                    self._drop(admin, scratch)
                 raise PgOpsError('creating the scratch database %s failed: %s' % (scratch, e.msg), step='scratch')
             try:
+                schemas = (meta.get('object_names') or {}).get('schemas')
+                if schemas is not None and 'public' not in schemas:
+                    # template0 has a public schema and pg_dump does not drop it: the database had none
+                    with self.target.psql(scratch) as session:
+                        session.query('DROP SCHEMA IF EXISTS public')
+                self.stage = 'restore'
                 self.restore_into(meta, scratch)
+                self.stage = 'verify'
                 self.verify(meta, scratch)
-                if mode == 'test':
-                    t = time.time()
-                    self._drop(admin, scratch)
-                    self._phase('drop_scratch', t)
-                elif mode == 'new':
-                    t = time.time()
-                    admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
-                    self._phase('swap', t)
-                elif info:
-                    self.copy_database_settings(admin, target_db, scratch)
-                    admin = self.swap(admin, target_db, scratch, rollback_name)
-                    self.result['rollback_database'] = rollback_name
-                else:   # replace with no existing target (disaster recovery): the scratch becomes the target
-                    t = time.time()
-                    admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
-                    self._phase('swap', t)
+                self.stage = 'swap'
+                admin = self._finish(admin, mode, meta, target_db, scratch, rollback_name, info)
             except BaseException:
                 # whatever failed, the scratch database goes; the target was not touched before the swap
                 with suppress(Exception):   # the session may be broken already; a new one follows
@@ -462,6 +789,27 @@ class RestoreJob(object):
             return self.result
         finally:
             admin.close()
+
+    def _finish(self, admin, mode, meta, target_db, scratch, rollback_name, info):
+        t = time.time()
+        if mode == 'test':
+            self._drop(admin, scratch)
+            self._phase('drop_scratch', t)
+            return admin
+        if mode == 'replace' and info:
+            self.copy_database_settings(admin, target_db, scratch)
+            admin.query('COMMENT ON DATABASE %s IS %s' % (
+                quote_ident(scratch), 'NULL' if info.get('comment') is None else quote_literal(info['comment'])))
+            admin = self.swap(admin, target_db, scratch, rollback_name)
+            self.result['rollback_database'] = rollback_name
+            return admin
+        # new, or replace with no existing target (disaster recovery): the scratch becomes the target, with the
+        # database settings recorded in the backup (pg_dump without --create has none of them)
+        admin.query('COMMENT ON DATABASE %s IS NULL' % quote_ident(scratch))
+        admin = self.apply_recorded_settings(admin, meta, scratch)
+        admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
+        self._phase('swap', t)
+        return admin
 
     def _plan(self, mode, meta, target_db, scratch, rollback_name, info):
         steps = ['check sha256 and format of %s' % meta['file']]
@@ -482,13 +830,12 @@ class RestoreJob(object):
                                                                                target_db))
         else:
             steps.append('%s does not exist: rename %s to it' % (target_db, scratch))
+        if self.result.get('fallback_candidates'):
+            steps.append('if backup %s proves bad, fall back to %s in this order'
+                         % (meta['id'], ', '.join(self.result['fallback_candidates'])))
         return steps
 
-    def rollback(self):
-        target_db = self.o.get('target') or self.o.get('database')
-        if not target_db:
-            raise PgOpsError('mode=rollback needs target (or database): the database to roll back', step='options')
-        self.result.update(mode='rollback', target=target_db)
+    def rollback(self, target_db):
         admin = self.admin()
         try:
             prefix = rollback_prefix(target_db)
@@ -498,18 +845,23 @@ class RestoreJob(object):
             if not wanted or wanted not in found:
                 raise PgOpsError('no rollback database of %s%s (found: %s)' % (
                     target_db, ' named %s' % wanted if wanted else '', ', '.join(found) or 'none'), step='rollback')
+            info = self._db_info(admin, target_db)
+            self.guard(target_db, bool(info))
+            if info and info.get('prepared'):
+                raise PgOpsError('%s has prepared transactions (%s): COMMIT PREPARED or ROLLBACK PREPARED them first'
+                                 % (target_db, ', '.join(info['prepared'])), step='preflight')
             swapped_out = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
             if swapped_out == wanted:
                 time.sleep(1)
                 swapped_out = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
-            self.result.update(rollback_database=wanted, replaced_database=swapped_out,
+            self.result.update(rollback_database=wanted, replaced_database=swapped_out if info else None,
                                plan=['end sessions on %s, rename it to %s and %s to %s'
-                                     % (target_db, swapped_out, wanted, target_db)])
-            if self.check_mode:
-                self.result['changed'] = True
-                return self.result
+                                     % (target_db, swapped_out, wanted, target_db)] if info else
+                               ['rename %s to %s' % (wanted, target_db)])
             self.result['changed'] = True
-            if self._db_info(admin, target_db):
+            if self.check_mode:
+                return self.result
+            if info:
                 admin = self.swap(admin, target_db, wanted, swapped_out)
             else:
                 admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(wanted), quote_ident(target_db)))
@@ -518,6 +870,10 @@ class RestoreJob(object):
             return self.result
         finally:
             admin.close()
+
+
+NOT_RECORDED = ('options', 'guard', 'choose', 'lock')   # refused before the backup was looked at
+GENERIC_STEPS = (None, '', 'query', 'connect')          # a session's own label: the step in progress is named instead
 
 
 def record_verification(path, meta, entry, lock_timeout):
@@ -542,7 +898,36 @@ def who(audit_user=None):
 
 
 SETTING_RE = re.compile(r'^[A-Za-z0-9_.-]+$')
-BACKUP_STEPS = ('file_check', 'restore', 'verify')
+
+
+def _audit(p, job, started, result):
+    """Every run is audited, refusals included; each scratch database of an interrupted run too."""
+    log = p['audit_log'] or os.path.join(job.path, 'restore-audit.jsonl')
+    base = dict(who=who(p['audit_user']), context=p['audit_context'] or {}, container=p.get('container'))
+    lines = []
+    try:
+        for info in job.interrupted:
+            audit_interrupted(log, info, base['who'], 'the next restore of %s' % info.get('target'))
+    except (IOError, OSError) as e:
+        job.warnings.append('could not write the audit log %s: %s' % (log, e))
+    lines.append(dict(base, time=started.isoformat(), mode=p['mode'],
+                      backup_id=result.get('backup_id') or p.get('backup_id'),
+                      database=result.get('database') or p.get('database'),
+                      target=result.get('target') or p.get('target') or p.get('database'),
+                      result=result.get('result'), rto_seconds=result.get('rto_seconds'),
+                      data_as_of=result.get('data_as_of'), failed_step=result.get('failed_step'),
+                      error=result.get('error'), rollback_database=result.get('rollback_database'),
+                      replaced_database=result.get('replaced_database'),
+                      attempts=job.attempts if len(job.attempts) > 1 else None,
+                      protected=(result.get('target') or p.get('target') or p.get('database'))
+                      in (p.get('protected_databases') or []),
+                      confirmed=bool(p.get('confirm'))))
+    try:
+        for line in lines:
+            append_log_line(log, json.dumps(line, sort_keys=True, ensure_ascii=False))
+        result['audit_log'] = log
+    except (IOError, OSError) as e:
+        job.warnings.append('could not write the audit log %s: %s' % (log, e))
 
 
 def run_pg_restore_verified(module):
@@ -553,6 +938,11 @@ def run_pg_restore_verified(module):
         if not SETTING_RE.match(str(k)) or not SETTING_RE.match(str(v)):
             module.fail_json(msg='session_settings: %s=%s is refused; names and values may hold letters, digits, '
                                  '"_", "." and "-" only' % (k, v))
+    if p['max_attempts'] < 1:
+        module.fail_json(msg='max_attempts must be 1 or more (got %s)' % p['max_attempts'])
+    for name in ('max_age_hours', 'server_free_space_ratio'):
+        if p[name] is not None and p[name] < 0:
+            module.fail_json(msg='%s must be 0 or more (got %s)' % (name, p[name]))
     job = RestoreJob(module, PgTarget(module), p)
     started = _now()
     error = None
@@ -565,36 +955,12 @@ def run_pg_restore_verified(module):
         error = PgOpsError('unexpected %s: %s' % (type(e).__name__, e), step='internal')
     if error is not None:
         result = job.result
-        result.update(result='failed', failed_step=error.step, error=error.msg)
-    result.update(checks=job.checks, phases=job.phases)
+        result.update(result='failed', failed_step=error.step, error=error.msg,
+                      verdict='failed' if isinstance(error, BackupFault) else 'inconclusive')
+    result.update(checks=job.checks, phases=job.phases, attempts=job.attempts)
     result['duration_seconds'] = round(time.time() - job.t0, 3)
-    if p['mode'] != 'rollback' and result.get('backup_id') and not module.check_mode and \
-            p['record'] and (error is None or error.step not in ('choose', 'options')):
-        # a failure outside the backup's own steps (disk, locks, sessions, settings, swap) proves nothing about it
-        outcome = result.get('result') if error is None or error.step in BACKUP_STEPS else 'inconclusive'
-        entry = dict(verified_at=started.isoformat(), mode=p['mode'], target=result.get('target'),
-                     result=outcome, rto_seconds=result.get('rto_seconds'), checks=job.checks,
-                     phases=job.phases, error=result.get('error'), failed_step=result.get('failed_step'),
-                     host=socket.gethostname(), collection_version=COLLECTION_VERSION)
-        try:
-            entries, dummy = catalog.load_catalog(job.path)
-            meta = [m for m in entries if m['id'] == result['backup_id'] and m['database'] == result['database']][0]
-            record_verification(job.path, meta, entry, p['lock_timeout'])
-            result['recorded'] = True
-        except (IndexError, OSError, ValueError, PgOpsError) as e:
-            job.warnings.append('could not record the verification in the metadata: %s' % e)
     if not module.check_mode:
-        audit = dict(time=started.isoformat(), who=who(p['audit_user']), context=p['audit_context'] or {},
-                     backup_id=result.get('backup_id'), database=result.get('database'), target=result.get('target'),
-                     mode=p['mode'], result=result.get('result'), rto_seconds=result.get('rto_seconds'),
-                     failed_step=result.get('failed_step'), error=result.get('error'),
-                     rollback_database=result.get('rollback_database'), container=p.get('container'))
-        log = p['audit_log'] or os.path.join(job.path, 'restore-audit.jsonl')
-        try:
-            append_log_line(log, json.dumps(audit, sort_keys=True, ensure_ascii=False))
-            result['audit_log'] = log
-        except (IOError, OSError) as e:
-            job.warnings.append('could not write the audit log %s: %s' % (log, e))
+        _audit(p, job, started, result)
     for w in job.warnings:
         module.warn(w)
     if error is not None:

@@ -23,6 +23,9 @@ import stat
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget, quote_ident, quote_literal
+from ansible_collections.pgops.postgresql.plugins.module_utils._restore import (
+    audit_interrupted, restore_lock_path, scratch_info, who,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     TMP_MARK, DirLock, PgOpsError, fsync_dir, is_temp_name,
 )
@@ -475,34 +478,50 @@ class Rotation(object):
 
 
 class RollbackCleanup(object):
-    """Rollback databases ``<db>__rollback_<YYYYMMDD_HHMMSS>`` older than the retention: listed, then dropped."""
+    """Rollback databases ``<db>__rollback_<YYYYMMDD_HHMMSS>`` older than the retention, and the scratch databases
+    of restores that were killed (their target's restore lock is free): listed, then dropped."""
 
-    LIST_SQL = "SELECT coalesce(jsonb_agg(datname ORDER BY datname), '[]')::text FROM pg_database"
+    LIST_SQL = ("SELECT coalesce(jsonb_agg(jsonb_build_object('name', datname, 'comment', "
+                "shobj_description(oid, 'pg_database')) ORDER BY datname), '[]')::text FROM pg_database")
 
-    def __init__(self, target, maintenance_db, retention_days, now):
+    def __init__(self, target, maintenance_db, retention_days, now, directory):
         self.target = target
         self.maintenance_db = maintenance_db or 'postgres'
         self.retention_days = retention_days
         self.now = now
+        self.directory = directory
         self.plan = []
+        self.scratch = []
 
     def decide(self):
         self.target.check_container()
         with self.target.psql(self.maintenance_db) as s:
-            names = s.query_json(self.LIST_SQL) or []
-        self.plan = rollback_plan(names, self.now, self.retention_days)
+            found = s.query_json(self.LIST_SQL) or []
+        self.plan = rollback_plan([d['name'] for d in found], self.now, self.retention_days)
+        for d in found:
+            info = scratch_info(d['comment'])
+            if info and not lock_held(restore_lock_path(self.directory, info['target'])):
+                self.scratch.append(dict(info, scratch_database=d['name']))
         return self
 
     @property
     def to_drop(self):
         return [dict(name=n, reason=r) for n, a, r in self.plan if a == 'drop']
 
+    @property
+    def scratch_to_drop(self):
+        return [dict(name=i['scratch_database'], reason='left by an interrupted restore of %s (backup %s, pid %s on '
+                     '%s, started %s)' % (i['target'], i.get('backup_id'), i.get('pid'), i.get('host'),
+                                          i.get('started'))) for i in self.scratch]
+
     def act(self):
         with self.target.psql(self.maintenance_db) as s:
-            for item in self.to_drop:
+            for item in self.to_drop + self.scratch_to_drop:
                 s.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
                         "AND pid <> pg_backend_pid()" % quote_literal(item['name']))
                 s.query('DROP DATABASE IF EXISTS %s' % quote_ident(item['name']))
+        for info in self.scratch:
+            audit_interrupted(os.path.join(self.directory, 'restore-audit.jsonl'), info, who(), 'backup_rotate')
 
 
 def run_backup_rotate(module):
@@ -513,6 +532,8 @@ def run_backup_rotate(module):
                              p['keep_monthly'], p['min_keep'], p['orphan_age_hours'], p['rollback_retention_days'])
     except PgOpsError as e:
         module.fail_json(msg=e.msg)
+    if not (p['path'] or '').strip():
+        module.fail_json(msg='path must name the backup directory; an empty path would rotate the current directory')
     if os.path.exists(p['path']) and not os.path.isdir(p['path']):
         module.fail_json(msg='path %s is not a directory' % p['path'])
     rotation = Rotation(p['path'], policy)
@@ -521,24 +542,26 @@ def run_backup_rotate(module):
         rotation.plan()
         if p['drop_rollback_databases']:
             cleanup = RollbackCleanup(PgTarget(module), p['maintenance_db'], policy['rollback_retention_days'],
-                                      rotation.now).decide()
+                                      rotation.now, rotation.directory).decide()
     except PgOpsError as e:
         module.fail_json(msg='backup_rotate failed at step %s: %s' % (e.step or 'plan', e.msg))
     if not os.path.isdir(rotation.directory):
         rotation.warnings.append('backup directory %s (path) does not exist: nothing to rotate' % rotation.directory)
     dropped = cleanup.to_drop if cleanup else []
+    scratch = cleanup.scratch_to_drop if cleanup else []
     failure = None
     if not module.check_mode:
         rotation.act()
-        if dropped:
+        if dropped or scratch:
             try:
                 cleanup.act()
             except PgOpsError as e:
-                failure = 'dropping rollback databases failed: %s' % e.msg
-    result = dict(changed=rotation.changed or bool(dropped), deleted=rotation.deleted, kept=rotation.kept,
-                  bytes_freed=rotation.bytes_freed,
+                failure = 'dropping rollback or scratch databases failed: %s' % e.msg
+    result = dict(changed=rotation.changed or bool(dropped) or bool(scratch), deleted=rotation.deleted,
+                  kept=rotation.kept, bytes_freed=rotation.bytes_freed,
                   orphans_removed=[os.path.join(rotation.directory, n) for n in rotation.orphans],
-                  rollback_databases_dropped=dropped, catalog_warnings=rotation.catalog_warnings)
+                  rollback_databases_dropped=dropped, scratch_databases_dropped=scratch,
+                  catalog_warnings=rotation.catalog_warnings)
     summary = rotation.summary()
     summary['rollback_databases_dropped'] = len(dropped)
     result['summary'] = summary

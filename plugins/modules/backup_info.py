@@ -16,7 +16,12 @@ description:
   - Computes statistics fit for AWX and monitoring - count, total size, per kind, success rate over a window,
     age of the newest backup, size change against the previous backup made the same way (over 50% is flagged),
     and database growth over 7 days (over 20% is flagged) - with the alerts they raise.
-  - Reads files only; never connects to PostgreSQL and never changes anything.
+  - Checks every listed successful backup against its metadata - the dump exists with the recorded size (for
+    O(pgops.postgresql.pg_backup#module:format=directory), the directory holds every recorded file and they add
+    up to the recorded size) - and, with O(verify_checksums=true), its sha256. A damaged backup is reported in
+    RV(backups[].integrity) and raises an alert, and one whose last verified restore passed is flagged
+    RV(backups[].damaged_after_verification).
+  - Reads files only; never connects to PostgreSQL and never changes anything (not even the metadata).
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
@@ -39,6 +44,19 @@ options:
     description:
       - Only backups of this database (C(@globals) for roles and tablespaces).
     type: str
+  databases:
+    description:
+      - Only backups of these databases (newest first across them, with O(limit) - the weekly drill's "newest N").
+    type: list
+    elements: str
+    version_added: 0.2.0
+  scope:
+    description:
+      - Only database dumps (C(database)), only roles and tablespaces (C(globals)), or both.
+    type: str
+    choices: [ database, globals, any ]
+    default: any
+    version_added: 0.2.0
   kind:
     description:
       - Only backups of these kinds.
@@ -57,11 +75,11 @@ options:
     default: any
   max_age_days:
     description:
-      - Only backups younger than this many days.
+      - Only backups younger than this many days (0 or more).
     type: float
   limit:
     description:
-      - Return at most this many backups (the newest). C(0) for all.
+      - Return at most this many backups (the newest). C(0) for all; negative values are refused.
     type: int
     default: 0
   stats:
@@ -71,24 +89,34 @@ options:
     default: true
   window_days:
     description:
-      - Days over which the success rate is computed.
+      - Days over which the success rate is computed (1 or more).
     type: int
     default: 30
   size_change_threshold:
     description:
-      - Flag a backup whose size differs from the previous one by more than this percentage.
+      - Flag a backup whose size differs from the previous one by more than this percentage (0 or more).
     type: float
     default: 50
   growth_threshold:
     description:
-      - Flag a database that grew by more than this percentage over O(growth_days).
+      - Flag a database that grew by more than this percentage over O(growth_days) (0 or more).
     type: float
     default: 20
   growth_days:
     description:
-      - Period for the growth check.
+      - Period for the growth check, in days (1 or more).
     type: int
     default: 7
+  verify_checksums:
+    description:
+      - Also compute the sha256 of every listed backup (after O(limit)) and compare it with the metadata, like
+        pgBackRest's C(verify) - for a O(pgops.postgresql.pg_backup#module:format=directory) dump, of every file.
+        This reads every byte of the listed backups.
+      - Without it only the existence and size of each dump are checked (cheap; a truncated or deleted dump is
+        found, a same-size corruption is not).
+    type: bool
+    default: false
+    version_added: 0.2.0
 seealso:
   - module: pgops.postgresql.pg_backup
 '''
@@ -114,16 +142,59 @@ EXAMPLES = r'''
     status: success
     limit: 3
     stats: false
+
+- name: The plan's weekly "verify integrity" - sha256 of every backup against its metadata
+  pgops.postgresql.backup_info:
+    path: /backups/database
+    status: success
+    verify_checksums: true
+  register: verify
+  failed_when: verify.stats.integrity.ok != verify.stats.count
 '''
 
 RETURN = r'''
 backups:
   description:
     - Metadata of the matching backups, newest first (see docs/metadata.md for every key), plus C(path) (the dump),
-      C(meta_path) and C(verified) (true when the last verified restore of the backup passed).
+      C(meta_path) and C(verified) (true when the last verified restore of the backup passed), and the result of
+      the integrity check of the dump against the metadata.
   returned: always
   type: list
   elements: dict
+  contains:
+    path:
+      description: The dump (a directory for format C(directory)); absent for a failed run.
+      type: str
+    meta_path:
+      description: The metadata file.
+      type: str
+    verified:
+      description: True when the last conclusive verified restore of the backup passed.
+      type: bool
+    integrity:
+      description:
+        - C(ok) - the dump exists with the recorded size (and, with O(verify_checksums=true), the recorded sha256).
+        - C(missing) - the dump (or, for a directory, one of its recorded files) is gone.
+        - C(size_mismatch) - the dump's size differs from the metadata (truncated, or grown).
+        - C(checksum_mismatch) - with O(verify_checksums=true), the sha256 differs from the metadata.
+        - C(unreadable) - the dump could not be read (permissions, I/O error).
+        - C(unchecked) - nothing to check - a failed run (no dump), or metadata without a size.
+      type: str
+      version_added: 0.2.0
+      choices: [ ok, missing, size_mismatch, checksum_mismatch, unreadable, unchecked ]
+    integrity_detail:
+      description: Why the backup is not C(ok) (paths, sizes, digests, the damaged files of a directory); null when it is.
+      type: str
+      version_added: 0.2.0
+    checksum:
+      description: C(passed) or C(failed) when the sha256 was computed (O(verify_checksums=true)), else null.
+      type: str
+      version_added: 0.2.0
+    damaged_after_verification:
+      description: True when the last conclusive verified restore of the backup passed but the dump is damaged now -
+        the backup is no longer the one that was proven.
+      type: bool
+      version_added: 0.2.0
   sample:
     - id: "20261128_020000"
       database: pim_prod
@@ -131,6 +202,10 @@ backups:
       status: success
       path: /backups/database/pim_prod_full_20261128_020000.sql.zst
       size: 1048576
+      integrity: ok
+      integrity_detail: null
+      checksum: passed
+      damaged_after_verification: false
 stats:
   description: Statistics of the matching backups, per database, with alerts.
   returned: when O(stats=true)
@@ -158,8 +233,17 @@ stats:
       description: The same figures per database, with C(size_change_pct), C(size_change_flag), C(growth_pct)
         and C(growth_flag).
       type: dict
+    integrity:
+      description:
+        - Count of the matching backups per integrity state (C(ok), C(missing), C(size_mismatch),
+          C(checksum_mismatch), C(unreadable), C(unchecked)), of those C(damaged_after_verification), and
+          C(checksums_verified) (sha256 computed and matching).
+      type: dict
+      version_added: 0.2.0
+      sample: {ok: 12, missing: 0, size_mismatch: 1, checksum_mismatch: 0, unreadable: 0, unchecked: 2,
+               damaged_after_verification: 1, checksums_verified: 0}
     alerts:
-      description: One sentence per threshold crossed.
+      description: One sentence per threshold crossed and per damaged backup.
       type: list
       elements: str
 catalog_warnings:
@@ -179,6 +263,8 @@ def main():
         argument_spec=dict(
             path=dict(type='path', required=True),
             database=dict(type='str'),
+            databases=dict(type='list', elements='str'),
+            scope=dict(type='str', default='any', choices=['database', 'globals', 'any']),
             kind=dict(type='list', elements='str', choices=list(KINDS)),
             label=dict(type='str'),
             status=dict(type='str', default='any', choices=['success', 'failed', 'any']),
@@ -189,7 +275,9 @@ def main():
             size_change_threshold=dict(type='float', default=50),
             growth_threshold=dict(type='float', default=20),
             growth_days=dict(type='int', default=7),
+            verify_checksums=dict(type='bool', default=False),
         ),
+        mutually_exclusive=[('database', 'databases')],
         supports_check_mode=True,
     )
     run_backup_info(module)

@@ -99,6 +99,9 @@ options:
     description:
       - Also drop rollback databases (C(<db>__rollback_<YYYYMMDD_HHMMSS>), the time being the host's local time
         of the swap) older than O(rollback_retention_days), ending their sessions first.
+      - And the scratch databases that a killed M(pgops.postgresql.pg_restore_verified) left (recognised by the
+        comment the module puts on them, never by name alone) when no restore of their target is running (its
+        restore lock in O(path) is free); each is written to the restore audit log as an interrupted run.
       - Needs the connection options; they are not used otherwise.
     type: bool
     default: false
@@ -224,6 +227,18 @@ orphans_removed:
   returned: always
   type: list
   elements: str
+scratch_databases_dropped:
+  description: Scratch databases of interrupted restores that were (or in check mode would be) dropped.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The database.
+      type: str
+    reason:
+      description: Which restore left it.
+      type: str
 rollback_databases_dropped:
   description: Rollback databases dropped (in check mode, to be dropped), each with the reason.
   returned: always
@@ -281,7 +296,9 @@ catalog_warnings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._connection import connection_argument_spec
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
+    check_connection_params, connection_argument_spec,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._retention import run_backup_rotate
 
 
@@ -301,6 +318,7 @@ def main():
         maintenance_db=dict(type='str', default='postgres'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_connection_params(module)
     run_backup_rotate(module)
 
 

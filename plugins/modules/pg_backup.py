@@ -13,13 +13,17 @@ version_added: 0.1.0
 description:
   - Dumps one database, a list, or all databases (plus, when asked, roles and tablespaces) into O(dest).
   - Each dump is written to a hidden temporary name, every process of the pipeline (C(pg_dump | zstd)) must exit
-    0, the file is fsynced and only then renamed into place; a failed or killed run leaves no partial file.
+    0, the file is fsynced and only then renamed into place; a failed run leaves no partial file. A killed run
+    (C(kill -9) of the module) leaves its hidden temporary file, which the next run of the same database into
+    O(dest) removes.
   - Beside each dump a C(.meta.json) file records the backup id (C(YYYYMMDD_HHMMSS), unique per database), kind,
     label, format, compression, size, sha256, timings, server and C(pg_dump) versions, database size, object
     counts and the exact row count of every table, counted in the same snapshot as the dump
     (C(pg_export_snapshot()) and C(pg_dump --snapshot)). M(pgops.postgresql.pg_restore_verified) checks restores
     against it.
-  - Failed runs are recorded too (C(status=failed), no dump file) so that success rates are facts.
+  - Failed runs are recorded too (C(status=failed), no dump file) so that success rates are facts - also when
+    the server or its container is down, or the free-space preflight refuses. Ids are taken and records written
+    under the database's lock, so two runs never share an id.
   - Runs C(pg_dump) natively, or inside a container with O(container) so its version matches the server's.
 author:
   - pgops.postgresql maintainers (@pgops)
@@ -38,7 +42,7 @@ attributes:
 options:
   databases:
     description:
-      - Databases to back up. Names may hold spaces, quotes and unicode.
+      - Databases to back up. Names may hold spaces, quotes and unicode. Each name may appear once.
       - Mutually exclusive with O(all_databases).
     type: list
     elements: str
@@ -66,6 +70,8 @@ options:
   dest:
     description:
       - Backup directory. Created with mode C(0750) (an existing one is set to C(0750)); dumps and metadata are C(0640).
+      - Must not be empty. A path that is a file, lies under a file, or cannot be written (read-only file system,
+        permissions) fails before anything is done, in check mode too.
     type: path
     required: true
   kind:
@@ -101,7 +107,7 @@ options:
     type: int
   jobs:
     description:
-      - Parallel dump workers for O(format=directory).
+      - Parallel dump workers for O(format=directory). 1 or more.
     type: int
     default: 1
   owner:
@@ -115,12 +121,14 @@ options:
   free_space_ratio:
     description:
       - Refuse to start unless the free space in O(dest) is at least the database size times this ratio.
-        C(0) disables the check.
+        C(0) disables the check; negative values are refused.
+      - A refusal is recorded as a failed run.
     type: float
     default: 0.5
   lock_timeout:
     description:
-      - Seconds to wait for another backup of the same database into the same directory to finish.
+      - Seconds to wait for another backup of the same database into the same directory to finish. 0 or more.
+      - A failed run also takes this lock to record its failure under a fresh id.
     type: int
     default: 300
   log_file:
@@ -225,17 +233,36 @@ backups:
       sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
       duration_seconds: 2.4
       rows_total: 15230
+backup_dir:
+  description: The backup directory (O(dest) made absolute).
+  returned: always
+  type: str
+  version_added: 0.2.0
+  sample: /backups/database
+removed_temp_files:
+  description: Hidden temporary files and directories that killed runs of the same databases had left in O(dest),
+    removed by this run (their writer's pid no longer runs and no process holds them open).
+  returned: always
+  type: list
+  version_added: 0.2.0
+  elements: str
+  sample: [/backups/database/.pim_prod_full_20261128_020000.sql.zst.tmp-4242]
 id:
   description: Id of the backup when exactly one database was backed up.
   returned: when one database was backed up
   type: str
   sample: "20241219_143022"
-path:
-  description: Path of the dump when exactly one database was backed up.
+backup_path:
+  description:
+    - Path of the dump (a directory for O(format=directory)) when exactly one database was backed up successfully
+      (or, in check mode, would be).
+    - Not called C(path) - Ansible would replace RV(size) by the size of that path, 4096 for a directory.
   returned: when one database was backed up
   type: str
+  version_added: 0.2.0
+  sample: /backups/database/pim_prod_full_20261128_020000.sql.zst
 size:
-  description: Size of the dump when exactly one database was backed up.
+  description: Size of the dump when exactly one database was backed up (for O(format=directory), the sum of its files).
   returned: when one database was backed up
   type: int
 sha256:
@@ -260,7 +287,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._backup import run_pg_backup
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import COMPRESSIONS, FORMATS, KINDS
-from ansible_collections.pgops.postgresql.plugins.module_utils._connection import connection_argument_spec
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
+    check_connection_params, connection_argument_spec,
+)
 
 
 def main():
@@ -288,6 +317,7 @@ def main():
         argument_spec=argument_spec,
         supports_check_mode=True,
     )
+    check_connection_params(module)
     run_pg_backup(module)
 
 

@@ -196,6 +196,7 @@ collected_at:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import check_connection_params
 from ansible_collections.pgops.postgresql.plugins.module_utils._maintenance import (
     MUTUALLY_EXCLUSIVE, REQUIRED_ONE_OF, info_argument_spec, run_info,
 )
@@ -208,6 +209,7 @@ def main():
         required_one_of=REQUIRED_ONE_OF,
         supports_check_mode=True,
     )
+    check_connection_params(module)
     run_info(module)
 
 

@@ -24,7 +24,15 @@ description:
     to target), so the outage is only the rename and the previous content is kept. O(mode=rollback) swaps the
     newest rollback database back.
   - If any step fails the target is untouched, the scratch database is dropped and the error names the step.
-  - Every run appends a JSON line to an audit log - who, when, which backup, target, mode, result, RTO.
+    The plain-format restore sends its own C(BEGIN) and C(COMMIT), the C(COMMIT) only once the whole dump went
+    through and every stage exited 0; the module's child processes die with it; a scratch database left by a
+    killed run is dropped (and audited) by the next restore of that target.
+  - A failure marks the backup C(failed) only on evidence about the backup itself; any other failure is recorded
+    as C(inconclusive) (RV(verdict)). With O(fallback) a C(latest) restore falls back to the next older backup
+    when the newest proves bad.
+  - O(protected_databases) with O(confirm) guard production in every mode that replaces.
+  - Every run appends a JSON line to an audit log - who, when, which backup, target, mode, result, RTO, the
+    recovery point (RV(data_as_of)), every attempt; refusals too.
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
@@ -69,7 +77,48 @@ options:
   target:
     description:
       - Database to restore into (C(new), C(replace)) or to roll back. Defaults to the backup's database.
+      - With O(mode=replace) and no O(database), the backups of O(target) itself are chosen; restoring another
+        database's backup into it needs O(database) named explicitly.
     type: str
+  fallback:
+    description:
+      - With O(backup_id=latest) or O(backup_id=latest_verified), restore the newest backup that proves itself -
+        when a backup fails for a reason that is its own (sha256, an unreadable archive, a restore error caused
+        by its content, row counts or objects that differ, an assertion that returns false), record that and try
+        the next older one, up to O(max_attempts) backups. A failure that is not the backup's (a killed client, a
+        full disk, a lost connection, an assertion that cannot run) stops the run, recorded as inconclusive.
+      - Every attempt is returned in RV(attempts) and written to the audit log.
+    type: bool
+    default: false
+    version_added: 0.2.0
+  max_attempts:
+    description:
+      - With O(fallback), how many backups to try at most.
+    type: int
+    default: 3
+    version_added: 0.2.0
+  max_age_hours:
+    description:
+      - With O(backup_id=latest), O(backup_id=latest_verified) or O(before), refuse any backup older than this
+        many hours, saying how old the newest is. Name a backup by its id to restore an older one on purpose.
+    type: float
+    version_added: 0.2.0
+  protected_databases:
+    description:
+      - Databases (production) that O(mode=replace) and O(mode=rollback) replace only with O(confirm=true). The
+        rule is in the module, so no path - a role, a skipped tag, AWX, disaster recovery - can bypass it. A
+        refusal is audited.
+      - Restoring into a protected database that does not exist (a total loss) needs no confirmation.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
+  confirm:
+    description:
+      - Confirms replacing or rolling back a database listed in O(protected_databases).
+    type: bool
+    default: false
+    version_added: 0.2.0
   rollback_database:
     description:
       - With O(mode=rollback), the rollback database to bring back (default the newest of the target).
@@ -146,9 +195,19 @@ options:
     default: 300
   free_space_ratio:
     description:
-      - Free space wanted for the pre-restore backup, as a multiple of the database size.
+      - Free space wanted in O(path) for the pre-restore backup, as a multiple of the database size.
     type: float
     default: 0.5
+  server_free_space_ratio:
+    description:
+      - Free space wanted where the server keeps its data (its C(data_directory), seen with C(df) in the container
+        or on this host), as a multiple of the backed-up database size, before the scratch database is created.
+        Less refuses the restore with the numbers, before anything is touched. C(0) skips the check.
+      - Reading C(data_directory) needs superuser or C(pg_read_all_settings); where it cannot be read, or the
+        server is on another host, a warning says the check was not made.
+    type: float
+    default: 1.0
+    version_added: 0.2.0
   backup_log_file:
     description:
       - Log file for the pre-restore backup's line.
@@ -193,6 +252,19 @@ EXAMPLES = r'''
     path: /backups/database
     target: pim_dev
     mode: rollback
+
+- name: Disaster recovery - the newest backup of pim_prod that proves itself, none older than two days
+  pgops.postgresql.pg_restore_verified:
+    container: postgres-pim
+    login_user: pim_user
+    path: /backups/database
+    database: pim_prod
+    backup_id: latest
+    fallback: true
+    max_age_hours: 48
+    mode: replace
+    protected_databases: [pim_prod]
+    confirm: true
 
 - name: Test a production backup in a new database before touching production
   pgops.postgresql.pg_restore_verified:
@@ -267,9 +339,39 @@ sessions_terminated:
   returned: when a swap happened
   type: int
 failed_step:
-  description: The step that failed (C(choose), C(file_check), C(pre_restore_backup), C(restore), C(verify), C(settings),
-    C(swap)).
+  description: The step that failed (C(options), C(guard), C(choose), C(lock), C(preflight), C(file_check),
+    C(pre_restore_backup), C(scratch), C(restore), C(verify), C(settings), C(swap), C(rollback), C(internal)).
   returned: on failure
+  type: str
+verdict:
+  description: What the failure says about the backup - C(failed) (evidence about the backup itself, recorded in its
+    metadata; C(latest_verified) no longer chooses it) or C(inconclusive) (a failure outside the backup, recorded as
+    such; its earlier verdict stands).
+  returned: on failure
+  type: str
+attempts:
+  description: Each backup tried, in order, with its C(result) (C(passed), C(failed), C(inconclusive)) and, on
+    failure, C(failed_step) and C(error). More than one only with O(fallback).
+  returned: always
+  type: list
+  elements: dict
+fallback_candidates:
+  description: With O(fallback), the older backups that would be tried, in order, if the first proves bad.
+  returned: when there are any
+  type: list
+  elements: str
+data_as_of:
+  description: When the restored backup's data is from (the dump's snapshot) - the recovery point.
+  returned: when a backup was chosen
+  type: str
+  sample: "2024-12-19T14:30:22+01:00"
+data_age_seconds:
+  description: How old that data was when the restore ran (the RPO of this restore).
+  returned: when a backup was chosen
+  type: int
+replaced_database:
+  description: With O(mode=rollback), the name the target was moved to (itself a rollback database).
+  returned: with mode rollback over an existing target
   type: str
 audit_log:
   description: The audit log written.
@@ -279,7 +381,9 @@ audit_log:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._connection import connection_argument_spec
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
+    check_connection_params, connection_argument_spec,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._restore import run_pg_restore_verified
 
 
@@ -312,8 +416,15 @@ def main():
         backup_log_file=dict(type='path'),
         backup_owner=dict(type='str'),
         backup_group=dict(type='str'),
+        fallback=dict(type='bool', default=False),
+        max_attempts=dict(type='int', default=3),
+        max_age_hours=dict(type='float'),
+        protected_databases=dict(type='list', elements='str', default=[]),
+        confirm=dict(type='bool', default=False),
+        server_free_space_ratio=dict(type='float', default=1.0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_connection_params(module)
     run_pg_restore_verified(module)
 
 

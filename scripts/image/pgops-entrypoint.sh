@@ -24,7 +24,7 @@ SOCKDIR=/var/run/postgresql
 
 # PG binaries: from PATH (set by the image), else the newest installed major
 if ! command -v initdb >/dev/null 2>&1; then
-  bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  bindir=$(printf '%s\n' /usr/lib/postgresql/*/bin | grep -v '\*' | sort -V | tail -n 1)
   [ -n "$bindir" ] || die "no PostgreSQL binaries found"
   PATH=$bindir:$PATH
 fi

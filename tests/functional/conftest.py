@@ -104,7 +104,7 @@ def postgres():
                               '--locale=C.UTF-8'], check=True, stdout=subprocess.DEVNULL)
     port = free_port()
     subprocess.run(as_user + [pg_bin('pg_ctl'), '-D', data, '-l', os.path.join(base, 'log'), '-w', '-o',
-                              '-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off' % (port, sock), 'start'],
+                              '-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_prepared_transactions=5' % (port, sock), 'start'],
                    check=True, stdout=subprocess.DEVNULL)
     try:
         yield Postgres(port, sock)

@@ -87,7 +87,7 @@ def test_check_mode_lists_exactly_what_the_real_run_deletes(postgres, dest, run_
     t = now()
     # real backups moved back: 45 and 40 days (older than full's 30), the newest stays fresh
     for res, days in zip(made, (45, 40)):
-        age_backup(os.path.join(dest, os.path.basename(res['path']).split('.sql')[0] + '.meta.json'), t - days * DAY)
+        age_backup(os.path.join(dest, os.path.basename(res['backup_path']).split('.sql')[0] + '.meta.json'), t - days * DAY)
     # realistic records of another database: old snapshots, a verified old full, failed runs, mixed offsets
     shop = {
         'fresh': fake_backup(dest, 'shop', t - datetime.timedelta(hours=2)),
@@ -126,8 +126,8 @@ def test_check_mode_lists_exactly_what_the_real_run_deletes(postgres, dest, run_
     assert plan['bytes_freed'] == sum(d['bytes'] for d in plan['deleted']) > made[0]['size']
     assert plan['summary']['deleted'] == 4 and plan['summary']['failed_records_deleted'] == 1
     assert plan['summary']['databases']['rot'] == {'kept': 2, 'deleted': 1}
-    assert os.path.basename(made[0]['path']) + '\n' in plan['diff']['before']
-    assert os.path.basename(made[0]['path']) not in plan['diff']['after']
+    assert os.path.basename(made[0]['backup_path']) + '\n' in plan['diff']['before']
+    assert os.path.basename(made[0]['backup_path']) not in plan['diff']['after']
     assert plan['rollback_databases_dropped'] == []
 
     res = run_module('backup_rotate', args)
@@ -178,6 +178,17 @@ def test_options_are_validated_with_the_option_named(dest, run_module):
     assert res['failed'] and "max_age_days has an unknown kind 'weekly'" in res['msg']
     res = run_module('backup_rotate', dict(path=dest, min_keep=0))
     assert res['failed'] and 'min_keep must be at least 1' in res['msg']
+    # an empty path is not "the current directory"
+    here = os.getcwd()
+    os.makedirs(dest)
+    open(os.path.join(dest, 'keep-me.meta.json'), 'w').close()
+    try:
+        os.chdir(dest)
+        res = run_module('backup_rotate', dict(path='', older_than_days=0.0001))
+    finally:
+        os.chdir(here)
+    assert res['failed'] and 'path must name the backup directory' in res['msg'], res
+    assert os.listdir(dest) == ['keep-me.meta.json']
 
 
 def test_old_rollback_databases_are_dropped(postgres, dest, run_module):

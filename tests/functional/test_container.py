@@ -4,7 +4,9 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -54,7 +56,7 @@ def test_container_backup_then_stopped_container_fails_cleanly(pg_container, des
     ok = run_module('pg_backup', args)
     assert not ok.get('failed'), ok
     assert ok['backups'][0]['container'] == NAME and ok['rows_total'] > 5000
-    assert sha256(ok['path']) == ok['sha256']
+    assert sha256(ok['backup_path']) == ok['sha256']
     before = dict((n, sha256(os.path.join(dest, n))) for n in visible(dest))
 
     assert docker('stop', '-t', '2', NAME).returncode == 0
@@ -85,7 +87,7 @@ def test_container_password_over_tcp_stays_out_of_argv(pg_container, dest, run_m
     assert any(b'docker\x00exec' in c for c in seen)
     assert not any(PASSWORD.encode() in c for c in seen)
     assert PASSWORD not in json.dumps(res)
-    listing = docker('exec', '-i', NAME, 'pg_restore', '--list', stdin=open(res['path'], 'rb'))
+    listing = docker('exec', '-i', NAME, 'pg_restore', '--list', stdin=open(res['backup_path'], 'rb'))
     assert listing.returncode == 0 and 'TABLE DATA public products' in listing.stdout
 
 
@@ -114,3 +116,40 @@ def test_container_restore_drill_and_replace(pg_container, dest, run_module):
                    'SELECT count(*) FROM product_attributes')
     assert count.stdout.strip() == '4500'
     assert res['rollback_database'].startswith('pim_dev__rollback_')
+
+
+def test_killed_module_commits_nothing_inside_the_container(pg_container, dest, run_module):
+    """The docker client dies with the module; the psql inside the container then reads the end of its input
+    without our COMMIT, so the server rolls the restore back (psql --single-transaction would commit it)."""
+    conn = dict(container=NAME, login_user='pim_user')
+    sql = ("DROP DATABASE IF EXISTS bigc", "CREATE DATABASE bigc")
+    for q in sql:
+        assert docker('exec', NAME, 'psql', '-X', '-q', '-U', 'pim_user', '-d', 'pim_dev', '-c', q).returncode == 0
+    fill = docker('exec', NAME, 'psql', '-X', '-q', '-U', 'pim_user', '-d', 'bigc', '-c',
+                  "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('c', 300) AS payload "
+                  "FROM generate_series(1, 300000) g; CREATE INDEX ON big (payload)")
+    assert fill.returncode == 0, fill.stderr
+    b = run_module('pg_backup', dict(conn, databases=['bigc'], dest=dest))
+    assert not b.get('failed'), b
+    proc = run_module.popen('pg_restore_verified', dict(conn, path=dest, database='bigc', mode='test'))
+
+    def in_container_restore():
+        out = docker('exec', NAME, 'sh', '-c', 'pgrep -f "psql.*[V]ERBOSITY=verbose" || true').stdout.split()
+        return out or None
+
+    wait_for(in_container_restore, timeout=60, interval=0.1)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    os.unlink(proc.args_path)
+    wait_for(lambda: not in_container_restore(), timeout=30, interval=0.2)
+    scratch = 'bigc__restore_%s' % b['id']
+    tables = docker('exec', NAME, 'psql', '-X', '-A', '-t', '-U', 'pim_user', '-d', scratch, '-c',
+                    "SELECT count(*) FROM pg_class WHERE relname = 'big'")
+    assert tables.returncode == 0 and tables.stdout.strip() == '0', tables   # nothing was committed
+    again = run_module('pg_restore_verified', dict(conn, path=dest, database='bigc', mode='test'))
+    assert not again.get('failed'), again
+    assert 'left by an interrupted restore' in json.dumps(again.get('warnings')), again
+    listed = docker('exec', NAME, 'psql', '-X', '-A', '-t', '-U', 'pim_user', '-d', 'pim_dev', '-c',
+                    "SELECT count(*) FROM pg_database WHERE datname LIKE 'bigc\\_\\_restore%'")
+    assert listed.stdout.strip() == '0'

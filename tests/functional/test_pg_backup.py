@@ -7,9 +7,11 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
+import sys
 import time
 
 import pytest
@@ -153,7 +155,7 @@ def test_log_file_lines(postgres, pim, dest, run_module, tmp_path):
         lines = f.read().splitlines()
     assert len(lines) == 2
     assert lines[0].endswith('completed successfully: %s, %d bytes, %.1fs' % (
-        ok['path'], ok['size'], ok['duration_seconds'])) or 'completed successfully' in lines[0]
+        ok['backup_path'], ok['size'], ok['duration_seconds'])) or 'completed successfully' in lines[0]
     assert 'pim_dev' in lines[0] and ok['id'] in lines[0]
     assert 'no_such_db' in lines[1] and 'FAILED:' in lines[1]
     info = run_module('backup_info', dict(path=dest, database='no_such_db'))
@@ -250,7 +252,11 @@ def test_lock_makes_second_backup_wait_then_fail(postgres, pim, dest, run_module
         t0 = time.time()
         res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=dest, lock_timeout=2))
         assert res['failed'] and 'lock_timeout' in res['msg'], res
-        assert time.time() - t0 >= 2
+        assert 2 <= time.time() - t0 < 10      # the failure's record tries the lock once more, never waits twice
+        # the lock is still held: no id can be taken safely, so the failure is not recorded, and says so
+        assert 'the failed backup of pim_dev is not recorded in %s: another run still holds the lock' % dest \
+            in json.dumps(res['warnings']), res
+        assert records(dest, pim) == []
     finally:
         lock.close()
     res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=dest, lock_timeout=2))
@@ -276,4 +282,248 @@ def test_concurrent_backups_of_one_database_get_distinct_ids(postgres, pim, dest
     metas = sorted(n for n in visible(dest) if n.endswith('.meta.json'))
     assert len(metas) == 3
     for r in results:
-        assert sha256(r['path']) == r['sha256']
+        assert sha256(r['backup_path']) == r['sha256']
+
+
+# -- failures are recorded, under the database's lock ----------------------------------------------------------
+
+def records(dest, database):
+    """The metadata records of ``database`` in dest, oldest id first."""
+    out = []
+    for name in visible(dest):
+        if name.endswith('.meta.json'):
+            with open(os.path.join(dest, name)) as f:
+                meta = json.load(f)
+            if meta['database'] == database:
+                out.append(meta)
+    return sorted(out, key=lambda m: m['id'])
+
+
+def test_a_failed_run_racing_a_successful_one_keeps_both_records(postgres, dest, run_module):
+    postgres.create_db('race_db', seed=False)
+    postgres.psql('race_db', "CREATE TABLE t AS SELECT g AS id, md5(g::text) || repeat('y', 100) AS payload "
+                             "FROM generate_series(1, 300000) g")
+    conn = dict(postgres.conn(), databases=['race_db'], dest=dest)
+    os.makedirs(dest)
+    lock = os.path.join(dest, '.race_db.lock')
+    time.sleep(1.0 - time.time() % 1)   # start at the beginning of a second
+    ok = run_module.popen('pg_backup', dict(conn, compression='gzip', compression_level=9))
+
+    def ok_holds_the_lock():
+        try:
+            with open(lock) as f:
+                return f.read().strip() == str(ok.pid)
+        except IOError:
+            return False
+
+    wait_for(ok_holds_the_lock, timeout=10, interval=0.01)
+    # the same second as the id ok took: refused by the free-space preflight, before any lock of its own
+    bad = run_module.popen('pg_backup', dict(conn, free_space_ratio=1e9))
+    bad_res, ok_res = run_module.result(bad), run_module.result(ok)
+    assert not ok_res.get('failed'), ok_res
+    assert bad_res['failed'] and 'not enough free space' in bad_res['msg'], bad_res
+    warned = json.dumps(bad_res.get('warnings', []))
+    assert 'not recorded' not in warned and 'could not record' not in warned, bad_res
+    found = records(dest, 'race_db')
+    assert sorted(m['status'] for m in found) == ['failed', 'success'], found
+    assert len(set(m['id'] for m in found)) == 2
+    [failed] = [m for m in found if m['status'] == 'failed']
+    assert failed['failed_step'] == 'preflight' and failed['file'] is None
+    assert bad_res['backups'][0]['id'] == failed['id'] != ok_res['id']
+    info = run_module('backup_info', dict(path=dest, database='race_db'))
+    assert info['stats']['success_rate'] == 50.0 and info['stats']['failed'] == 1
+
+
+def test_unreachable_server_records_a_failed_run_per_database(postgres, pim, dest, run_module):
+    from conftest import free_port
+    res = run_module('pg_backup', dict(postgres.conn(), port=free_port(), databases=[pim, 'other db'], dest=dest))
+    assert res['failed'] and res['changed'] is True, res
+    assert [b['status'] for b in res['backups']] == ['failed', 'failed']
+    for database in (pim, 'other db'):
+        [meta] = records(dest, database)
+        assert meta['status'] == 'failed' and meta['failed_step'] == 'connect' and meta['file'] is None
+        assert 'cannot connect to database %s' % database in meta['error']
+    assert visible(dest) == sorted(n for n in visible(dest) if n.endswith('.meta.json'))
+
+
+def test_free_space_preflight_failure_is_recorded(postgres, pim, dest, run_module):
+    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=dest, free_space_ratio=1e9))
+    assert res['failed'] and 'not enough free space' in res['msg'] and 'free_space_ratio' in res['msg'], res
+    [meta] = records(dest, pim)
+    assert meta['status'] == 'failed' and meta['failed_step'] == 'preflight' and meta['id'] == res['id']
+    assert visible(dest) == [os.path.basename(n) for n in glob.glob(os.path.join(dest, '*.meta.json'))]
+
+
+def run_playbook(collection_root, name, extra):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1',
+               ANSIBLE_STDOUT_CALLBACK='default')
+    inv = os.path.join(os.path.dirname(extra['backup_dest']), 'inventory.yml')
+    with open(inv, 'w') as f:
+        f.write('postgres_servers:\n  hosts:\n    localhost:\n      ansible_connection: local\n'
+                '      ansible_python_interpreter: %s\n' % sys.executable)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inv,
+                           os.path.join(repo, 'playbooks', name), '-e', json.dumps(extra)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, cwd=repo,
+                          env=env, check=False)
+
+
+@pytest.mark.skipif(not shutil.which('docker'), reason='the container check needs the docker command line')
+def test_backup_role_records_the_failure_when_the_container_is_missing(dest, collection_root):
+    name = 'pgops-no-such-container-%d' % os.getpid()
+    out = run_playbook(collection_root, 'backup.yml', dict(
+        backup_dest=dest, backup_databases=['pim_dev', 'pim_prod'], backup_container=name, backup_log_file='',
+        backup_summary=False, metrics_enabled=False))
+    assert out.returncode != 0, out.stdout
+    assert 'container %s not found' % name in out.stdout, out.stdout
+    for database in ('pim_dev', 'pim_prod'):
+        [meta] = records(dest, database)
+        assert meta['status'] == 'failed' and meta['failed_step'] == 'preflight' and meta['container'] == name
+
+
+# -- dest ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('shape', ['file', 'under_a_file'])
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_dest_that_is_no_directory_fails_naming_dest(postgres, pim, tmp_path, run_module, shape, check_mode):
+    blocker = tmp_path / 'a-file'
+    blocker.write_bytes(b'not a directory\n')
+    target = str(blocker) if shape == 'file' else str(blocker / 'backups')
+    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=target), check_mode=check_mode)
+    assert res['failed'] and res['msg'].startswith('dest: '), res
+    assert str(blocker) in res['msg'] and 'not a directory' in res['msg']
+    assert 'exception' not in res and 'Traceback' not in res['msg']
+    assert blocker.read_bytes() == b'not a directory\n' and sorted(os.listdir(str(tmp_path))) == ['a-file']
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='mounting a tmpfs needs root')
+def test_read_only_dest_fails_naming_dest(postgres, pim, tmp_path, run_module):
+    mnt = str(tmp_path / 'ro')
+    os.makedirs(mnt)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0750', 'tmpfs', mnt], check=True)
+    try:
+        subprocess.run(['mount', '-o', 'remount,ro', mnt], check=True)
+        for target in (mnt, os.path.join(mnt, 'backups')):
+            res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=target))
+            assert res['failed'] and res['msg'].startswith('dest: '), res
+            assert 'read-only file system' in res['msg'] and 'exception' not in res, res
+        assert os.listdir(mnt) == []
+    finally:
+        subprocess.run(['umount', mnt], check=True)
+
+
+def test_empty_dest_is_refused(postgres, pim, tmp_path, run_module, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))     # the module runs here: an empty dest must not mean this directory
+    os.chmod(str(tmp_path), 0o755)
+    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=''))
+    assert res['failed'] and res['msg'].startswith('dest must not be empty'), res
+    assert os.listdir(str(tmp_path)) == [] and stat.S_IMODE(os.stat(str(tmp_path)).st_mode) == 0o755
+
+
+# -- what pg_backup returns ------------------------------------------------------------------------------------
+
+def test_directory_format_returns_the_size_of_the_dump(postgres, pim, dest, run_module):
+    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=dest, format='directory', jobs=2))
+    assert not res.get('failed'), res
+    [meta] = records(dest, pim)
+    on_disk = sum(os.path.getsize(os.path.join(root, n)) for root, dummy, names in os.walk(res['backup_path'])
+                  for n in names)
+    assert res['size'] == meta['size'] == res['backups'][0]['size'] == on_disk > 4096
+    assert os.path.isdir(res['backup_path']) and res['backup_path'] == os.path.join(dest, meta['file'])
+    assert res['backup_dir'] == dest and res['id'] == meta['id'] and res['sha256'] == meta['sha256']
+    # Ansible's stat of a top-level path or dest would add these (and overwrite size)
+    assert not set(res) & set(['path', 'dest', 'mode', 'owner', 'state', 'uid'])
+
+
+def test_two_databases_return_no_stat_of_the_backup_directory(postgres, pim, dest, run_module):
+    postgres.create_db('second_db', seed=False)
+    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim, 'second_db'], dest=dest))
+    assert not res.get('failed'), res
+    assert not set(res) & set(['path', 'dest', 'size', 'mode', 'owner', 'state', 'uid', 'backup_path'])
+    assert res['backup_dir'] == dest and len(res['backups']) == 2
+
+
+# -- connection options ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('module', ['pg_backup', 'pg_maintenance_info', 'pg_maintenance'])
+@pytest.mark.parametrize('option, value, expected', [
+    ('port', 0, 'port must be between 1 and 65535 (got 0)'),
+    ('port', 65536, 'port must be between 1 and 65535 (got 65536)'),
+    ('port', -5432, 'port must be between 1 and 65535'),
+    ('connect_timeout', -1, 'connect_timeout must be 1 second or more (got -1)'),
+    ('connect_timeout', 0, 'connect_timeout must be 1 second or more (got 0)'),
+    ('databases', ['pim_dev', 'x', 'pim_dev'], "databases names 'pim_dev' more than once"),
+])
+def test_connection_options_out_of_range_are_refused(postgres, pim, dest, run_module, module, option, value, expected):
+    args = dict(postgres.conn(), databases=[pim])
+    args[option] = value
+    if module == 'pg_backup':
+        args['dest'] = dest
+    else:
+        args['history_dir'] = dest
+    res = run_module(module, args)
+    assert res.get('failed') and expected in res['msg'], res
+    assert not os.path.exists(dest)
+
+
+@pytest.mark.parametrize('option, value, expected', [
+    ('lock_timeout', -1, 'lock_timeout must be 0 or more (got -1)'),
+    ('free_space_ratio', -0.5, 'free_space_ratio must be 0 or more (got -0.5)'),
+    ('jobs', 0, 'jobs must be 1 or more (got 0)'),
+])
+def test_negative_timeouts_and_ratios_are_refused(postgres, pim, dest, run_module, option, value, expected):
+    args = dict(postgres.conn(), databases=[pim], dest=dest)
+    args[option] = value
+    res = run_module('pg_backup', args)
+    assert res.get('failed') and expected in res['msg'], res
+    assert not os.path.exists(dest)
+
+
+# -- a killed module -------------------------------------------------------------------------------------------
+
+def dead_pid():
+    proc = subprocess.Popen(['true'])
+    proc.wait()
+    return proc.pid
+
+
+def test_killed_module_leaves_a_temp_file_that_the_next_run_of_the_database_removes(postgres, dest, run_module):
+    postgres.create_db('killed_db', seed=False)
+    postgres.psql('killed_db', "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS payload "
+                               "FROM generate_series(1, 400000) g")
+    args = dict(postgres.conn(), databases=['killed_db'], dest=dest)
+    proc = run_module.popen('pg_backup', dict(args, compression='gzip', compression_level=9))
+
+    def temp_file_growing():
+        return [n for n in os.listdir(dest) if n.startswith('.killed_db_full_') and '.tmp-' in n and
+                os.path.getsize(os.path.join(dest, n)) > 0] if os.path.isdir(dest) else []
+
+    [left] = wait_for(temp_file_growing)
+    assert left.endswith('.sql.gz.tmp-%d' % proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    os.unlink(proc.args_path)
+    assert os.path.exists(os.path.join(dest, left))      # nothing else removes it
+    assert records(dest, 'killed_db') == []             # a killed run records nothing
+
+    dead = dead_pid()
+    old_dir = '.killed_db_snapshot_20200101_000000.dir.tmp-%d' % dead     # a killed format=directory run
+    os.makedirs(os.path.join(dest, old_dir, 'sub'))
+    with open(os.path.join(dest, old_dir, 'sub', '3001.dat.gz'), 'wb') as f:
+        f.write(b'partial')
+    keep = [
+        '.killed_db_full_20200101_000000.sql.zst.tmp-%d' % os.getpid(),   # its writer still runs
+        '.other_db_full_20200101_000000.sql.zst.tmp-%d' % dead,           # another database's
+        '.killed_db2_full_20200101_000000.sql.zst.tmp-%d' % dead,         # another database's, same prefix
+        '.killed_db.lock',
+    ]
+    for name in keep[:-1]:
+        with open(os.path.join(dest, name), 'wb') as f:
+            f.write(b'x')
+
+    res = run_module('pg_backup', dict(args, compression='none'))
+    assert not res.get('failed'), res
+    assert sorted(res['removed_temp_files']) == sorted(os.path.join(dest, n) for n in (left, old_dir))
+    hidden = sorted(n for n in os.listdir(dest) if n.startswith('.'))
+    assert hidden == sorted(keep)
+    assert [m['status'] for m in records(dest, 'killed_db')] == ['success']

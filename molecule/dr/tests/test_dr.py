@@ -36,15 +36,29 @@ def test_container_is_back_on_a_new_volume(host):
     assert report['rto_seconds'] < report['rto_target_seconds'] == 300
 
 
-def test_total_loss_data_is_back(host):
+def test_a_healthy_server_was_left_alone(host):
+    report = json.loads(host.file('/tmp/pgops-dr-healthy.json').content_string)
+    assert report['container_recreated'] is False
+    assert [(d['database'], d['result']) for d in report['databases']] == [('pim_dev', 'kept'), ('pim_prod', 'kept')]
+    assert all('disaster_recovery_confirm=true' in d['note'] for d in report['databases'])
+
+
+def test_total_loss_restores_the_newest_backup_with_its_recovery_point(host):
     report = json.loads(host.file('/tmp/pgops-dr-total-loss.json').content_string)
     assert [d['database'] for d in report['databases']] == ['pim_dev', 'pim_prod']
     for d in report['databases']:
         assert d['result'] == 'passed' and str(d['tables_found']) == str(d['tables_expected'])
         meta = by_id(host, d['database'], d['backup_id'])
-        assert meta['verifications'][0]['result'] == 'passed'          # the drill had verified it
+        newest = max((m for m in catalog(host) if m['database'] == d['database'] and m['status'] == 'success'
+                      and m['kind'] == 'full'), key=lambda m: m['started_at'])
+        assert meta['id'] == newest['id']                                # last night's, not the older drilled one
+        assert [v['result'] for v in meta['verifications']] == ['passed']   # proven by the recovery itself
+        assert d['data_as_of'] == meta['started_at'] and float(d['data_age_hours']) < 1
         if d['database'] == 'pim_dev':   # pim_prod was corrupted and recovered again afterwards
             assert counts(host, 'pim_dev') == dict((t['name'], t['rows']) for t in meta['tables'])
+            assert counts(host, 'pim_dev')['categories'] == 1 + min(
+                dict((t['name'], t['rows']) for t in m['tables'])['categories']
+                for m in catalog(host) if m['database'] == 'pim_dev' and m['status'] == 'success')
 
 
 def test_corrupted_path_kept_the_corrupted_state_and_restored_the_good_backup(host):
@@ -61,6 +75,9 @@ def test_corrupted_path_kept_the_corrupted_state_and_restored_the_good_backup(ho
 
 def test_every_restore_is_audited(host):
     lines = [json.loads(x) for x in host.file('%s/restore-audit.jsonl' % DEST).content_string.splitlines()]
-    assert [a['mode'] for a in lines] == ['test', 'test', 'replace', 'replace', 'replace']
-    assert all(a['result'] == 'passed' for a in lines)
+    assert [a['mode'] for a in lines] == ['test', 'test', 'replace', 'replace', 'replace', 'replace', 'replace']
+    # the two refusals on the healthy server are audited, then the two recoveries and the corrupted-data path
+    assert [a['result'] for a in lines] == ['passed', 'passed', 'failed', 'failed', 'passed', 'passed', 'passed']
+    assert [a['failed_step'] for a in lines[2:4]] == ['guard', 'guard']
+    assert lines[-1]['confirmed'] is True and lines[-1]['protected'] is True
     assert lines[-1]['context']['purpose'] == 'disaster recovery'

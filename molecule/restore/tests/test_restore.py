@@ -56,13 +56,17 @@ def test_rollback_brought_the_previous_content_back(host):
 
 def test_every_restore_is_audited(host):
     lines = [json.loads(line) for line in host.file('%s/restore-audit.jsonl' % DEST).content_string.splitlines()]
-    assert [a['mode'] for a in lines] == ['test', 'replace', 'rollback']
-    assert all(a['result'] == 'passed' and a['who']['user'] for a in lines)
+    assert [a['mode'] for a in lines] == ['test', 'replace', 'rollback', 'replace']
+    assert [a['result'] for a in lines] == ['passed', 'passed', 'passed', 'failed']
+    assert all(a['who']['user'] for a in lines)
+    # the rollback says where the replaced content went; the refusal is audited with its reason
+    assert lines[2]['replaced_database'].startswith('pim_dev__rollback_')
+    assert lines[3]['failed_step'] == 'guard' and lines[3]['protected'] is True and lines[3]['confirmed'] is False
 
 
 def test_production_replace_needs_confirmation(host):
     msg = host.file('/tmp/pgops-refusal.txt').content_string
-    assert 'pim_dev is a production database' in msg and 'restore_confirm=true' in msg
+    assert 'pim_dev is a protected database' in msg and 'confirm=true' in msg
 
 
 def test_rotation_deleted_exactly_what_check_mode_listed(host):

@@ -7,8 +7,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import multiprocessing
 import os
+import re
 import stat
+import subprocess
 import time
 from contextlib import contextmanager
 
@@ -16,8 +19,9 @@ import pytest
 import yaml
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, ensure_dir, free_bytes, is_temp_name,
-    remove_quietly, temp_name, write_file_atomic, write_json_atomic,
+    COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, ensure_dir, free_bytes, is_temp_name, pid_alive,
+    remove_dead_temp_files, remove_quietly, temp_name, temp_writer_pid, unusable_dir_reason, write_file_atomic,
+    write_json_atomic,
 )
 
 GALAXY_YML = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', 'galaxy.yml')
@@ -176,3 +180,115 @@ def test_remove_quietly(tmp_path):
     remove_quietly(str(tmp_path / 'link'))  # the link goes, not what it points to
     remove_quietly(str(tmp_path / 'never-existed'))
     assert sorted(os.listdir(str(tmp_path))) == ['target']
+
+
+def dead_pid():
+    proc = subprocess.Popen(['true'])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize('name, pid', [
+    ('.pim_dev_full_20261128_020000.sql.zst.tmp-4242', 4242),
+    ('.x.meta.json.tmp-1', 1),
+    ('.x.tmp-', None),
+    ('.x.tmp-12a', None),
+    ('x.tmp-12', None),           # not hidden: not a temporary name
+    ('.pim_dev.lock', None),
+])
+def test_temp_writer_pid(name, pid):
+    assert temp_writer_pid(name) == pid
+
+
+def test_temp_writer_pid_of_temp_name():
+    assert temp_writer_pid(os.path.basename(temp_name('/b/x.sql.zst'))) == os.getpid()
+
+
+def test_pid_alive():
+    assert pid_alive(os.getpid()) is True
+    assert pid_alive(1) is True           # another user's process counts as running
+    assert pid_alive(dead_pid()) is False
+    assert pid_alive(None) is False and pid_alive(0) is False and pid_alive(-1) is False
+
+
+def test_remove_dead_temp_files_removes_only_matching_names_of_dead_writers(tmp_path):
+    dead = dead_pid()
+    mine = re.compile(r'^\.db_')
+    names = {
+        '.db_full_1.sql.zst.tmp-%d' % dead: True,          # dead writer: removed
+        '.db_full_1.meta.json.tmp-%d' % dead: True,
+        '.db_full_2.sql.zst.tmp-%d' % os.getpid(): False,  # live writer
+        '.db_full_3.sql.zst.tmp-1': False,                 # live writer (init)
+        '.other_full_1.sql.zst.tmp-%d' % dead: False,      # does not match
+        '.db_full_4.sql.zst.tmp-': False,                  # no pid: not ours to judge
+        'db_full_5.sql.zst': False,                        # a backup
+        '.db.lock': False,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b'x')
+    tree = tmp_path / ('.db_full_6.dir.tmp-%d' % dead)
+    (tree / 'sub').mkdir(parents=True)
+    (tree / 'sub' / 'toc.dat').write_bytes(b'x')
+    removed, errors = remove_dead_temp_files(str(tmp_path), mine)
+    expected = sorted([n for n, gone in names.items() if gone] + [tree.name])
+    assert sorted(removed) == expected and errors == []
+    assert sorted(os.listdir(str(tmp_path))) == sorted(n for n, gone in names.items() if not gone)
+
+
+def test_remove_dead_temp_files_keeps_what_a_process_holds_open(tmp_path):
+    dead = dead_pid()
+    held_file = tmp_path / ('.db_full_1.sql.tmp-%d' % dead)
+    held_tree = tmp_path / ('.db_full_2.dir.tmp-%d' % dead)
+    held_tree.mkdir()
+    with open(str(held_file), 'wb') as f, open(str(held_tree / '3001.dat'), 'wb') as g:
+        f.write(b'x')
+        g.write(b'y')       # e.g. pg_dump -Fd still writing for a killed module
+        removed, errors = remove_dead_temp_files(str(tmp_path), re.compile('.'))
+        assert removed == [] and errors == []
+    removed, errors = remove_dead_temp_files(str(tmp_path), re.compile('.'))
+    assert sorted(removed) == sorted([held_file.name, held_tree.name]) and os.listdir(str(tmp_path)) == []
+
+
+def test_remove_dead_temp_files_of_a_missing_directory_reports(tmp_path):
+    removed, errors = remove_dead_temp_files(str(tmp_path / 'missing'), re.compile('.'))
+    assert removed == [] and len(errors) == 1 and 'cannot list' in errors[0]
+
+
+def test_unusable_dir_reason(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_bytes(b'x')
+    assert unusable_dir_reason(str(tmp_path)) is None
+    assert unusable_dir_reason(str(tmp_path / 'a' / 'b')) is None      # created later, under a writable dir
+    assert unusable_dir_reason(str(blocker)) == '%s exists and is not a directory' % blocker
+    assert unusable_dir_reason(str(blocker / 'a' / 'b')) == (
+        '%s is not a directory, so %s cannot be created under it' % (blocker, blocker / 'a' / 'b'))
+    os.symlink(str(tmp_path / 'nowhere'), str(tmp_path / 'dangling'))
+    assert 'exists and is not a directory' in unusable_dir_reason(str(tmp_path / 'dangling'))
+    assert unusable_dir_reason('/proc/1/no-such-dir') is not None
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes through permission bits')
+def test_unusable_dir_reason_not_writable(tmp_path):
+    locked = tmp_path / 'locked'
+    locked.mkdir(mode=0o500)
+    try:
+        assert unusable_dir_reason(str(locked / 'backups')) == '%s is not writable by uid %d' % (locked, os.geteuid())
+    finally:
+        os.chmod(str(locked), 0o700)
+
+
+def _ensure(path):
+    ensure_dir(path)
+
+
+def test_ensure_dir_when_concurrent_runs_create_it(tmp_path):
+    # the first backup of several databases at once: every run creates dest; none may fail because another won
+    for i in range(30):
+        path = str(tmp_path / str(i) / 'backups')
+        procs = [multiprocessing.Process(target=_ensure, args=(path,)) for dummy in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        assert [p.exitcode for p in procs] == [0] * 6
+        assert mode_of(path) == 0o750
