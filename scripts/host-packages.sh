@@ -2,8 +2,8 @@
 # Install the Debian packages the demo and the tests use on the host, only those whose command is missing:
 # docker.io, debootstrap (test images), python3-venv, zstd/lz4/pigz (compression), podman (disaster recovery
 # with container_runtime podman), PostgreSQL client and server binaries (the functional tests start a
-# throwaway cluster with initdb + pg_ctl), age (encrypted backups, docs/encryption.md), and gcc, make and dpkg-dev (scripts/regression-db.sh builds
-# PostgreSQL's regression database from Debian's source package).
+# throwaway cluster with initdb + pg_ctl), age (encrypted backups, docs/encryption.md), and gcc, make and
+# dpkg-dev (scripts/regression-db.sh builds PostgreSQL's regression database from Debian's source package).
 # usage: scripts/host-packages.sh
 set -euo pipefail
 declare -A PKG=([dockerd]=docker.io [debootstrap]=debootstrap [zstd]=zstd [lz4]=lz4 [pigz]=pigz

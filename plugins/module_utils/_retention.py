@@ -27,7 +27,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._restore import (
     audit_interrupted, restore_lock_path, scratch_info, who,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    TMP_MARK, DirLock, PgOpsError, fsync_dir, is_temp_name,
+    TMP_MARK, DirLock, PgOpsError, fsync_dir, is_temp_name, open_paths_under, pid_alive,
 )
 
 DEFAULT_MAX_AGE_DAYS = {'full': 30, 'pre_deploy': 7, 'snapshot': 3, 'pre_restore': 7, 'manual': 7}
@@ -290,40 +290,6 @@ def _temp_base(name):
     """``.<final name>.tmp-<pid>`` -> (final name, pid or None)."""
     base, dummy, pid = name[1:].rpartition(TMP_MARK)
     return base, int(pid) if pid.isdigit() else None
-
-
-def pid_alive(pid):
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError as e:
-        return e.errno == errno.EPERM
-    return True
-
-
-def open_paths_under(directory):
-    """Paths at or below ``directory`` that some process has open (Linux /proc; empty where unreadable)."""
-    prefix = os.path.realpath(directory).rstrip('/') + '/'
-    held = set()
-    try:
-        pids = [p for p in os.listdir('/proc') if p.isdigit()]
-    except OSError:
-        return held
-    for pid in pids:
-        fd_dir = '/proc/%s/fd' % pid
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if target.startswith(prefix):
-                held.add(target)
-    return held
 
 
 class Rotation(object):
