@@ -746,7 +746,10 @@ class RestoreJob(object):
             self.stage = 'scratch'
             self.clean_leftovers(admin, target_db, scratch)
             if mode == 'replace' and info and self.o.get('pre_restore_backup', True) and not self.pre_restore_done:
-                self.pre_restore_backup(target_db)
+                if self.holds_data(target_db):
+                    self.pre_restore_backup(target_db)
+                else:   # e.g. the empty POSTGRES_DB of a recreated container: nothing to keep
+                    self.checks['pre_restore_backup'] = 'skipped: %s holds nothing of its own' % target_db
                 self.pre_restore_done = True
             owner = self.o.get('owner') or (info or {}).get('owner') or self.target.user
             self.result['changed'] = True

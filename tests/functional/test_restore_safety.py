@@ -105,6 +105,8 @@ def test_an_empty_protected_database_is_restored_without_confirm(postgres, dest,
     assert not res.get('failed'), res
     assert 'empty' in res['checks']['guard']
     assert postgres.row_counts('shop') == shop['counts']
+    # nothing to keep: no pre_restore backup of an empty database
+    assert 'pre_restore_backup' not in res and res['checks']['pre_restore_backup'].startswith('skipped')
     # one function of its own is enough to be protected
     postgres.psql('postgres', 'DROP DATABASE shop')
     postgres.psql('postgres', 'CREATE DATABASE shop')

@@ -58,7 +58,9 @@ def test_total_loss_restores_the_newest_backup_with_its_recovery_point(host):
             assert counts(host, 'pim_dev') == dict((t['name'], t['rows']) for t in meta['tables'])
             assert counts(host, 'pim_dev')['categories'] == 1 + min(
                 dict((t['name'], t['rows']) for t in m['tables'])['categories']
-                for m in catalog(host) if m['database'] == 'pim_dev' and m['status'] == 'success')
+                for m in catalog(host) if m['database'] == 'pim_dev' and m['status'] == 'success' and m['kind'] == 'full')
+            # the recreated container's empty pim_dev held nothing: no pre_restore backup of it
+            assert not [m for m in catalog(host) if m['database'] == 'pim_dev' and m['kind'] == 'pre_restore']
 
 
 def test_corrupted_path_kept_the_corrupted_state_and_restored_the_good_backup(host):
