@@ -1,0 +1,755 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: this is not a public API and may change without notice.
+"""backup_offsite's logic: copies of catalog backups in an S3 bucket (AWS, MinIO, Ceph RGW, SeaweedFS, B2...).
+
+The bucket mirrors the catalog's commit rule: a copy is ``<prefix>/<database slug>/<file>`` (the data object)
+plus ``<prefix>/<database slug>/<stem>.meta.json`` (the metadata object), uploaded LAST. A data object that no
+metadata object names is an unfinished upload: never listed as a copy, re-uploaded by the next push, deleted
+by rotation once older than ``orphan_age_hours``.
+
+Every state decides first (pure functions over listings), then acts; check mode returns the decision.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import binascii
+import datetime
+import json
+import os
+import re
+import time
+
+from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
+    FILE_MODE, DirLock, PgOpsError, ensure_dir, fsync_dir, remove_quietly, temp_name, write_json_atomic,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils._integrity import sha256_file
+from ansible_collections.pgops.postgresql.plugins.module_utils import _retention as retention
+
+try:
+    import boto3
+    from botocore.config import Config
+    from botocore import exceptions as bexc
+    from boto3.s3.transfer import TransferConfig
+    HAS_BOTO3 = True
+    BOTO3_IMPORT_ERROR = None
+except ImportError as e:  # pragma: no cover - reported by the module
+    HAS_BOTO3 = False
+    BOTO3_IMPORT_ERROR = e
+
+POLICIES = ('weekly', 'all')
+LOCK_MODES = ('GOVERNANCE', 'COMPLIANCE')
+MiB = 1024 * 1024
+# the steps a failure can name
+STEPS = ('options', 'connect', 'list', 'plan', 'upload', 'check_upload', 'download', 'checksum', 'delete',
+         'record', 'lock')
+# what pg_backup names a dump: <db>_<kind>[_<label>]_<YYYYMMDD_HHMMSS><suffix>[.age]. Only such names, one level
+# below the prefix, can be unfinished uploads: anything else in a shared bucket is never ours to delete.
+DUMP_NAME_RE = re.compile(r'^[^/]+_(%s)(_[^/]*)?_\d{8}_\d{6}\.(sql(\.zst|\.gz|\.lz4)?|dump)(\.age)?$'
+                          % '|'.join(catalog.KINDS))
+CREDENTIAL_CODES = ('InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken',
+                    'InvalidClientTokenId', 'AuthorizationHeaderMalformed')
+
+
+# -- names ----------------------------------------------------------------------------------------------------
+def db_slug(database):
+    return '_globals' if database == catalog.GLOBALS else catalog.slug(database)
+
+
+def clean_prefix(prefix):
+    prefix = (prefix or '').strip('/')
+    if '//' in prefix or any(part in ('.', '..') for part in prefix.split('/')):
+        raise PgOpsError('prefix %r must be a plain key prefix like "pgops/prod" (no "//", "." or "..")' % prefix,
+                         step='options')
+    return prefix
+
+
+def object_key(prefix, database, name):
+    return '/'.join(p for p in (prefix, db_slug(database), name) if p)
+
+
+def is_dump_key(prefix, key):
+    """Whether ``key`` is where backup_offsite puts a dump: ``<prefix>/<database>/<pg_backup dump name>``."""
+    parts = key.split('/')
+    depth = len(prefix.split('/')) if prefix else 0
+    return len(parts) == depth + 2 and '/'.join(parts[:depth]) == prefix and bool(parts[depth]) \
+        and bool(DUMP_NAME_RE.match(parts[-1]))
+
+
+def meta_name(meta):
+    """``<stem>.meta.json`` of a catalog entry (the local metadata file's name)."""
+    if meta.get('meta_path'):
+        return os.path.basename(meta['meta_path'])
+    return catalog.stem(meta['database'], meta['kind'], meta.get('label'), meta['id']) + catalog.META_SUFFIX
+
+
+def hex_to_b64(hexdigest):
+    return base64.b64encode(binascii.unhexlify(hexdigest)).decode('ascii')
+
+
+def now_utc():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+# -- errors ---------------------------------------------------------------------------------------------------
+def explain(e, what, bucket=None, endpoint=None, step='connect'):
+    """A PgOpsError with a message that says what to fix, for any boto3/botocore failure. Never holds secrets."""
+    where = endpoint or 'the AWS S3 endpoint'
+    if isinstance(e, PgOpsError):
+        return e
+    if HAS_BOTO3:
+        if isinstance(e, (bexc.EndpointConnectionError, bexc.ConnectTimeoutError)):
+            return PgOpsError('%s: cannot reach the S3 endpoint %s (%s): check endpoint_url, the network and the '
+                              'firewall' % (what, where, type(e).__name__), step='connect')
+        if isinstance(e, bexc.ReadTimeoutError):
+            return PgOpsError('%s: the S3 endpoint %s did not answer in time: %s' % (what, where, e), step=step)
+        if isinstance(e, bexc.NoCredentialsError):
+            return PgOpsError('%s: no S3 credentials found: set access_key and secret_key, or profile, or provide '
+                              'them through the environment (AWS_ACCESS_KEY_ID...) or an instance role' % what,
+                              step='connect')
+        if isinstance(e, bexc.ProfileNotFound):
+            return PgOpsError('%s: %s (profile)' % (what, e), step='connect')
+        if isinstance(e, bexc.SSLError):
+            return PgOpsError('%s: TLS failure talking to %s: %s (validate_certs)' % (what, where, e), step='connect')
+        if isinstance(e, bexc.ClientError):
+            err = e.response.get('Error', {}) or {}
+            code = str(err.get('Code') or '')
+            status = (e.response.get('ResponseMetadata') or {}).get('HTTPStatusCode')
+            if code in CREDENTIAL_CODES:
+                return PgOpsError('%s: the S3 endpoint %s refused the credentials (%s): check access_key and '
+                                  'secret_key (or the profile / environment credentials)' % (what, where, code),
+                                  step='connect')
+            if code in ('NoSuchBucket',) or (code in ('404', 'NotFound') and step == 'connect'):
+                return PgOpsError('%s: bucket %s does not exist at %s: create it (with Object Lock enabled if you '
+                                  'use object_lock_mode) or fix bucket' % (what, bucket, where), step='connect')
+            if code in ('AccessDenied', '403', 'Forbidden'):
+                return PgOpsError('%s: access denied by %s for bucket %s (HTTP %s): the credentials lack a '
+                                  'permission (see docs/offsite.md for the least-privilege policy)'
+                                  % (what, where, bucket, status), step=step)
+            return PgOpsError('%s: S3 error %s (HTTP %s): %s' % (what, code, status, err.get('Message') or ''),
+                              step=step)
+        if isinstance(e, bexc.BotoCoreError):
+            return PgOpsError('%s: %s' % (what, e), step=step)
+    return PgOpsError('%s: %s' % (what, e), step=step)
+
+
+def _client_code(e):
+    if HAS_BOTO3 and isinstance(e, bexc.ClientError):
+        return str((e.response.get('Error') or {}).get('Code') or '')
+    return ''
+
+
+# -- connection -----------------------------------------------------------------------------------------------
+class Remote(object):
+    """A bucket + prefix reached through one boto3 client; every call raises PgOpsError on failure."""
+
+    def __init__(self, p):
+        self.bucket = p['bucket']
+        self.prefix = clean_prefix(p.get('prefix'))
+        self.endpoint = p.get('endpoint_url') or None
+        self.storage_class = p.get('storage_class') or None
+        self.request_checksums = p.get('request_checksums', True)
+        kwargs = {}
+        if p.get('access_key') or p.get('secret_key'):
+            kwargs.update(aws_access_key_id=p.get('access_key'), aws_secret_access_key=p.get('secret_key'))
+            if p.get('session_token'):
+                kwargs['aws_session_token'] = p['session_token']
+        if p.get('profile'):
+            kwargs['profile_name'] = p['profile']
+        cfg = dict(connect_timeout=p.get('connect_timeout') or 5, read_timeout=p.get('read_timeout') or 60,
+                   retries={'max_attempts': p.get('retries') or 3, 'mode': 'standard'},
+                   s3={'addressing_style': p.get('addressing_style') or ('path' if self.endpoint else 'auto')})
+        if not self.request_checksums:
+            # S3-compatibles that reject the flexible checksums (x-amz-checksum-*, aws-chunked trailers)
+            cfg.update(request_checksum_calculation='when_required', response_checksum_validation='when_required')
+        try:
+            session = boto3.session.Session(**kwargs)
+            self.client = session.client('s3', endpoint_url=self.endpoint, region_name=p.get('region') or None,
+                                         verify=p.get('validate_certs', True), config=Config(**cfg))
+        except Exception as e:
+            raise explain(e, 'cannot set up the S3 client', self.bucket, self.endpoint)
+
+    def call(self, what, fn, step='list', **kwargs):
+        try:
+            return fn(**kwargs)
+        except Exception as e:
+            raise explain(e, what, self.bucket, self.endpoint, step)
+
+    def check_object_lock(self):
+        """Fail before anything is uploaded when the bucket cannot take Object Lock settings."""
+        try:
+            conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except Exception as e:
+            if _client_code(e) in ('ObjectLockConfigurationNotFoundError', 'ObjectLockConfigurationNotFound',
+                                   'InvalidRequest', 'NoSuchObjectLockConfiguration'):
+                conf = {}
+            else:
+                raise explain(e, 'cannot read the Object Lock configuration of bucket %s' % self.bucket,
+                              self.bucket, self.endpoint, 'connect')
+        if (conf.get('ObjectLockConfiguration') or {}).get('ObjectLockEnabled') != 'Enabled':
+            raise PgOpsError('bucket %s does not have Object Lock enabled, so object_lock_mode cannot be set on its '
+                             'objects: Object Lock is enabled when a bucket is created (ObjectLockEnabledForBucket, '
+                             '"mc mb --with-lock"); use such a bucket, or drop object_lock_mode' % self.bucket,
+                             step='connect')
+
+    def check_bucket(self):
+        # a LIST, not a HEAD: its error body tells wrong credentials (SignatureDoesNotMatch, InvalidAccessKeyId)
+        # from a missing permission (AccessDenied) and a missing bucket (NoSuchBucket); HEAD says only 403/404
+        self.call('cannot open bucket %s' % self.bucket, self.client.list_objects_v2, 'connect', Bucket=self.bucket,
+                  Prefix=self.db_prefix(), MaxKeys=1)
+
+    def db_prefix(self, database=None):
+        base = self.prefix + '/' if self.prefix else ''
+        return base + (db_slug(database) + '/' if database is not None else '')
+
+    def list_objects(self, database=None):
+        """Every object under the prefix (or one database's), as dicts with Key, Size, LastModified."""
+        out = []
+        kwargs = dict(Bucket=self.bucket, Prefix=self.db_prefix(database))
+        while True:
+            page = self.call('cannot list bucket %s' % self.bucket, self.client.list_objects_v2, 'list', **kwargs)
+            out.extend(page.get('Contents') or [])
+            if not page.get('IsTruncated'):
+                return out
+            kwargs['ContinuationToken'] = page['NextContinuationToken']
+
+    def get_json(self, key):
+        body = self.call('cannot read %s' % key, self.client.get_object, 'list', Bucket=self.bucket,
+                         Key=key)['Body'].read()
+        return json.loads(body.decode('utf-8'))
+
+    def head(self, key, checksums=False):
+        kwargs = dict(Bucket=self.bucket, Key=key)
+        if checksums and self.request_checksums:
+            kwargs['ChecksumMode'] = 'ENABLED'
+        try:
+            return self.client.head_object(**kwargs)
+        except Exception as e:
+            if _client_code(e) in ('404', 'NoSuchKey', 'NotFound'):
+                return None
+            raise explain(e, 'cannot read the object %s' % key, self.bucket, self.endpoint, 'list')
+
+
+def remote_catalog(remote, database=None):
+    """(copies, unfinished, warnings) under the prefix. A copy is a metadata object (its JSON, plus ``key``,
+    ``meta_key``, ``remote_size``, ``last_modified``) whose data object exists or not (``data_present``);
+    unfinished are data objects no metadata object names."""
+    objects = remote.list_objects(database)
+    by_key = dict((o['Key'], o) for o in objects)
+    copies, warnings, named = [], [], set()
+    for o in objects:
+        key = o['Key']
+        if not key.endswith(catalog.META_SUFFIX):
+            continue
+        try:
+            meta = remote.get_json(key)
+            if not isinstance(meta, dict) or 'id' not in meta or 'database' not in meta or not meta.get('file'):
+                raise ValueError('not a pgops backup metadata record')
+            if not retention.safe_file_name(meta['file']):
+                raise ValueError('file %r is not a plain name' % meta['file'])
+        except (ValueError, UnicodeDecodeError) as e:
+            warnings.append('%s: %s' % (key, e))
+            continue
+        data_key = key.rsplit('/', 1)[0] + '/' + meta['file'] if '/' in key else meta['file']
+        named.add(data_key)
+        data = by_key.get(data_key)
+        meta.update(meta_key=key, key=data_key, data_present=data is not None,
+                    remote_size=data['Size'] if data else None, last_modified=_iso(o.get('LastModified')),
+                    meta_path=key)
+        meta.pop('path', None)
+        copies.append(meta)
+    unfinished = [dict(key=o['Key'], size=o['Size'], last_modified=_iso(o.get('LastModified')),
+                       last_modified_dt=o.get('LastModified'))
+                  for o in objects if o['Key'] not in named and is_dump_key(remote.prefix, o['Key'])]
+    copies.sort(key=lambda m: (catalog._started(m), m['id']), reverse=True)
+    return copies, unfinished, warnings
+
+
+def _iso(when):
+    return when.isoformat() if hasattr(when, 'isoformat') else when
+
+
+# -- push -----------------------------------------------------------------------------------------------------
+def select_for_push(entries, policy='weekly', kinds=None, databases=None):
+    """The local backups the policy selects, newest first. Pure.
+
+    ``weekly``: per database, the newest verified successful backup of each ISO week (local calendar) among
+    ``kinds`` (default ``full``). ``all``: every successful backup among ``kinds`` (default: all kinds).
+    Directory-format backups are left out (returned second, with the reason): a directory is not one object.
+    """
+    if policy not in POLICIES:
+        raise PgOpsError('policy must be one of %s, got %r' % (', '.join(POLICIES), policy), step='options')
+    if kinds is None:
+        kinds = ['full'] if policy == 'weekly' else list(catalog.KINDS)
+    chosen, skipped, seen = [], [], set()
+    for m in entries:   # newest first
+        if m.get('status') != 'success' or not m.get('file') or m.get('kind') not in kinds:
+            continue
+        if databases is not None and m.get('database') not in databases:
+            continue
+        if policy == 'weekly':
+            if not catalog.is_verified(m):
+                continue
+            when = retention.started_instant(m)
+            if when is None:
+                continue
+            bucket = (m['database'], retention.local_buckets(when)['weekly'])
+            if bucket in seen:
+                continue
+            seen.add(bucket)
+        if m.get('format') == 'directory':
+            skipped.append((m, 'directory-format backups are not copied off-site (use format custom or plain)'))
+            continue
+        chosen.append(m)
+    return chosen, skipped
+
+
+def plan_push(selected, remote_copies, remote_unfinished, prefix, bucket, endpoint):
+    """``(meta, key, meta_key, action, reason)`` for each selected local backup. Pure.
+
+    action: ``upload`` (not there, or only an unfinished data object), ``record`` (a complete copy exists, but
+    the local metadata does not record it yet) or ``present``.
+    """
+    complete = dict((c['meta_key'], c) for c in remote_copies)
+    partial = set(u['key'] for u in remote_unfinished)
+    out = []
+    for m in selected:
+        key = object_key(prefix, m['database'], m['file'])
+        mkey = object_key(prefix, m['database'], meta_name(m))
+        copy = complete.get(mkey)
+        recorded = any(r.get('bucket') == bucket and r.get('key') == key and r.get('endpoint') == endpoint
+                       for r in m.get('offsite') or [])
+        if copy is not None and copy.get('data_present') and copy.get('sha256') == m.get('sha256'):
+            out.append((m, key, mkey, 'present' if recorded else 'record',
+                        'already in the bucket' if recorded else 'in the bucket, not yet recorded locally'))
+        elif copy is not None:
+            out.append((m, key, mkey, 'upload', 'the copy in the bucket is incomplete or differs: upload again'))
+        elif key in partial:
+            out.append((m, key, mkey, 'upload', 'unfinished upload (data object without metadata): upload again'))
+        else:
+            out.append((m, key, mkey, 'upload', 'not in the bucket'))
+    return out
+
+
+def lock_args(mode, days, now=None):
+    if not mode:
+        return {}
+    until = (now or now_utc()) + datetime.timedelta(days=days)
+    return dict(ObjectLockMode=mode, ObjectLockRetainUntilDate=until)
+
+
+def upload_backup(remote, meta, key, mkey, directory, p):
+    """Data object first (multipart above ``multipart_threshold_mb``), checked by a HEAD, then the metadata
+    object. Returns (version_id, seconds)."""
+    path = os.path.join(directory, meta['file'])
+    try:
+        size, digest = sha256_file(path)
+    except (IOError, OSError) as e:
+        raise PgOpsError('cannot read the backup %s: %s (was it rotated away meanwhile?)' % (path, e.strerror or e),
+                         step='upload')
+    if size != meta.get('size') or (meta.get('sha256') and digest != meta['sha256']):
+        raise PgOpsError('local backup %s no longer matches its metadata (size %d/%s, sha256 %s/%s): not copied '
+                         'off-site; check it with backup_info verify_checksums'
+                         % (path, size, meta.get('size'), digest, meta.get('sha256')), step='checksum')
+    extra = dict(Metadata={'sha256': digest, 'pgops-id': meta['id']}, **lock_args(p.get('object_lock_mode'),
+                                                                                  p.get('object_lock_days')))
+    if remote.storage_class:
+        extra['StorageClass'] = remote.storage_class
+    if remote.request_checksums:
+        extra['ChecksumAlgorithm'] = 'SHA256'
+    chunk = max(5, int(p.get('multipart_chunk_mb') or 64)) * MiB
+    tconf = TransferConfig(multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=4,
+                           use_threads=True)
+    started = time.time()
+    try:
+        with open(path, 'rb') as f:
+            remote.client.upload_fileobj(f, remote.bucket, key, ExtraArgs=extra, Config=tconf)
+    except Exception as e:
+        raise explain(e, 'upload of %s to s3://%s/%s failed' % (path, remote.bucket, key), remote.bucket,
+                      remote.endpoint, 'upload')
+    seconds = time.time() - started
+    head = remote.head(key, checksums=True)
+    if head is None:
+        raise PgOpsError('s3://%s/%s is missing right after its upload' % (remote.bucket, key), step='check_upload')
+    problems = []
+    if head.get('ContentLength') != size:
+        problems.append('size %s, local %d' % (head.get('ContentLength'), size))
+    if (head.get('Metadata') or {}).get('sha256') != digest:
+        problems.append('x-amz-meta-sha256 %s, local %s' % ((head.get('Metadata') or {}).get('sha256'), digest))
+    remote_sum = head.get('ChecksumSHA256')
+    if remote_sum and '-' not in remote_sum and remote_sum != hex_to_b64(digest):
+        problems.append('ChecksumSHA256 %s, local %s' % (remote_sum, hex_to_b64(digest)))
+    if problems:
+        raise PgOpsError('s3://%s/%s does not match the local backup after upload (%s): the metadata object was '
+                         'not written, so it stays an unfinished upload' % (remote.bucket, key, '; '.join(problems)),
+                         step='check_upload')
+    with open(meta['meta_path'], 'rb') as f:
+        body = f.read()
+    mextra = dict(Bucket=remote.bucket, Key=mkey, Body=body, ContentType='application/json',
+                  **lock_args(p.get('object_lock_mode'), p.get('object_lock_days')))
+    if remote.storage_class:
+        mextra['StorageClass'] = remote.storage_class
+    if remote.request_checksums:
+        mextra['ChecksumAlgorithm'] = 'SHA256'
+    remote.call('cannot write the metadata object %s' % mkey, remote.client.put_object, 'upload', **mextra)
+    return head.get('VersionId'), seconds
+
+
+def record_offsite(directory, meta, record, lock_timeout):
+    """Append an off-site copy to the backup's local metadata (atomically, under the database's backup lock)."""
+    with DirLock(os.path.join(directory, catalog.lock_name(meta['database'])), lock_timeout,
+                 'database %s in %s' % (meta['database'], directory)):
+        with open(meta['meta_path'], 'rb') as f:
+            current = json.loads(f.read().decode('utf-8'))
+        copies = [r for r in current.get('offsite') or [] if not (
+            r.get('bucket') == record['bucket'] and r.get('key') == record['key']
+            and r.get('endpoint') == record['endpoint'])]
+        current['offsite'] = copies + [record]
+        st = os.stat(meta['meta_path'])
+        write_json_atomic(meta['meta_path'], current, st.st_uid, st.st_gid)
+
+
+def push(remote, p, check_mode):
+    directory = p['path']
+    try:
+        entries, warnings = catalog.load_catalog(directory)
+    except OSError as e:
+        raise PgOpsError('cannot read the backup directory %s (path): %s' % (directory, e), step='plan')
+    if not os.path.isdir(directory):
+        warnings.append('the backup directory %s (path) does not exist: nothing to push' % directory)
+    selected, skipped = select_for_push(entries, p.get('policy') or 'weekly', p.get('kinds'), p.get('databases'))
+    if p.get('object_lock_mode'):
+        remote.check_object_lock()
+    copies, unfinished, rwarn = remote_catalog(remote)
+    plan = plan_push(selected, copies, unfinished, remote.prefix, remote.bucket, remote.endpoint)
+    result = dict(pushed=[], recorded=[], present=[], warnings=warnings + rwarn,
+                  skipped=[dict(id=m['id'], database=m['database'], reason=why) for m, why in skipped])
+    todo = [x for x in plan if x[3] != 'present']
+    result['changed'] = bool(todo)
+    total_bytes, total_seconds = 0, 0.0
+    for m, key, mkey, action, reason in plan:
+        item = dict(database=m['database'], id=m['id'], kind=m.get('kind'), key=key, meta_key=mkey,
+                    size=m.get('size'), reason=reason)
+        if action == 'present':
+            result['present'].append(item)
+            continue
+        version = None
+        if not check_mode:
+            if action == 'upload':
+                version, seconds = upload_backup(remote, m, key, mkey, directory, p)
+                item['seconds'] = round(seconds, 3)
+                item['bytes_per_second'] = int((m.get('size') or 0) / max(seconds, 0.001))
+                total_bytes += m.get('size') or 0
+                total_seconds += seconds
+            else:
+                head = remote.head(key)
+                version = head.get('VersionId') if head else None
+            record = dict(bucket=remote.bucket, key=key, version_id=version, endpoint=remote.endpoint,
+                          at=catalog.iso(datetime.datetime.now().astimezone()))
+            if p.get('object_lock_mode') and action == 'upload':
+                record['object_lock'] = dict(mode=p['object_lock_mode'], days=p['object_lock_days'])
+            try:
+                record_offsite(directory, m, record, p.get('lock_timeout') or 60)
+            except (IOError, OSError, ValueError) as e:
+                raise PgOpsError('copied %s to s3://%s/%s but cannot record it in %s: %s'
+                                 % (m['id'], remote.bucket, key, m['meta_path'], e), step='record')
+            item['version_id'] = version
+        (result['pushed'] if action == 'upload' else result['recorded']).append(item)
+    if total_seconds:
+        result['bytes_per_second'] = int(total_bytes / max(total_seconds, 0.001))
+    return result
+
+
+# -- fetch ----------------------------------------------------------------------------------------------------
+def fetch(remote, p, check_mode):
+    database = p.get('database')
+    copies, unfinished, warnings = remote_catalog(remote, database)
+    usable = [c for c in copies if c.get('data_present')]
+    try:
+        chosen = catalog.backup_candidates(usable, database=database, backup_id=p.get('backup_id') or 'latest')[0]
+    except catalog.CatalogError as e:
+        raise PgOpsError('in s3://%s/%s: %s' % (remote.bucket, remote.db_prefix(database), e), step='plan')
+    dest = p['dest']
+    final = os.path.join(dest, chosen['file'])
+    final_meta = os.path.join(dest, chosen['meta_key'].rsplit('/', 1)[-1])
+    result = dict(backup_id=chosen['id'], database=chosen['database'], key=chosen['key'],
+                  meta_key=chosen['meta_key'], path=final, meta_path=final_meta, size=chosen.get('size'),
+                  sha256=chosen.get('sha256'), warnings=warnings)
+    if not chosen.get('sha256'):
+        raise PgOpsError('the metadata object %s records no sha256: refusing to fetch an unverifiable copy'
+                         % chosen['meta_key'], step='checksum')
+    have_data = False
+    if os.path.lexists(final):
+        size, digest = sha256_file(final) if os.path.isfile(final) else (None, None)
+        if digest != chosen['sha256']:
+            raise PgOpsError('%s already exists and is not this backup (sha256 %s, the copy says %s): not '
+                             'overwritten; fetch into another dest or move it away' % (final, digest, chosen['sha256']),
+                             step='plan')
+        if os.path.isfile(final_meta):
+            result.update(changed=False, msg='already in %s' % dest)
+            return result
+        have_data = True   # a fetch stopped between the dump and its metadata: only the metadata is missing
+    result['changed'] = True
+    if check_mode:
+        return result
+    ensure_dir(dest)
+    with DirLock(os.path.join(dest, catalog.lock_name(chosen['database'])), p.get('lock_timeout') or 60,
+                 'database %s in %s' % (chosen['database'], dest)):
+        if not have_data:
+            size, seconds = _download_checked(remote, chosen, final, dest)
+            result.update(seconds=round(seconds, 3), bytes_per_second=int(size / max(seconds, 0.001)))
+        meta = dict((k, v) for k, v in chosen.items()
+                    if k not in ('meta_key', 'key', 'data_present', 'remote_size', 'last_modified', 'meta_path'))
+        meta['fetched_from'] = dict(bucket=remote.bucket, key=chosen['key'], endpoint=remote.endpoint,
+                                    at=catalog.iso(datetime.datetime.now().astimezone()))
+        write_json_atomic(final_meta, meta)     # last: the commit marker of the local catalog
+    return result
+
+
+def _download_checked(remote, chosen, final, dest):
+    """Download to a temporary name, fsync, check size and sha256, rename into place. Returns (size, seconds)."""
+    tmp = temp_name(final)
+    started = time.time()
+    try:
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE), 'wb') as f:
+                remote.client.download_fileobj(remote.bucket, chosen['key'], f)
+                f.flush()
+                os.fsync(f.fileno())
+        except Exception as e:
+            raise explain(e, 'download of s3://%s/%s failed' % (remote.bucket, chosen['key']), remote.bucket,
+                          remote.endpoint, 'download')
+        seconds = time.time() - started
+        size, digest = sha256_file(tmp)
+        if size != chosen.get('size') or digest != chosen['sha256']:
+            raise PgOpsError('s3://%s/%s is damaged or was tampered with: %d bytes with sha256 %s, its metadata '
+                             'says %s bytes with sha256 %s; nothing was written to %s'
+                             % (remote.bucket, chosen['key'], size, digest, chosen.get('size'),
+                                chosen['sha256'], dest), step='checksum')
+        os.replace(tmp, final)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    fsync_dir(dest)
+    return size, seconds
+
+
+# -- list -----------------------------------------------------------------------------------------------------
+def copy_summary(c):
+    return dict(database=c['database'], id=c['id'], kind=c.get('kind'), label=c.get('label'), key=c['key'],
+                meta_key=c['meta_key'], size=c.get('size'), sha256=c.get('sha256'), started_at=c.get('started_at'),
+                verified=catalog.is_verified(c), data_present=c['data_present'], remote_size=c['remote_size'],
+                complete=bool(c['data_present'] and c['remote_size'] == c.get('size')),
+                last_modified=c['last_modified'])
+
+
+def listed(remote, p):
+    copies, unfinished, warnings = remote_catalog(remote, p.get('database'))
+    return dict(changed=False, copies=[copy_summary(c) for c in copies],
+                unfinished=[dict((k, v) for k, v in u.items() if k != 'last_modified_dt') for u in unfinished],
+                warnings=warnings)
+
+
+# -- rotate ---------------------------------------------------------------------------------------------------
+def lock_state(head, now):
+    """Why an object cannot be deleted (retention date ahead, legal hold), or None."""
+    if not head:
+        return None
+    if head.get('ObjectLockLegalHoldStatus') == 'ON':
+        return 'legal hold'
+    until = head.get('ObjectLockRetainUntilDate')
+    if head.get('ObjectLockMode') and until and until > now:
+        until = until.astimezone(datetime.timezone.utc).isoformat(timespec='seconds')
+        return 'object lock %s until %s' % (head['ObjectLockMode'], until)
+    return None
+
+
+def plan_remote_rotation(copies, unfinished, now, policy, locks):
+    """Decisions over the bucket. Pure: ``locks`` maps a key to why it cannot be deleted.
+
+    Returns (decisions, orphans): decisions ``(copy, action, reason)`` from retention.plan_database per database
+    (the same protections as backup_rotate), a delete turned into ``keep`` when either object is locked;
+    orphans ``(unfinished, action, reason)``.
+    """
+    groups = {}
+    for c in copies:
+        groups.setdefault(c['database'], []).append(c)
+    decisions = []
+    for database in sorted(groups):
+        mine = groups[database]
+        present = set(c['file'] for c in mine if c.get('data_present'))
+        for c, action, reason in retention.plan_database(mine, now, policy, present=present):
+            lock = locks.get(c['key']) or locks.get(c['meta_key'])
+            if action == 'delete' and lock:
+                action, reason = 'keep', 'locked (%s); %s' % (lock, reason)
+            decisions.append((c, action, reason))
+    orphans = []
+    limit = policy['orphan_age_hours'] * 3600.0
+    for u in unfinished:
+        when = u.get('last_modified_dt')
+        age = (now - when).total_seconds() if when else 0
+        if age <= limit:
+            orphans.append((u, 'keep', 'unfinished upload %.1fh old <= orphan_age_hours %g'
+                            % (age / 3600.0, policy['orphan_age_hours'])))
+        elif locks.get(u['key']):
+            orphans.append((u, 'keep', 'unfinished upload, locked (%s)' % locks[u['key']]))
+        else:
+            orphans.append((u, 'delete', 'unfinished upload %.1fh old > orphan_age_hours %g'
+                            % (age / 3600.0, policy['orphan_age_hours'])))
+    return decisions, orphans
+
+
+def _versions(remote, key):
+    """Version ids of exactly ``key`` (delete markers included), in a versioned bucket."""
+    out, kwargs = [], dict(Bucket=remote.bucket, Prefix=key)
+    while True:
+        page = remote.call('cannot list the versions of %s' % key, remote.client.list_object_versions, 'delete',
+                           **kwargs)
+        for v in (page.get('Versions') or []) + (page.get('DeleteMarkers') or []):
+            if v.get('Key') == key and v.get('VersionId') not in (None, 'null'):
+                out.append(v['VersionId'])
+        if not page.get('IsTruncated'):
+            return out
+        kwargs.update(KeyMarker=page.get('NextKeyMarker'), VersionIdMarker=page.get('NextVersionIdMarker'))
+
+
+def delete_object(remote, key, head):
+    """Delete ``key``. In a versioned bucket every version of it (a plain DELETE would only hide the data behind
+    a delete marker, and deleting the current version alone would bring back an older upload). Raises
+    PgOpsError naming the key."""
+    what = 'cannot delete s3://%s/%s' % (remote.bucket, key)
+    if head and head.get('VersionId') not in (None, 'null'):
+        versions = _versions(remote, key)
+        current = head['VersionId']
+        for version in [current] + [v for v in versions if v != current]:
+            remote.call(what + ' (version %s)' % version, remote.client.delete_object, 'delete', Bucket=remote.bucket,
+                        Key=key, VersionId=version)
+    else:
+        remote.call(what, remote.client.delete_object, 'delete', Bucket=remote.bucket, Key=key)
+
+
+def rotate(remote, p, check_mode):
+    policy = retention.make_policy(max_age_days=p.get('max_age_days'), older_than_days=p.get('older_than_days'),
+                                   keep_daily=p.get('keep_daily'), keep_weekly=p.get('keep_weekly'),
+                                   keep_monthly=p.get('keep_monthly'), min_keep=p.get('min_keep'),
+                                   orphan_age_hours=p.get('orphan_age_hours'))
+    now = now_utc()
+    copies, unfinished, warnings = remote_catalog(remote, p.get('database'))
+    if p.get('databases') is not None:
+        copies = [c for c in copies if c['database'] in p['databases']]
+    # first pass without locks, then HEAD only what would go (read-only: check mode sees the same)
+    decisions, orphans = plan_remote_rotation(copies, unfinished, now, policy, {})
+    heads, locks = {}, {}
+    for c, action, dummy in decisions:
+        if action == 'delete':
+            for key in (c['key'], c['meta_key']):
+                heads[key] = remote.head(key)
+    for u, action, dummy in orphans:
+        if action == 'delete':
+            heads[u['key']] = remote.head(u['key'])
+    for key, head in heads.items():
+        why = lock_state(head, now)
+        if why:
+            locks[key] = why
+    decisions, orphans = plan_remote_rotation(copies, unfinished, now, policy, locks)
+    result = dict(deleted=[], kept=[], locked=[], orphans_removed=[], warnings=warnings, bytes_freed=0)
+    for c, action, reason in decisions:
+        item = dict(copy_summary(c), action=action, reason=reason)
+        if action == 'delete':
+            result['deleted'].append(item)
+            result['bytes_freed'] += c.get('remote_size') or 0
+        else:
+            result['kept'].append(item)
+            if reason.startswith('locked'):
+                result['locked'].append(item)
+    for u, action, reason in orphans:
+        if action == 'delete':
+            result['orphans_removed'].append(dict(key=u['key'], size=u['size'], reason=reason))
+            result['bytes_freed'] += u['size']
+    if result['locked']:
+        result['warnings'].append('%d copies are past their retention but locked by S3 Object Lock: kept until '
+                                  'their retention date (see locked)' % len(result['locked']))
+    result['changed'] = bool(result['deleted'] or result['orphans_removed'])
+    if check_mode:
+        return result
+    errors = []
+    for c, action, reason in decisions:
+        if action != 'delete':
+            continue
+        try:
+            if c.get('data_present'):
+                delete_object(remote, c['key'], heads.get(c['key']))
+            delete_object(remote, c['meta_key'], heads.get(c['meta_key']))   # data first, metadata last
+        except PgOpsError as e:
+            errors.append('copy %s of %s: %s' % (c['id'], c['database'], e.msg))
+    for u, action, reason in orphans:
+        if action == 'delete':
+            try:
+                delete_object(remote, u['key'], heads.get(u['key']))
+            except PgOpsError as e:
+                errors.append('unfinished upload: %s' % e.msg)
+    if errors:
+        raise PgOpsError('; '.join(errors), step='delete', **result)
+    return result
+
+
+# -- module entry ---------------------------------------------------------------------------------------------
+def validate(p):
+    if not (p.get('bucket') or '').strip():
+        raise PgOpsError('bucket must not be empty', step='options')
+    if p.get('object_lock_mode') and p.get('object_lock_days') is None:
+        raise PgOpsError('object_lock_mode %s needs object_lock_days (the retention in days, at least 1)'
+                         % p['object_lock_mode'], step='options')
+    if p.get('object_lock_days') is not None and p['object_lock_days'] < 1:
+        raise PgOpsError('object_lock_days must be 1 or more (got %s)' % p['object_lock_days'], step='options')
+    if bool(p.get('access_key')) != bool(p.get('secret_key')):
+        raise PgOpsError('access_key and secret_key go together: set both, or neither (then profile, the '
+                         'environment or an instance role provide the credentials)', step='options')
+    clean_prefix(p.get('prefix'))
+    endpoint = p.get('endpoint_url') or ''
+    if endpoint and not endpoint.startswith(('http://', 'https://')):
+        raise PgOpsError('endpoint_url %r must start with http:// or https://' % endpoint, step='options')
+    if '@' in endpoint.split('://', 1)[-1].split('/', 1)[0]:
+        raise PgOpsError('endpoint_url must not carry credentials (user:password@): use access_key and secret_key',
+                         step='options')
+
+
+def run_backup_offsite(module):
+    p = module.params
+    if not HAS_BOTO3:
+        module.fail_json(msg='backup_offsite needs boto3 on the managed host (pip install boto3): %s'
+                         % BOTO3_IMPORT_ERROR, failed_step='options')
+    for name in ('secret_key', 'access_key', 'session_token'):
+        if p.get(name):
+            module.no_log_values.add(p[name])
+    try:
+        validate(p)
+        remote = Remote(p)
+        remote.check_bucket()
+        state = p['state']
+        if state == 'pushed':
+            result = push(remote, p, module.check_mode)
+        elif state == 'fetched':
+            result = fetch(remote, p, module.check_mode)
+        elif state == 'listed':
+            result = listed(remote, p)
+        else:
+            result = rotate(remote, p, module.check_mode)
+    except (IOError, OSError) as e:
+        module.fail_json(msg='%s: %s' % (getattr(e, 'filename', None) or 'local file system', e.strerror or e),
+                         failed_step='io')
+    except PgOpsError as e:
+        details = dict(e.details)
+        details['catalog_warnings'] = details.pop('warnings', [])
+        details.pop('changed', None)
+        module.fail_json(msg=e.msg, failed_step=e.step, **details)
+    result.update(bucket=remote.bucket, prefix=remote.prefix, endpoint=remote.endpoint, state=p['state'])
+    result['catalog_warnings'] = result.pop('warnings', [])
+    for warning in result['catalog_warnings']:
+        module.warn(warning)
+    module.exit_json(**result)

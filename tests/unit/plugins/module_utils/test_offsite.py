@@ -1,0 +1,255 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for backup_offsite's pure logic: key names, the push policy, the push plan, remote rotation with
+Object Lock, error messages, option rules. The S3 behaviour itself is tested on a real server
+(tests/functional/test_offsite.py)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import json
+
+import pytest
+
+from ansible_collections.pgops.postgresql.plugins.module_utils import _offsite as offsite
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._retention import make_policy
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)   # a Saturday
+DAY = datetime.timedelta(days=1)
+
+
+def entry(database='pim', days_ago=0.0, kind='full', verified=False, status='success', fmt='custom', **kw):
+    when = NOW - datetime.timedelta(days=days_ago)
+    bid = when.strftime('%Y%m%d_%H%M%S')
+    m = dict(id=bid, database=database, kind=kind, status=status, format=fmt, file='%s_%s_%s.dump'
+             % (database, kind, bid), size=10, sha256='ab' * 32, started_at=when.isoformat())
+    m['meta_path'] = '/b/%s_%s_%s.meta.json' % (database, kind, bid)
+    if verified:
+        m['verifications'] = [dict(result='passed')]
+    m.update(kw)
+    return m
+
+
+def newest_first(entries):
+    return sorted(entries, key=lambda m: m['started_at'], reverse=True)
+
+
+# -- names ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('prefix, database, name, key', [
+    ('pgops', 'pim', 'a.dump', 'pgops/pim/a.dump'),
+    ('', 'pim', 'a.dump', 'pim/a.dump'),
+    ('a/b', 'my db/x', 'f', 'a/b/my%20db%2Fx/f'),
+    ('p', '@globals', 'g.sql', 'p/_globals/g.sql'),
+])
+def test_object_key(prefix, database, name, key):
+    assert offsite.object_key(offsite.clean_prefix(prefix), database, name) == key
+
+
+@pytest.mark.parametrize('prefix', ['a//b', '../x', 'a/./b'])
+def test_bad_prefix_refused(prefix):
+    with pytest.raises(PgOpsError) as e:
+        offsite.clean_prefix(prefix)
+    assert 'prefix' in e.value.msg and e.value.step == 'options'
+
+
+def test_clean_prefix_strips_slashes():
+    assert offsite.clean_prefix('/pgops/prod/') == 'pgops/prod'
+
+
+def test_hex_to_b64_matches_s3_checksum_encoding():
+    # sha256 of b'hello' as S3 returns it in x-amz-checksum-sha256 (seen from SeaweedFS and AWS)
+    assert offsite.hex_to_b64('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824') == \
+        'LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ='
+
+
+# -- policy ---------------------------------------------------------------------------------------------------
+def test_weekly_takes_newest_verified_full_per_week_and_database():
+    entries = newest_first([
+        entry(days_ago=0, verified=False),             # newest, unverified: skipped
+        entry(days_ago=1, verified=True),              # week 48 newest verified: chosen
+        entry(days_ago=2, verified=True),              # same week: no
+        entry(days_ago=1.5, kind='manual', verified=True),   # not full
+        entry(days_ago=8, verified=True),              # week 47: chosen
+        entry(days_ago=9, verified=True, status='failed'),
+        entry(database='crm', days_ago=2, verified=True),  # other database: chosen
+    ])
+    chosen, skipped = offsite.select_for_push(entries)
+    assert [(m['database'], m['started_at'][:10]) for m in chosen] == [
+        ('pim', '2026-11-27'), ('crm', '2026-11-26'), ('pim', '2026-11-20')]
+    assert skipped == []
+
+
+def test_all_policy_kinds_and_databases_filters():
+    entries = newest_first([entry(days_ago=0), entry(days_ago=1, kind='manual'), entry(database='crm', days_ago=2),
+                            entry(days_ago=3, status='failed')])
+    assert len(offsite.select_for_push(entries, 'all')[0]) == 3
+    assert [m['kind'] for m in offsite.select_for_push(entries, 'all', kinds=['manual'])[0]] == ['manual']
+    assert [m['database'] for m in offsite.select_for_push(entries, 'all', databases=['crm'])[0]] == ['crm']
+
+
+def test_directory_format_is_skipped_with_reason():
+    chosen, skipped = offsite.select_for_push([entry(fmt='directory', file='x.dir')], 'all')
+    assert chosen == [] and 'directory-format' in skipped[0][1]
+
+
+def test_unknown_policy_refused():
+    with pytest.raises(PgOpsError):
+        offsite.select_for_push([], 'daily')
+
+
+# -- push plan ------------------------------------------------------------------------------------------------
+def remote_copy(m, prefix='p', data_present=True, sha256=None):
+    return dict(m, key=offsite.object_key(prefix, m['database'], m['file']),
+                meta_key=offsite.object_key(prefix, m['database'], offsite.meta_name(m)),
+                data_present=data_present, sha256=sha256 or m['sha256'])
+
+
+def test_plan_push_actions():
+    new, done, unrec, partial, differs = [entry(days_ago=d) for d in range(5)]
+    done['offsite'] = [dict(bucket='bk', key=offsite.object_key('p', 'pim', done['file']), endpoint=None)]
+    copies = [remote_copy(done), remote_copy(unrec), remote_copy(differs, sha256='cd' * 32)]
+    unfinished = [dict(key=offsite.object_key('p', 'pim', partial['file']))]
+    plan = offsite.plan_push([new, done, unrec, partial, differs], copies, unfinished, 'p', 'bk', None)
+    assert [a for dummy, dummy, dummy, a, dummy in plan] == ['upload', 'present', 'record', 'upload', 'upload']
+    assert plan[3][4].startswith('unfinished upload')
+    # the same copy recorded for another endpoint is not "present" here
+    other = offsite.plan_push([done], copies, [], 'p', 'bk', 'https://other')
+    assert other[0][3] == 'record'
+
+
+def test_lock_args():
+    assert offsite.lock_args(None, 5) == {}
+    args = offsite.lock_args('COMPLIANCE', 35, NOW)
+    assert args == dict(ObjectLockMode='COMPLIANCE', ObjectLockRetainUntilDate=NOW + 35 * DAY)
+
+
+# -- remote rotation ------------------------------------------------------------------------------------------
+def rotation_copies():
+    return [remote_copy(entry(days_ago=d, verified=(d == 70))) for d in (1, 10, 40, 50, 70)]
+
+
+def test_remote_rotation_same_rules_as_backup_rotate():
+    copies = rotation_copies()
+    decisions, orphans = offsite.plan_remote_rotation(copies, [], NOW, make_policy(min_keep=2), {})
+    actions = dict((c['started_at'][:10], (a, r)) for c, a, r in decisions)
+    assert actions['2026-11-27'][0] == 'keep' and actions['2026-11-18'][0] == 'keep'   # min_keep 2
+    assert actions['2026-10-19'][0] == 'delete' and actions['2026-10-09'][0] == 'delete'
+    assert actions['2026-09-19'][0] == 'keep' and 'newest verified' in actions['2026-09-19'][1]
+
+
+def test_locked_copy_is_kept_and_says_why():
+    copies = rotation_copies()
+    locks = {copies[2]['key']: 'object lock COMPLIANCE until 2026-12-01T00:00:00+00:00',
+             copies[3]['meta_key']: 'legal hold'}
+    decisions, dummy = offsite.plan_remote_rotation(copies, [], NOW, make_policy(min_keep=2), locks)
+    reasons = dict((c['key'], (a, r)) for c, a, r in decisions)
+    assert reasons[copies[2]['key']][0] == 'keep' and 'COMPLIANCE' in reasons[copies[2]['key']][1]
+    assert reasons[copies[3]['key']][0] == 'keep' and 'legal hold' in reasons[copies[3]['key']][1]
+
+
+def test_orphans_by_age_and_lock():
+    unfinished = [dict(key='p/pim/a', size=1, last_modified_dt=NOW - 2 * DAY),
+                  dict(key='p/pim/b', size=1, last_modified_dt=NOW - datetime.timedelta(hours=1)),
+                  dict(key='p/pim/c', size=1, last_modified_dt=NOW - 3 * DAY)]
+    dummy, orphans = offsite.plan_remote_rotation([], unfinished, NOW, make_policy(orphan_age_hours=24),
+                                                  {'p/pim/c': 'legal hold'})
+    assert [(u['key'], a) for u, a, r in orphans] == [
+        ('p/pim/a', 'delete'), ('p/pim/b', 'keep'), ('p/pim/c', 'keep')]
+
+
+@pytest.mark.parametrize('head, locked', [
+    (None, False),
+    ({}, False),
+    ({'ObjectLockMode': 'GOVERNANCE', 'ObjectLockRetainUntilDate': NOW + DAY}, True),
+    ({'ObjectLockMode': 'COMPLIANCE', 'ObjectLockRetainUntilDate': NOW - DAY}, False),
+    ({'ObjectLockLegalHoldStatus': 'ON'}, True),
+])
+def test_lock_state(head, locked):
+    assert bool(offsite.lock_state(head, NOW)) is locked
+
+
+# -- errors and options ---------------------------------------------------------------------------------------
+def client_error(code, status):
+    from botocore.exceptions import ClientError
+    return ClientError({'Error': {'Code': code, 'Message': 'm'}, 'ResponseMetadata': {'HTTPStatusCode': status}},
+                       'ListObjectsV2')
+
+
+@pytest.mark.parametrize('code, status, words', [
+    ('SignatureDoesNotMatch', 403, 'refused the credentials'),
+    ('InvalidAccessKeyId', 403, 'refused the credentials'),
+    ('NoSuchBucket', 404, 'does not exist'),
+    ('AccessDenied', 403, 'least-privilege'),
+    ('SlowDown', 503, 'S3 error SlowDown'),
+])
+def test_explain_client_errors(code, status, words):
+    pytest.importorskip('botocore')
+    e = offsite.explain(client_error(code, status), 'cannot open bucket b', 'b', 'http://s3')
+    assert words in e.msg
+
+
+def test_explain_unreachable():
+    pytest.importorskip('botocore')
+    from botocore.exceptions import EndpointConnectionError
+    e = offsite.explain(EndpointConnectionError(endpoint_url='http://x'), 'cannot open bucket b', 'b', 'http://x')
+    assert 'cannot reach the S3 endpoint http://x' in e.msg and e.step == 'connect'
+
+
+@pytest.mark.parametrize('params, words', [
+    (dict(bucket=' '), 'bucket must not be empty'),
+    (dict(bucket='b', object_lock_mode='COMPLIANCE'), 'needs object_lock_days'),
+    (dict(bucket='b', object_lock_mode='COMPLIANCE', object_lock_days=0), 'object_lock_days must be 1'),
+    (dict(bucket='b', access_key='x'), 'go together'),
+    (dict(bucket='b', prefix='a//b'), 'prefix'),
+])
+def test_validate(params, words):
+    with pytest.raises(PgOpsError) as e:
+        offsite.validate(params)
+    assert words in e.value.msg
+
+
+# -- the module's declarative rules ---------------------------------------------------------------------------
+@pytest.mark.parametrize('args, words', [
+    (dict(bucket='b'), 'path'),                                          # state pushed needs path
+    (dict(bucket='b', state='fetched', dest='/x'), 'database'),          # fetched needs database + dest
+    (dict(bucket='b', path='/x', object_lock_mode='GOVERNANCE'), 'object_lock_days'),
+    (dict(bucket='b', path='/x', access_key='AKIAEXAMPLEKEY'), 'secret_key'),
+    (dict(bucket='b', path='/x', access_key='AKIAEXAMPLEKEY', secret_key='wJalrXUtnFEMIEXAMPLE', profile='ops'),
+     'mutually exclusive'),
+])
+def test_module_argument_rules(args, words, capsys):
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.pgops.postgresql.plugins.modules import backup_offsite
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            backup_offsite.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out['failed'] and words in out['msg'], out
+    assert 'wJalrXUtnFEMIEXAMPLE' not in json.dumps(out)
+
+
+@pytest.mark.parametrize('prefix, key, ours', [
+    ('pgops', 'pgops/pim/pim_full_20261128_020000.sql.zst', True),
+    ('pgops', 'pgops/pim/pim_pre_deploy_v1.2_20261128_020000.dump.age', True),
+    ('', 'pim/pim_manual_20261128_020000.sql', True),
+    ('a/b', 'a/b/pim/pim_full_20261128_020000.dump', True),
+    ('pgops', 'pgops/pim/sub/pim_full_20261128_020000.dump', False),   # too deep
+    ('pgops', 'pgops/pim_full_20261128_020000.dump', False),           # no database level
+    ('pgops', 'pgops/pim/holiday-photos.zip', False),                  # not a pg_backup name
+    ('', 'website/index.html', False),
+    ('pgops', 'pgops/pim/pim_full_20261128_020000.meta.json', False),
+])
+def test_only_dump_names_can_be_unfinished_uploads(prefix, key, ours):
+    assert offsite.is_dump_key(prefix, key) is ours
+
+
+def test_remote_gfs_weekly_keeps_one_copy_per_week():
+    copies = [remote_copy(entry(days_ago=d)) for d in (0, 1, 7, 8, 14, 15, 21, 22)]
+    policy = make_policy(older_than_days=0.5, min_keep=1, keep_weekly=3)
+    decisions, dummy = offsite.plan_remote_rotation(copies, [], NOW, policy, {})
+    kept = [c['started_at'][:10] for c, a, r in decisions if a == 'keep']
+    assert kept == ['2026-11-28', '2026-11-21', '2026-11-14'], decisions
