@@ -350,13 +350,19 @@ def run_framed(producers, consumer, env, what, head, tail, stdin_path):
             raise PgOpsError('%s failed: cannot run %s (%s): %s' % (what, bad.name, bad.argv[0], e.strerror or e),
                              step=what)
         dst = consumer.proc.stdin.fileno()
-        complete = False
+        complete = relayed = False
         try:
             os.write(dst, head)
-            complete = _relay(src, dst)
-            for s in producers:
-                s.proc.wait()
-            complete = complete and all(s.rc == 0 for s in producers)
+            relayed = _relay(src, dst)
+        except BrokenPipeError:
+            relayed = False
+        if not relayed and producers:
+            # the consumer stopped reading (psql stopped on an error): the producers must not wait for a reader
+            producers[-1].proc.stdout.close()
+        for s in producers:
+            s.proc.wait()
+        try:
+            complete = relayed and all(s.rc == 0 for s in producers)
             if complete:
                 os.write(dst, tail)
         except BrokenPipeError:
@@ -367,12 +373,12 @@ def run_framed(producers, consumer, env, what, head, tail, stdin_path):
         if not complete and consumer.proc.poll() is None:
             consumer.proc.terminate()   # its transaction is rolled back; it must not wait for more input
         consumer.proc.wait()
-        for s in producers:
-            s.proc.wait()
-        if any(s.rc != 0 for s in producers):
+        if any(s.rc not in (0,) + SIGPIPE_CODES for s in producers):
             raise _fail(producers, what)   # the consumer was stopped because of it: its status says nothing
         if consumer.rc != 0:
             raise _fail([consumer], what)
+        if any(s.rc != 0 for s in producers):
+            raise _fail(producers, what)
         if not complete:
             raise PgOpsError('%s failed: %s stopped reading its input; nothing was committed' % (what, consumer.name),
                              step=what)

@@ -250,7 +250,9 @@ def test_a_missing_role_is_inconclusive(postgres, dest, run_module, fmt):
 def test_a_dump_whose_content_does_not_restore_is_failed(postgres, dest, run_module, shop):
     # a dump made wrong at the source, whose sha256 matches its metadata: the restore error is the backup's fault
     meta = meta_of(dest, shop['id'], 'shop')
-    bad = b'CREATE TABLE products (id int);\nINSERT INTO products VALUES (\'not a number\');\n'
+    # the error comes first, then far more than a pipe holds: psql stops reading, the decompressor must not block
+    bad = (b'CREATE TABLE products (id int);\nINSERT INTO products VALUES (\'not a number\');\n'
+           + b'INSERT INTO products VALUES (1);\n' * 1000000)
     subprocess.run(['zstd', '-q', '-f', '-o', shop['path']], input=bad, check=True)
     import hashlib
     with open(shop['path'], 'rb') as f:

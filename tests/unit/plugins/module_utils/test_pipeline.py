@@ -16,7 +16,8 @@ import pytest
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
-    SIGPIPE_CODES, Stage, describe_rc, failure_message, pipeline_failures, run_checked, run_to_file, sha256_tree,
+    SIGPIPE_CODES, Stage, describe_rc, failure_message, pipeline_failures, run_checked, run_framed, run_to_file,
+    sha256_tree,
 )
 
 ENV = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'LC_ALL': 'C'}
@@ -206,3 +207,30 @@ def test_sha256_tree(tmp_path):
 
 def test_sha256_tree_of_an_empty_directory(tmp_path):
     assert sha256_tree(str(tmp_path)) == (0, sha(b''), {})
+
+
+def test_framed_relay_does_not_hang_when_the_consumer_stops_reading(tmp_path):
+    """psql stopping on an error in a large dump: the producer must not block on a pipe nobody reads, and the
+    consumer's failure is the one reported (not the producer's SIGPIPE)."""
+    big = tmp_path / 'big'
+    big.write_bytes(b'x' * (8 << 20))
+    consumer = Stage('sh', ['sh', '-c', 'head -c 10 >/dev/null; exit 3'])
+    with pytest.raises(PgOpsError) as e:
+        run_framed([Stage('cat', ['cat'])], consumer, dict(os.environ), 'restore', b'', b'', str(big))
+    assert 'sh exit code 3' in e.value.msg and 'cat' not in e.value.msg.split('failed:')[1]
+
+
+def test_framed_relay_commits_only_a_complete_stream(tmp_path):
+    data = tmp_path / 'data'
+    data.write_bytes(b'body\n')
+    out = tmp_path / 'out'
+    consumer = Stage('sh', ['sh', '-c', 'cat > "%s"' % out])
+    run_framed([Stage('cat', ['cat'])], consumer, dict(os.environ), 'restore', b'BEGIN;\n', b'COMMIT;\n', str(data))
+    assert out.read_bytes() == b'BEGIN;\nbody\nCOMMIT;\n'
+    failed_out = tmp_path / 'failed_out'
+    consumer = Stage('sh', ['sh', '-c', 'cat > "%s"' % failed_out])
+    with pytest.raises(PgOpsError) as e:
+        run_framed([Stage('false', ['sh', '-c', 'cat; exit 1'])], consumer, dict(os.environ), 'restore',
+                   b'BEGIN;\n', b'COMMIT;\n', str(data))
+    assert 'exit code 1' in e.value.msg
+    assert not failed_out.exists() or b'COMMIT' not in failed_out.read_bytes()
