@@ -22,6 +22,7 @@ import os
 import pwd
 import re
 import socket
+import tempfile
 import threading
 import time
 
@@ -121,6 +122,11 @@ def read_objects(session, metadata_version=None):
     return found
 
 
+DIRECTORY_ENCRYPTION_MSG = (
+    'format=directory cannot be encrypted (encrypt_recipients / encrypt_recipients_file are set): pg_dump writes '
+    'its files itself, and they would stay in clear; use format=custom or format=plain with encryption')
+
+
 def _now():
     return datetime.datetime.now().astimezone().replace(microsecond=0)
 
@@ -140,8 +146,50 @@ def _uid_gid(owner, group):
     return uid, gid
 
 
-_SUFFIXES = sorted(set(catalog.dump_suffix(f, c) for f in catalog.FORMATS for c in catalog.COMPRESSIONS)
-                   | set([catalog.META_SUFFIX]), key=len, reverse=True)
+AGE_SUFFIX = '.age'
+# an X25519 age recipient: "age1" and 58 lower-case bech32 characters (the encoding of a 32-byte key and checksum)
+AGE_RECIPIENT_RE = re.compile(r'^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$')
+
+_DUMP_SUFFIXES = set(catalog.dump_suffix(f, c) for f in catalog.FORMATS for c in catalog.COMPRESSIONS)
+_SUFFIXES = sorted(_DUMP_SUFFIXES | set(x + AGE_SUFFIX for x in _DUMP_SUFFIXES) | set([catalog.META_SUFFIX]),
+                   key=len, reverse=True)
+
+
+def age_recipients(keys, keys_file):
+    """The age public keys of ``encrypt_recipients`` and the lines of ``encrypt_recipients_file`` (blank lines and
+    ``#`` comments skipped), checked and without duplicates; raises PgOpsError naming the option of a bad one."""
+    found = []
+    for key in keys or []:
+        key = (key or '').strip()
+        if not AGE_RECIPIENT_RE.match(key):
+            raise PgOpsError('encrypt_recipients: %r is not an age public key (age1 followed by 58 lower-case bech32 '
+                             'characters, as printed by age-keygen -y); give public keys only, never the identity'
+                             % key[:80], step='options')
+        found.append(key)
+    if keys_file:
+        try:
+            with open(keys_file, 'rb') as f:
+                lines = f.read().decode('utf-8', 'replace').splitlines()
+        except (IOError, OSError) as e:
+            raise PgOpsError('encrypt_recipients_file: cannot read %s: %s' % (keys_file, e.strerror or e),
+                             step='options')
+        for n, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            if not AGE_RECIPIENT_RE.match(line):
+                what = ('an age identity (a secret key: it must never be on the database host)'
+                        if line.upper().startswith('AGE-SECRET-KEY-') else 'not an age public key')
+                raise PgOpsError('encrypt_recipients_file: line %d of %s is %s; the file holds age public keys '
+                                 '(age1..., one a line, # comments)' % (n, keys_file, what), step='options')
+            found.append(line)
+        if not found:
+            raise PgOpsError('encrypt_recipients_file: %s holds no age public key' % keys_file, step='options')
+    out = []
+    for key in found:
+        if key not in out:
+            out.append(key)
+    return out
 
 
 def temp_name_re(database):
@@ -181,8 +229,34 @@ class BackupJob(object):
                              % (self.level, self.compression, lo, hi), step='options')
         self.dest_changed = False
         self.removed_temp_files = []
+        self.recipients = age_recipients(opts.get('encrypt_recipients'), opts.get('encrypt_recipients_file'))
+        if self.recipients and opts.get('format') == 'directory':
+            raise PgOpsError(DIRECTORY_ENCRYPTION_MSG, step='options')
+        self._recipients_file = None
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def _encryptor(self):
+        """The ``age`` stage that ends the pipeline when recipients are given (None otherwise). The public keys go
+        into a 0600 file in the module's temporary directory (``-R``): they are no secret, but argv stays short."""
+        if not self.recipients:
+            return None
+        age = self.module.get_bin_path('age', required=True)
+        if self._recipients_file is None:
+            fd, path = tempfile.mkstemp(prefix='pgops-recipients-', suffix='.txt', dir=self.module.tmpdir)
+            with os.fdopen(fd, 'w') as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(''.join(k + '\n' for k in self.recipients))
+            self._recipients_file = path
+        return Stage('age', [age, '--encrypt', '-R', self._recipients_file])
+
+    def _encryption_meta(self, meta):
+        meta['encrypted'] = bool(self.recipients)
+        if self.recipients:
+            meta['encryption'] = dict(tool='age', recipients=list(self.recipients))
+
+    def _suffix(self, fmt, compression):
+        return catalog.dump_suffix(fmt, compression) + (AGE_SUFFIX if self.recipients else '')
+
     def _compressor(self):
         """argv of the external compressor for plain SQL and globals (runs where the module runs)."""
         c, lvl = self.compression, self.level
@@ -249,6 +323,8 @@ class BackupJob(object):
         return list(self.o.get('databases') or [])
 
     def run(self):
+        if self.recipients:
+            self.module.get_bin_path('age', required=True)   # fails with a clear message, in check mode too
         reason = unusable_dir_reason(self.dest)
         if reason:
             raise PgOpsError('dest: %s; set dest to a directory this user can create and write in' % reason,
@@ -381,7 +457,8 @@ class BackupJob(object):
             meta['_z'], meta['compression'], meta['compression_level'] = self._internal_compress(dump_major)
             meta['compressed_by'] = 'pg_dump' if meta['compression'] != 'none' else None
         entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
-        name = entry_stem + catalog.dump_suffix(fmt, meta['compression'])
+        name = entry_stem + self._suffix(fmt, meta['compression'])
+        self._encryption_meta(meta)
         meta_file = catalog.meta_path(self.dest, entry_stem)
         # checked before the names are taken: a refused run must not record its failure over another backup
         if len(os.path.basename(temp_name(meta_file)).encode('utf-8')) > 255:
@@ -424,6 +501,9 @@ class BackupJob(object):
                         stages.append(comp)
                 else:
                     stages.append(Stage('pg_dump', self.target.argv('pg_dump', ['-Fc', '-Z', meta['_z']] + args)))
+                enc = self._encryptor()
+                if enc:
+                    stages.append(enc)
                 meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], env, self.uid, self.gid)
         except PgOpsError as e:
             counter.join()
@@ -546,8 +626,9 @@ class BackupJob(object):
             if self.check_mode:
                 backup_id = catalog.make_id(_now())
                 entry_stem = catalog.stem(catalog.GLOBALS, meta['kind'], meta['label'], backup_id)
+                self._encryption_meta(meta)
                 meta.update(status='planned', id=backup_id,
-                            path=os.path.join(self.dest, entry_stem + catalog.dump_suffix('plain', self.compression)))
+                            path=os.path.join(self.dest, entry_stem + self._suffix('plain', self.compression)))
                 return meta
             with self._lock(catalog.GLOBALS):
                 return self._locked_globals(meta, any_database)
@@ -562,7 +643,7 @@ class BackupJob(object):
             backup_id, started = self._allocate_id(catalog.GLOBALS)
             entry_stem = catalog.stem(catalog.GLOBALS, meta['kind'], meta['label'], backup_id)
             meta.update(id=backup_id, started_at=started.isoformat(),
-                        file=entry_stem + catalog.dump_suffix('plain', self.compression),
+                        file=entry_stem + self._suffix('plain', self.compression),
                         meta_path=catalog.meta_path(self.dest, entry_stem))
             meta['path'] = os.path.join(self.dest, meta['file'])
             t0 = time.time()
@@ -573,6 +654,10 @@ class BackupJob(object):
             comp = self._compressor()
             if comp:
                 stages.append(comp)
+            enc = self._encryptor()
+            if enc:
+                stages.append(enc)
+            self._encryption_meta(meta)
             meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], self.target.env(), self.uid, self.gid)
             meta.update(status='success', finished_at=_now().isoformat(), duration_seconds=round(time.time() - t0, 3))
             self._write_meta(meta)
@@ -608,6 +693,8 @@ def run_pg_backup(module):
         module.fail_json(msg='label: %s' % e)
     if p['jobs'] > 1 and p['format'] != 'directory':
         module.fail_json(msg='jobs=%d needs format=directory (parallel dumps write one file per table)' % p['jobs'])
+    if p['format'] == 'directory' and (p.get('encrypt_recipients') or p.get('encrypt_recipients_file')):
+        module.fail_json(msg=DIRECTORY_ENCRYPTION_MSG)
     if p['format'] == 'directory' and p['container']:
         module.fail_json(msg='format=directory cannot be used with container: pg_dump would write the directory '
                              'inside the container; use format=custom')

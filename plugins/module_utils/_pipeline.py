@@ -386,3 +386,43 @@ def run_framed(producers, consumer, env, what, head, tail, stdin_path):
         stdin.close()
         _stop(stages)
         _close(stages)
+
+
+def run_drained(producers, consumer, env, what, stdin_path):
+    """``producers | consumer`` for a check whose consumer may stop reading early (``pg_restore --list`` reads
+    only an archive's table of contents): the producers' output is relayed to the consumer and, once it stops
+    reading, drained to the end, so every producer (``age -d``: the whole ciphertext authenticated) must still
+    run to completion and exit 0, and the consumer must exit 0 too.
+    """
+    try:
+        stdin = open(stdin_path, 'rb')
+    except (IOError, OSError) as e:
+        raise PgOpsError('%s failed: cannot read %s: %s' % (what, stdin_path, e.strerror or e), step=what)
+    stages = list(producers) + [consumer]
+    try:
+        try:
+            src = _start(producers, env, first_stdin=stdin).fileno()
+            consumer.err = tempfile.TemporaryFile()
+            consumer.proc = popen(consumer.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=consumer.err, env=env, close_fds=True)
+        except OSError as e:
+            bad = [s for s in stages if s.proc is None][0]
+            raise PgOpsError('%s failed: cannot run %s (%s): %s' % (what, bad.name, bad.argv[0], e.strerror or e),
+                             step=what)
+        stdin.close()
+        dst = consumer.proc.stdin.fileno()
+        if not _relay(src, dst):
+            while os.read(src, CHUNK):
+                continue     # the consumer has seen what it needs; the producers still run to the end
+        with suppress(OSError):
+            consumer.proc.stdin.close()
+        for s in stages:
+            s.proc.wait()
+        if any(s.rc != 0 for s in producers):
+            raise _fail(producers, what)
+        if consumer.rc != 0:
+            raise _fail([consumer], what)
+    finally:
+        stdin.close()
+        _stop(stages)
+        _close(stages)

@@ -28,6 +28,7 @@ import pwd
 import re
 import signal
 import socket
+import tempfile
 import time
 from contextlib import suppress
 
@@ -42,7 +43,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, write_json_atomic,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
-    Stage, run_checked, run_framed, run_pipeline, sha256_tree, CHUNK,
+    Stage, run_checked, run_drained, run_framed, run_pipeline, sha256_tree, CHUNK,
 )
 
 NAMEDATALEN = 63
@@ -179,6 +180,9 @@ def judge(err):
     stages = getattr(err, 'stages', None)
     if not stages:
         return err                 # a program that could not start, a session error: nothing about the backup
+    by_age = _judge_age(err, stages)
+    if by_age is not None:
+        return by_age
     for name, rc, text in stages:
         low = text.lower()
         if rc is None or rc < 0 or rc in KILLED_CODES or rc in RUNTIME_CODES:
@@ -193,6 +197,23 @@ def judge(err):
     fault = BackupFault(err.msg, step=err.step)
     fault.stages = stages
     return fault
+
+
+def _judge_age(err, stages):
+    """The verdict when ``age -d`` failed: its failure decides (the stages after it only saw its stream end).
+    A key that does not fit, or an identity that cannot be read, says nothing about the backup (inconclusive);
+    a ciphertext that does not decrypt - after its sha256 matched the metadata - is the backup's fault."""
+    for name, rc, text in stages:
+        if name != 'age' or rc in (0, None):
+            continue
+        low = text.lower()
+        if (rc < 0 or rc in KILLED_CODES or rc in RUNTIME_CODES or 'identit' in low
+                or any(p in low for p in ENV_PATTERNS)):
+            return err
+        fault = BackupFault(err.msg, step=err.step)
+        fault.stages = stages
+        return fault
+    return None
 
 
 USER_OBJECTS_SQL = r"""
@@ -272,6 +293,8 @@ class RestoreJob(object):
         self.t0 = time.time()
         self.result = dict(changed=False)
         self.pre_restore_done = False
+        self.identity_file = None  # the age identity for encrypted backups (written 0600 from age_identity)
+        self.identity_tmp = None
         self.stage = 'preflight'   # the step a session error (a lost connection, a refused query) belongs to
 
     # -- small helpers ------------------------------------------------------------------------------------
@@ -438,11 +461,73 @@ class RestoreJob(object):
             return st.f_bavail * st.f_frsize, datadir
         return None, 'the data directory %s is not on this host' % datadir
 
+    # -- encryption -----------------------------------------------------------------------------------------
+    @staticmethod
+    def recipients(meta):
+        return list((meta.get('encryption') or {}).get('recipients') or [])
+
+    def identity(self, meta):
+        """Path of the age identity for an encrypted backup; a clear error when none was given."""
+        if self.identity_file:
+            return self.identity_file
+        if self.o.get('age_identity_file'):
+            path = os.path.abspath(self.o['age_identity_file'])
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise PgOpsError('age_identity_file: %s is not a readable file (backup %s is encrypted to %s)'
+                                 % (path, meta['id'], ', '.join(self.recipients(meta))), step='options')
+            self.identity_file = path
+        elif self.o.get('age_identity'):
+            fd, path = tempfile.mkstemp(prefix='pgops-identity-', suffix='.txt', dir=self.module.tmpdir)
+            self.identity_tmp = path
+            with os.fdopen(fd, 'w') as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(self.o['age_identity'].strip() + '\n')
+            self.identity_file = path
+        else:
+            raise PgOpsError('backup %s is encrypted with age to %s: set age_identity_file (or age_identity) to an '
+                             'identity of one of these recipients; nothing was created'
+                             % (meta['id'], ', '.join(self.recipients(meta)) or 'unknown recipients'), step='options')
+        return self.identity_file
+
+    def remove_identity(self):
+        if self.identity_tmp:
+            with suppress(OSError):
+                os.unlink(self.identity_tmp)
+            self.identity_tmp = self.identity_file = None
+
+    def decryptor(self, meta):
+        """The ``age -d`` stage reading the ciphertext on stdin, for an encrypted backup (None otherwise)."""
+        if not meta.get('encrypted'):
+            return None
+        age = self.module.get_bin_path('age', required=True)
+        return Stage('age', [age, '--decrypt', '-i', self.identity(meta)])
+
+    def _check_identity(self, meta):
+        """Refuse an identity none of whose public keys is a recipient of the backup (inconclusive: a wrong key
+        says nothing about the backup). An identity age-keygen cannot read is left to ``age -d`` to judge."""
+        keygen = self.module.get_bin_path('age-keygen')
+        recipients = self.recipients(meta)
+        if not keygen or not recipients:
+            return
+        try:
+            out = run_checked([keygen, '-y', self.identity(meta)], None, 'age-keygen')
+        except PgOpsError:
+            return
+        mine = [line.strip() for line in out.splitlines() if line.strip()]
+        if mine and not set(mine) & set(recipients):
+            raise PgOpsError('the age identity given (public key %s) is not one of the recipients of backup %s (%s): '
+                             'use the identity of one of them; this says nothing about the backup'
+                             % (', '.join(mine), meta['id'], ', '.join(recipients)), step='file_check')
+        self.checks['age_identity'] = 'matches a recipient'
+
     # -- acting -------------------------------------------------------------------------------------------
     def check_file(self, meta):
-        """sha256 against the metadata and a readable format, before anything is touched."""
+        """sha256 against the metadata and a readable format, before anything is touched. An encrypted backup is
+        decrypted in full into the format test (proving the ciphertext's integrity too), never onto disk."""
         t = time.time()
         path = os.path.join(self.path, meta['file'])
+        if meta.get('encrypted'):
+            self.identity(meta)     # no identity: refused before the file is even read
         if not os.path.exists(path):
             raise BackupFault('backup file %s is missing' % path, step='file_check')
         if meta['format'] == 'directory':
@@ -463,8 +548,24 @@ class RestoreJob(object):
                               % (meta['file'], digest, size, meta['sha256'], meta['size']), step='file_check')
         self.checks['sha256'] = 'passed'
         env = self.target.env()
+        if meta.get('encrypted'):
+            self._check_identity(meta)
         try:
-            if meta['format'] == 'plain':
+            age = self.decryptor(meta)
+            if age is not None:
+                if meta['format'] != 'plain':
+                    # pg_restore --list reads the table of contents only: the rest is drained through age
+                    run_drained([age], Stage('pg_restore', self.target.argv_noconn(
+                        'pg_restore', ['--list'], interactive=bool(self.target.container))), env, 'file_check', path)
+                else:
+                    stages = [age]
+                    if meta['compression'] != 'none':
+                        argv = list(TEST_STREAM[meta['compression']])
+                        argv[0] = self.module.get_bin_path(argv[0], required=True)
+                        stages.append(Stage(os.path.basename(argv[0]), argv + ['-']))
+                    run_pipeline(stages, env, 'file_check', stdin_path=path)
+                self.checks['decryption'] = 'passed'
+            elif meta['format'] == 'plain':
                 if meta['compression'] != 'none':
                     argv = list(TEST_STREAM[meta['compression']])
                     argv[0] = self.module.get_bin_path(argv[0], required=True)
@@ -477,16 +578,22 @@ class RestoreJob(object):
                              env, 'file_check', stdin_path=path)
         except PgOpsError as e:
             e.step = 'file_check'
-            raise judge(e)
+            judged = judge(e)
+            if meta.get('encrypted') and not isinstance(judged, BackupFault):
+                judged.msg += ' (backup %s is encrypted to %s)' % (meta['id'], ', '.join(self.recipients(meta)))
+            raise judged
         self.checks['format'] = 'passed'
         self._phase('file_check', t)
 
-    def pre_restore_backup(self, target_db):
+    def pre_restore_backup(self, target_db, meta):
+        """A backup of the target before it is replaced; encrypted to the recipients of the backup being
+        restored when that one is encrypted, so a restore never leaves a clear copy of an encrypted database."""
         t = time.time()
         opts = dict(dest=self.path, kind='pre_restore', label=None, format='plain', compression='zstd',
                     compression_level=None, jobs=1, owner=self.o.get('backup_owner'), group=self.o.get('backup_group'),
                     free_space_ratio=self.o.get('free_space_ratio', 0.5), lock_timeout=self.o.get('lock_timeout', 300),
-                    log_file=self.o.get('backup_log_file'), databases=[target_db], globals=False, all_databases=False)
+                    log_file=self.o.get('backup_log_file'), databases=[target_db], globals=False, all_databases=False,
+                    encrypt_recipients=self.recipients(meta) if meta.get('encrypted') else None)
         job = BackupJob(self.module, self.target, opts)
         entry = job.backup_one(target_db)
         self.warnings += job.warnings
@@ -494,7 +601,8 @@ class RestoreJob(object):
             raise PgOpsError('the pre_restore backup of %s failed: %s' % (target_db, entry.get('error')),
                              step='pre_restore_backup')
         self._phase('pre_restore_backup', t)
-        self.result['pre_restore_backup'] = dict((k, entry.get(k)) for k in ('id', 'path', 'size', 'sha256'))
+        self.result['pre_restore_backup'] = dict((k, entry.get(k))
+                                                 for k in ('id', 'path', 'size', 'sha256', 'encrypted'))
 
     def restore_into(self, meta, scratch):
         t = time.time()
@@ -519,6 +627,9 @@ class RestoreJob(object):
                                                            'VERBOSITY=verbose', '-o', '/dev/null', '-d', dbarg],
                                                   interactive=True))
             producers = []
+            age = self.decryptor(meta)
+            if age is not None:
+                producers.append(age)     # age -d | zstd -d | psql: a failing age means no COMMIT is sent
             if meta['compression'] != 'none':
                 argv = list(DECOMPRESS[meta['compression']])
                 argv[0] = self.module.get_bin_path(argv[0], required=True)
@@ -528,6 +639,14 @@ class RestoreJob(object):
             args = ['--exit-on-error', '--no-password', '-d', dbarg]
             if self.o.get('no_owner'):
                 args += ['--no-owner', '--no-privileges']
+            age = self.decryptor(meta)
+            if age is not None:
+                # age -d | pg_restore reading stdin (natively and in a container): the clear dump never reaches
+                # a disk, and pg_restore -j needs a seekable file, so an encrypted archive is restored by one job.
+                # Drained: age authenticates the whole file even if pg_restore stops reading before its end.
+                run_drained([age], Stage('pg_restore', self.target.argv(
+                    'pg_restore', args, interactive=bool(self.target.container))), env, 'restore', path)
+                return
             if self.target.container:
                 if meta['format'] == 'directory':
                     raise PgOpsError('a directory-format backup cannot be restored with container; restore it '
@@ -747,7 +866,7 @@ class RestoreJob(object):
             self.clean_leftovers(admin, target_db, scratch)
             if mode == 'replace' and info and self.o.get('pre_restore_backup', True) and not self.pre_restore_done:
                 if self.holds_data(target_db):
-                    self.pre_restore_backup(target_db)
+                    self.pre_restore_backup(target_db, meta)
                 else:   # e.g. the empty POSTGRES_DB of a recreated container: nothing to keep
                     self.checks['pre_restore_backup'] = 'skipped: %s holds nothing of its own' % target_db
                 self.pre_restore_done = True
@@ -817,9 +936,13 @@ class RestoreJob(object):
     def _plan(self, mode, meta, target_db, scratch, rollback_name, info):
         steps = ['check sha256 and format of %s' % meta['file']]
         if mode == 'replace' and info and self.o.get('pre_restore_backup', True):
-            steps.append('pre_restore backup of %s' % target_db)
-        steps.append('restore backup %s (%s, %s) into scratch database %s'
-                     % (meta['id'], meta['format'], meta['compression'], scratch))
+            steps.append('pre_restore backup of %s%s' % (
+                target_db, ', encrypted to the same recipients' if meta.get('encrypted') else ''))
+        decrypt = ''
+        if meta.get('encrypted'):
+            decrypt = ', decrypted with age on the fly' + (', one pg_restore job' if meta['format'] != 'plain' else '')
+        steps.append('restore backup %s (%s, %s%s) into scratch database %s'
+                     % (meta['id'], meta['format'], meta['compression'], decrypt, scratch))
         steps.append('verify %d tables / %s rows and the object sets against the metadata'
                      % (len(meta.get('tables') or []), meta.get('rows_total')))
         if mode == 'test':
@@ -941,6 +1064,13 @@ def run_pg_restore_verified(module):
         if not SETTING_RE.match(str(k)) or not SETTING_RE.match(str(v)):
             module.fail_json(msg='session_settings: %s=%s is refused; names and values may hold letters, digits, '
                                  '"_", "." and "-" only' % (k, v))
+    if p.get('age_identity_file') and p.get('age_identity'):
+        module.fail_json(msg='age_identity_file and age_identity are mutually exclusive: give the identity once')
+    if p.get('age_identity'):
+        module.no_log_values.add(p['age_identity'])
+        for line in p['age_identity'].splitlines():
+            if line.strip() and not line.strip().startswith('#'):
+                module.no_log_values.add(line.strip())
     if p['max_attempts'] < 1:
         module.fail_json(msg='max_attempts must be 1 or more (got %s)' % p['max_attempts'])
     for name in ('max_age_hours', 'server_free_space_ratio'):
@@ -956,6 +1086,8 @@ def run_pg_restore_verified(module):
     except Exception as e:  # pylint: disable=broad-except
         # still audited and reported; the scratch database was dropped on the way out
         error = PgOpsError('unexpected %s: %s' % (type(e).__name__, e), step='internal')
+    finally:
+        job.remove_identity()
     if error is not None:
         result = job.result
         result.update(result='failed', failed_step=error.step, error=error.msg,

@@ -135,6 +135,25 @@ options:
     description:
       - "Append one line per backup to this file, ending in C(completed successfully) or C(FAILED: reason)."
     type: path
+  encrypt_recipients:
+    description:
+      - Encrypt every dump (and the globals dump) to these age public keys (C(age1...), printed by
+        C(age-keygen -y)). The C(age) command is one more checked stage of the pipeline (C(pg_dump | zstd | age));
+        the file name gets C(.age) appended, and the metadata records C(encrypted), the recipients, and the size
+        and sha256 of the ciphertext on disk.
+      - Only public keys are needed here; the database host cannot decrypt its own backups. Restores need the
+        identity (see M(pgops.postgresql.pg_restore_verified) O(pgops.postgresql.pg_restore_verified#module:age_identity)).
+      - May be combined with O(encrypt_recipients_file). Not possible with O(format=directory) (refused).
+      - See C(docs/encryption.md) for keys, a break-glass recipient and rotation.
+    type: list
+    elements: str
+    version_added: 0.2.0
+  encrypt_recipients_file:
+    description:
+      - A file of age public keys, one a line (blank lines and C(#) comments allowed), used like
+        O(encrypt_recipients). Must hold at least one key; an identity (C(AGE-SECRET-KEY-...)) in it is refused.
+    type: path
+    version_added: 0.2.0
 seealso:
   - module: pgops.postgresql.backup_info
   - name: pg_dump
@@ -170,6 +189,16 @@ EXAMPLES = r'''
     dest: /backups/database
     kind: snapshot
     format: custom
+
+- name: Encrypted with age to the restore host's key and an offline break-glass key
+  pgops.postgresql.pg_backup:
+    login_user: postgres
+    databases: pim_prod
+    globals: true
+    dest: /backups/database
+    encrypt_recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+      - age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg
 
 - name: Everything, with roles and tablespaces, 4 parallel workers per database
   pgops.postgresql.pg_backup:
@@ -216,6 +245,16 @@ backups:
     rows_total:
       description: Sum of the exact row counts of all tables, from the dump's snapshot.
       type: int
+    encrypted:
+      description: Whether the dump is encrypted with age (then RV(backups[].size) and RV(backups[].sha256) are of
+        the ciphertext).
+      type: bool
+      version_added: 0.2.0
+    encryption:
+      description: C(tool) (C(age)) and C(recipients), the public keys the dump is encrypted to.
+      type: dict
+      returned: when encrypted
+      version_added: 0.2.0
     tables:
       description: Schema, name and exact row count of every table.
       type: list
@@ -312,6 +351,8 @@ def main():
         free_space_ratio=dict(type='float', default=0.5),
         lock_timeout=dict(type='int', default=300),
         log_file=dict(type='path'),
+        encrypt_recipients=dict(type='list', elements='str', no_log=False),
+        encrypt_recipients_file=dict(type='path'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

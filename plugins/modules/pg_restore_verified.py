@@ -135,7 +135,8 @@ options:
   jobs:
     description:
       - Parallel C(pg_restore) workers for custom and directory formats (natively; in a container the archive is
-        streamed to one worker).
+        streamed to one worker, and so is an encrypted archive, as C(pg_restore -j) needs a seekable file and the
+        clear dump is never written to disk).
     type: int
     default: 2
   assertions:
@@ -220,12 +221,40 @@ options:
     description:
       - Group of the pre-restore backup files.
     type: str
+  age_identity_file:
+    description:
+      - Path of an age identity file (C(age-keygen -o key.txt)) on the host where the module runs, to restore
+        backups made with O(pgops.postgresql.pg_backup#module:encrypt_recipients). The file is decrypted on the fly
+        (C(age -d | zstd -d | psql), C(age -d | pg_restore)); the clear dump never reaches a disk.
+      - The identity is checked against the backup's recipients, and the whole file decrypted in the format
+        check, before any database is created. A key that does not fit fails the run as inconclusive (it says
+        nothing about the backup); a ciphertext that does not decrypt although its sha256 matches fails the backup.
+      - An encrypted backup without O(age_identity_file) or O(age_identity) is refused, naming its recipients.
+      - A replace encrypts its pre_restore backup to the recipients of the backup being restored.
+      - Mutually exclusive with O(age_identity). See C(docs/encryption.md).
+    type: path
+    version_added: 0.2.0
+  age_identity:
+    description:
+      - The content of an age identity file (e.g. from Ansible Vault), used like O(age_identity_file). It is
+        written with mode C(0600) into the module's temporary directory, removed when the module ends, and never
+        put on a command line or in the output.
+    type: str
+    version_added: 0.2.0
 seealso:
   - module: pgops.postgresql.pg_backup
   - module: pgops.postgresql.backup_info
 '''
 
 EXAMPLES = r'''
+- name: Drill of an encrypted backup, with the identity from Ansible Vault
+  pgops.postgresql.pg_restore_verified:
+    login_user: postgres
+    path: /backups/database
+    database: pim_prod
+    mode: test
+    age_identity: "{{ vault_pgops_age_identity }}"
+
 - name: Weekly drill - restore the newest backup of pim_prod into a scratch database, verify, drop
   pgops.postgresql.pg_restore_verified:
     container: postgres-pim
@@ -308,8 +337,9 @@ plan:
   type: list
   elements: str
 checks:
-  description: Each check's result (C(sha256), C(format), C(row_counts), C(objects), C(assertions), C(amcheck)),
-    the number of tables and rows verified, and (replace) the database settings statements carried over.
+  description: Each check's result (C(sha256), C(format), C(row_counts), C(objects), C(assertions), C(amcheck);
+    for an encrypted backup C(age_identity) and C(decryption)), the number of tables and rows verified, and
+    (replace) the database settings statements carried over.
   returned: always
   type: dict
   sample: {sha256: passed, format: passed, row_counts: passed, objects: passed, tables_verified: 4, rows_verified: 6032}
@@ -331,7 +361,8 @@ rollback_database:
   returned: with mode replace over an existing target, and with mode rollback
   type: str
 pre_restore_backup:
-  description: id, path, size and sha256 of the backup taken before replacing.
+  description: id, path, size, sha256 and C(encrypted) of the backup taken before replacing (encrypted to the
+    recipients of the restored backup when that one is encrypted).
   returned: with mode replace over an existing target
   type: dict
 sessions_terminated:
@@ -422,8 +453,11 @@ def main():
         protected_databases=dict(type='list', elements='str', default=[]),
         confirm=dict(type='bool', default=False),
         server_free_space_ratio=dict(type='float', default=1.0),
+        age_identity_file=dict(type='path'),
+        age_identity=dict(type='str', no_log=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[('age_identity_file', 'age_identity')])
     check_connection_params(module)
     run_pg_restore_verified(module)
 
