@@ -249,6 +249,7 @@ def database_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pc
         'growth_flag': False,
         'by_kind': {},
     }
+    stats.update(offsite_stats(ok, now))
     for m in ok:
         k = stats['by_kind'].setdefault(m.get('kind'), {'count': 0, 'size': 0})
         k['count'] += 1
@@ -272,7 +273,17 @@ def database_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pc
     return stats
 
 
-def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct=20.0, growth_days=7):
+def offsite_stats(ok, now):
+    """The off-site copies that backup_offsite recorded in these (successful) backups' metadata: how many backups
+    have one, and the age of the newest copy (None when none was copied)."""
+    times = [parse_time(r.get('at')) for m in ok for r in m.get('offsite') or [] if r.get('at')]
+    times = [t for t in times if t is not None]
+    return {'offsite_copies': len([m for m in ok if m.get('offsite')]),
+            'offsite_newest_age_seconds': int((now - max(times)).total_seconds()) if times else None}
+
+
+def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct=20.0, growth_days=7,
+                  offsite_max_age_days=8.0):
     """Totals, per-kind figures and per-database stats with alerts, as plain JSON for AWX."""
     ok = [m for m in entries if m.get('status') == 'success']
     per_db = {}
@@ -295,6 +306,10 @@ def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct
         if s['growth_flag']:
             alerts.append('%s: database grew %.1f%% in %d days (threshold %s%%)'
                           % (db, s['growth_pct'], growth_days, growth_pct))
+        age = s['offsite_newest_age_seconds']
+        if offsite_max_age_days and age is not None and age > offsite_max_age_days * 86400:
+            alerts.append('%s: the newest off-site copy is %.1f days old (threshold %s days)'
+                          % (db, age / 86400.0, offsite_max_age_days))
         if s['success_rate'] is not None and s['success_rate'] < 100.0:
             alerts.append('%s: backup success rate %.1f%% over %d days' % (db, s['success_rate'], window_days))
     return {
@@ -321,7 +336,7 @@ def run_backup_info(module):
     if not (p['path'] or '').strip():
         module.fail_json(msg='path must not be empty: set it to the backup directory, e.g. /backups/database')
     for name, low in (('limit', 0), ('max_age_days', 0), ('window_days', 1), ('growth_days', 1),
-                      ('size_change_threshold', 0), ('growth_threshold', 0)):
+                      ('size_change_threshold', 0), ('growth_threshold', 0), ('offsite_max_age_days', 0)):
         if p[name] is not None and p[name] < low:
             module.fail_json(msg='%s must be %d or more (got %s)' % (name, low, p[name]))
     if not os.path.isdir(p['path']) and os.path.exists(p['path']):
@@ -340,7 +355,7 @@ def run_backup_info(module):
     result = dict(changed=False, catalog_warnings=warnings)
     if p['stats']:
         result['stats'] = catalog_stats(selected, now, p['window_days'], p['size_change_threshold'],
-                                        p['growth_threshold'], p['growth_days'])
+                                        p['growth_threshold'], p['growth_days'], p['offsite_max_age_days'])
         result['stats']['integrity'], alerts = integrity.summary(selected)
         result['stats']['alerts'].extend(alerts)
     for m in listed:

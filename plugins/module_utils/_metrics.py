@@ -24,7 +24,7 @@ DEFAULT_TEXTFILE = '/var/lib/node_exporter/textfile_collector/pgops_backup.prom'
 AUDIT_LOG_NAME = 'restore-audit.jsonl'
 FILE_MODE = 0o644
 ACTIONS = ('fail', 'warn', 'off')
-ALERTS = ('no_success', 'size_change', 'growth', 'success_rate', 'free_disk')
+ALERTS = ('no_success', 'size_change', 'growth', 'success_rate', 'free_disk', 'offsite_age')
 
 # name -> (type, help); the order is the order in the file
 FAMILIES = (
@@ -45,6 +45,8 @@ FAMILIES = (
     ('pgops_restore_last_rto_seconds', 'gauge', 'Recovery time of the newest restore in the audit log, per database and mode.'),
     ('pgops_restore_last_timestamp_seconds', 'gauge', 'Unix time of the newest restore in the audit log, per database and mode.'),
     ('pgops_restore_last_result', 'gauge', 'Result of the newest restore in the audit log (1 passed, 0 failed), per database and mode.'),
+    ('pgops_offsite_newest_age_seconds', 'gauge',
+     'Age of the newest off-site copy of the database (backup_offsite) when the file was written.'),
     ('pgops_database_size_bytes', 'gauge', 'pg_database_size() at the start of the newest successful backup.'),
     ('pgops_database_growth_ratio', 'gauge', 'Database size growth against the newest backup at least growth_days older (0.2 = +20 %).'),
     ('pgops_backup_dir_free_bytes', 'gauge', 'Free bytes (for unprivileged writers) on the file system of the backup directory.'),
@@ -171,6 +173,7 @@ def compute(entries, audit, now, free, size, cfg):
             add('pgops_backup_newest_age_seconds', s['newest_age_seconds'], database=db)
             if s['size_change_pct'] is not None:
                 add('pgops_backup_size_change_ratio', round(s['size_change_pct'] / 100.0, 4), database=db)
+            add('pgops_offsite_newest_age_seconds', s.get('offsite_newest_age_seconds'), database=db)
             add('pgops_database_size_bytes', s['database_size'], database=db)
             if s['growth_pct'] is not None:
                 add('pgops_database_growth_ratio', round(s['growth_pct'] / 100.0, 4), database=db)
@@ -219,6 +222,10 @@ def compute(entries, audit, now, free, size, cfg):
         alert('growth', db, bool(s and s['growth_flag']),
               '%s: database grew %.1f%% in %s days (threshold %s%%)'
               % (db, s['growth_pct'] if s and s['growth_pct'] is not None else 0, cfg['growth_days'], cfg['growth_percent']))
+        offsite_age = s.get('offsite_newest_age_seconds') if s else None
+        alert('offsite_age', db, offsite_age is not None and offsite_age > cfg['offsite_max_age_days'] * 86400,
+              '%s: the newest off-site copy is %.1f days old (threshold %s days)'
+              % (db, (offsite_age or 0) / 86400.0, cfg['offsite_max_age_days']))
         rate = s['success_rate'] if s else None
         alert('success_rate', db, rate is not None and rate < cfg['success_rate_target'],
               '%s: backup success rate %.1f%% over %s days (target %s%%)'
@@ -253,7 +260,8 @@ def run_backup_metrics(module):
     warnings = warnings + audit_warnings
     free, size = disk_usage(path)
     cfg = dict((k, p[k]) for k in ('databases', 'window_days', 'size_change_percent', 'growth_percent', 'growth_days',
-                                   'no_success_hours', 'success_rate_target', 'free_disk_percent'))
+                                   'no_success_hours', 'success_rate_target', 'free_disk_percent',
+                                   'offsite_max_age_days'))
     cfg.update(('%s_action' % a, p['%s_action' % a]) for a in ALERTS)
     samples, alerts, stats = compute(entries, audit, now, free, size, cfg)
     samples.append(dict(name='pgops_backup_catalog_warnings', labels={}, value=len(warnings)))

@@ -92,6 +92,14 @@ options:
       - Days over which the success rate is computed (1 or more).
     type: int
     default: 30
+  offsite_max_age_days:
+    description:
+      - Alert when the newest off-site copy of a database (recorded by M(pgops.postgresql.backup_offsite)) is older
+        than this many days - the plan's weekly copy, with a day of slack. Databases never copied raise no such
+        alert. C(0) turns the alert off.
+    type: float
+    default: 8
+    version_added: 0.2.0
   size_change_threshold:
     description:
       - Flag a backup whose size differs from the previous one by more than this percentage (0 or more).
@@ -230,8 +238,9 @@ stats:
       description: Age of the newest successful backup of any database.
       type: int
     databases:
-      description: The same figures per database, with C(size_change_pct), C(size_change_flag), C(growth_pct)
-        and C(growth_flag).
+      description: The same figures per database, with C(size_change_pct), C(size_change_flag), C(growth_pct),
+        C(growth_flag), C(offsite_copies) (backups with an off-site copy) and C(offsite_newest_age_seconds) (age of
+        the newest off-site copy, null when none).
       type: dict
     integrity:
       description:
@@ -273,6 +282,7 @@ def main():
             stats=dict(type='bool', default=True),
             window_days=dict(type='int', default=30),
             size_change_threshold=dict(type='float', default=50),
+            offsite_max_age_days=dict(type='float', default=8),
             growth_threshold=dict(type='float', default=20),
             growth_days=dict(type='int', default=7),
             verify_checksums=dict(type='bool', default=False),

@@ -23,7 +23,8 @@ description:
     warning) or C(off) (not evaluated): no successful backup for O(no_success_hours); backup size changed by
     more than O(size_change_percent) against the previous backup made the same way; database grew by more than
     O(growth_percent) in O(growth_days); success rate below O(success_rate_target) over O(window_days); free
-    space of the backup directory's file system below O(free_disk_percent)."
+    space of the backup directory's file system below O(free_disk_percent); newest off-site copy older than
+    O(offsite_max_age_days)."
   - The file is written through a temporary name and renamed into place (node_exporter never reads half of it),
     mode C(0644), and only when its content changes.
 author:
@@ -129,6 +130,18 @@ options:
     type: str
     choices: [ fail, warn, 'off' ]
     default: warn
+  offsite_max_age_days:
+    description: The C(offsite_age) alert fires for a database whose newest off-site copy (recorded by
+      M(pgops.postgresql.backup_offsite)) is older than this many days; databases never copied do not fire it.
+    type: float
+    default: 8
+    version_added: 0.2.0
+  offsite_age_action:
+    description: Action of the C(offsite_age) alert.
+    type: str
+    choices: [ fail, warn, 'off' ]
+    default: warn
+    version_added: 0.2.0
 notes:
   - Ages in the file are those at the time of writing. Prometheus alert rules should rather use
     C(time() - pgops_backup_last_success_timestamp_seconds), which stays true between runs; see the collection's
@@ -201,7 +214,7 @@ alerts:
   elements: dict
   contains:
     name:
-      description: C(no_success), C(size_change), C(growth), C(success_rate) or C(free_disk).
+      description: C(no_success), C(size_change), C(growth), C(success_rate), C(free_disk) or C(offsite_age).
       type: str
     database:
       description: The database; null for C(free_disk).
@@ -278,6 +291,8 @@ def main():
             success_rate_action=dict(action),
             free_disk_percent=dict(type='float', default=10),
             free_disk_action=dict(action),
+            offsite_max_age_days=dict(type='float', default=8),
+            offsite_age_action=dict(action),
         ),
         supports_check_mode=True,
     )

@@ -89,3 +89,34 @@ def test_total_loss_of_the_host_recovered_from_the_bucket(postgres, collection_r
         if p.is_file() and not p.name.endswith('.age'):
             assert secret not in p.read_text(errors='replace')
     assert secret not in out
+
+
+def test_the_age_of_the_newest_offsite_copy_is_reported_and_alerted(postgres, run_module, tmp_path, s3):
+    postgres.create_db('drs_age')
+    backups = str(tmp_path / 'b')
+    b = run_module('pg_backup', dict(postgres.conn(), databases=['drs_age'], dest=backups))
+    assert not b.get('failed'), b
+    pushed = run_module('backup_offsite', dict(path=backups, bucket=BUCKET, prefix='age', policy='all',
+                                               endpoint_url=s3.endpoint, region='us-east-1',
+                                               addressing_style='path', access_key=s3server.ACCESS_KEY,
+                                               secret_key=s3server.SECRET_KEY))
+    assert not pushed.get('failed') and [p['id'] for p in pushed['pushed']] == [b['id']], pushed
+    info = run_module('backup_info', dict(path=backups))
+    db = info['stats']['databases']['drs_age']
+    assert db['offsite_copies'] == 1 and 0 <= db['offsite_newest_age_seconds'] < 600
+    assert not [a for a in info['stats']['alerts'] if 'off-site' in a]
+    # the copy recorded ten days ago: backup_info and backup_metrics say so
+    meta_path = [str(p) for p in (tmp_path / 'b').glob('*.meta.json')][0]
+    meta = json.loads(open(meta_path).read())
+    meta['offsite'][0]['at'] = '2020-01-01T00:00:00+00:00'
+    with open(meta_path, 'w') as f:
+        json.dump(meta, f)
+    info = run_module('backup_info', dict(path=backups))
+    assert [a for a in info['stats']['alerts'] if 'drs_age: the newest off-site copy is' in a], info['stats']['alerts']
+    prom = str(tmp_path / 'pgops.prom')
+    metrics = run_module('backup_metrics', dict(path=backups, dest=prom, databases=['drs_age'],
+                                                offsite_age_action='fail'))
+    assert metrics.get('failed') and 'off-site copy' in metrics['msg'], metrics
+    text = open(prom).read()
+    assert 'pgops_offsite_newest_age_seconds{database="drs_age"}' in text
+    assert 'pgops_backup_alert{action="fail",alert="offsite_age",database="drs_age"} 1' in text
