@@ -68,6 +68,9 @@ def test_total_loss_of_the_host_recovered_from_the_bucket(postgres, collection_r
     play('restore_drill.yml', *identity)
     out = play('offsite.yml')
     assert 'drs_prod' in out
+    # the next backup pushes right after it when asked; the week's verified copy is not pushed twice
+    out = play('backup.yml', '-e', 'pgops_offsite_after_backup=true')
+    assert 'TASK [pgops.postgresql.offsite : Copy the backups off-site]' in out and '0 backup(s) copied' in out
     objects = [o['Key'] for o in s3.client().list_objects_v2(Bucket=BUCKET).get('Contents', [])]
     assert any(k.endswith('.sql.zst.age') for k in objects) and any(k.endswith('.meta.json') for k in objects)
 
