@@ -42,8 +42,9 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, write_json_atomic,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._integrity import sha256_file
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
-    Stage, run_checked, run_drained, run_framed, run_pipeline, sha256_tree, CHUNK,
+    Stage, run_checked, run_drained, run_framed, run_pipeline, sha256_tree,
 )
 
 NAMEDATALEN = 63
@@ -533,16 +534,7 @@ class RestoreJob(object):
         if meta['format'] == 'directory':
             size, digest, dummy = sha256_tree(path)
         else:
-            h = hashlib.sha256()
-            size = 0
-            with open(path, 'rb') as f:
-                while True:
-                    chunk = f.read(CHUNK)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    h.update(chunk)
-            digest = h.hexdigest()
+            size, digest = sha256_file(path)
         if digest != meta['sha256'] or size != meta['size']:
             raise BackupFault('backup %s is damaged: sha256 %s and size %d, the metadata says %s and %d'
                               % (meta['file'], digest, size, meta['sha256'], meta['size']), step='file_check')
