@@ -21,6 +21,7 @@ import grp
 import os
 import pwd
 import re
+import shutil
 import socket
 import tempfile
 import threading
@@ -206,6 +207,15 @@ def version_major(version_text):
     if not m:
         raise PgOpsError('cannot read a version from %r' % version_text, step='preflight')
     return int(m.group(1))
+
+
+def remove_tree_quietly(path):
+    """Remove a file or a directory (a directory-format dump) if it is there; an error here must not hide
+    the one being reported."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        remove_quietly(path)
 
 
 class BackupJob(object):
@@ -435,6 +445,8 @@ class BackupJob(object):
             # under the lock: the next backup of this database sees this id taken
             self._write_meta(meta)
         except PgOpsError as e:
+            if e.step in (None, 'query'):
+                e.step = 'dump'   # the snapshot session failed (BEGIN, the snapshot, COMMIT): a step of the closed set
             return self._failed(meta, e, locked=True)
         except (IOError, OSError) as e:
             return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'), locked=True)
@@ -486,6 +498,10 @@ class BackupJob(object):
 
         counter = threading.Thread(target=count, name='pgops-rowcount')
         counter.start()
+        # the finished dump keeps a hidden temporary name until its row counts are in: a run killed before
+        # its metadata could be written leaves only a temporary name (removed by the next run), never a
+        # complete-looking dump without metadata
+        staged = temp_name(meta['path'])
         try:
             args = ['-w', '--snapshot=' + snapshot, '-d', conninfo_dbname(database)]
             fmt = self.o['format']
@@ -504,7 +520,8 @@ class BackupJob(object):
                 enc = self._encryptor()
                 if enc:
                     stages.append(enc)
-                meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], env, self.uid, self.gid)
+                meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], env, self.uid, self.gid,
+                                                           publish=False)
         except PgOpsError as e:
             counter.join()
             if 'error' in counted:
@@ -517,9 +534,15 @@ class BackupJob(object):
             counter.join()
             meta.pop('_z', None)
         if 'error' in counted:
-            remove_quietly(meta['path'])
+            remove_tree_quietly(staged)
             raise PgOpsError('counting rows in the dump snapshot failed: %s' % counted['error'].msg, step='count')
-        session.query('COMMIT')
+        try:
+            session.query('COMMIT')
+            os.rename(staged, meta['path'])
+            fsync_dir(self.dest)
+        except BaseException:
+            remove_tree_quietly(staged)
+            raise
         objects = counted['objects']
         meta['tables'] = objects.pop('tables')
         meta['rows_total'] = sum(t['rows'] for t in meta['tables'])
@@ -531,11 +554,12 @@ class BackupJob(object):
         meta['object_names'] = objects
 
     def _dump_directory(self, args, meta, env):
+        """pg_dump -Fd into the hidden temporary name (temp_name of the final path), fsynced and hashed; _dump
+        renames it into place once the row counts are in."""
         if self.target.container:
             raise PgOpsError('format=directory writes the dump from inside the container; use format=custom '
                              'with container (or run pg_backup natively against the server)', step='options')
-        final = meta['path']
-        tmp = temp_name(final)
+        tmp = temp_name(meta['path'])
         jobs = int(self.o.get('jobs') or 1)
         stage = Stage('pg_dump', self.target.argv(
             'pg_dump', ['-Fd', '-j', str(jobs), '-Z', meta['_z'], '-f', tmp] + args))
@@ -547,8 +571,6 @@ class BackupJob(object):
                 raise PgOpsError(failure_message([stage], 'backup pipeline'), step='dump')
             fsync_tree(tmp, uid=self.uid, gid=self.gid)
             meta['size'], meta['sha256'], meta['files'] = sha256_tree(tmp)
-            os.rename(tmp, final)
-            fsync_dir(self.dest)
         except BaseException:
             _stop([stage])
             remove_quietly(tmp)

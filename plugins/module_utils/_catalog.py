@@ -134,6 +134,7 @@ def load_catalog(directory):
                 meta = json.loads(f.read().decode('utf-8'))
             if not isinstance(meta, dict) or 'id' not in meta or 'database' not in meta:
                 raise ValueError('not a pgops backup metadata record')
+            _check_record(meta)
         except (IOError, OSError, ValueError) as e:
             warnings.append('%s: %s' % (path, e))
             continue
@@ -146,6 +147,21 @@ def load_catalog(directory):
 
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _check_record(meta):
+    """ValueError when a record's fields that listing, ordering and choosing read have the wrong type (a damaged
+    or hand-edited file): such a record is reported as unreadable instead of failing every module."""
+    for key, kinds in (('id', (str,)), ('database', (str,)), ('file', (str, type(None))),
+                       ('status', (str, type(None)))):
+        if not isinstance(meta.get(key), kinds):
+            raise ValueError('not a pgops backup metadata record: %s is %r' % (key, meta.get(key)))
+    for key in ('started_at', 'finished_at'):
+        if meta.get(key) is not None:
+            try:
+                parse_time(meta[key])
+            except (TypeError, ValueError):
+                raise ValueError('not a pgops backup metadata record: %s %r is not a time' % (key, meta[key]))
 
 
 def _started(meta):

@@ -143,8 +143,9 @@ def _close(stages):
             s.err.close()
 
 
-def run_to_file(stages, path, env, uid=-1, gid=-1):
-    """Run ``stages`` as a pipeline into ``path``; returns (size, sha256 hex).
+def run_to_file(stages, path, env, uid=-1, gid=-1, publish=True):
+    """Run ``stages`` as a pipeline into ``path``; returns (size, sha256 hex). With ``publish=False`` the
+    finished, fsynced file keeps its hidden temporary name (``temp_name(path)``) for the caller to rename.
 
     On any failure (a stage exits non-zero or is killed, the disk fills up) the temporary file is removed and
     PgOpsError is raised naming the stage, its exit status and its stderr.
@@ -190,8 +191,9 @@ def run_to_file(stages, path, env, uid=-1, gid=-1):
             os.close(fd)
             _stop(stages)
             _close(stages)
-        os.replace(tmp, path)
-        fsync_dir(os.path.dirname(path) or '.')
+        if publish:
+            os.replace(tmp, path)
+            fsync_dir(os.path.dirname(path) or '.')
     except BaseException:
         remove_quietly(tmp)
         raise

@@ -78,8 +78,9 @@ def _setting_value(name, value):
     return ', '.join(quote_literal(part.strip()) for part in parts)
 
 
-def database_settings_sql(facts, dest):
-    """Statements giving database ``dest`` the privileges, settings, connection limit and comment in ``facts``."""
+def database_settings_sql(facts, dest, comment=True):
+    """Statements giving database ``dest`` the privileges, settings, connection limit and comment in ``facts``
+    (without the comment when ``comment`` is false: a scratch database keeps its pgops mark until it is renamed)."""
     db = quote_ident(dest)
     out = []
     if facts.get('acl') is not None:
@@ -97,7 +98,7 @@ def database_settings_sql(facts, dest):
             out.append('ALTER %s SET %s TO %s' % (target, name, _setting_value(name, value)))
     if facts.get('connlimit') is not None and facts['connlimit'] != -1:
         out.append('ALTER DATABASE %s CONNECTION LIMIT %d' % (db, facts['connlimit']))
-    if facts.get('comment') is not None:
+    if comment and facts.get('comment') is not None:
         out.append('COMMENT ON DATABASE %s IS %s' % (db, quote_literal(facts['comment'])))
     return out
 
@@ -166,6 +167,9 @@ ENV_PATTERNS = (
     'could not access file', 'error response from daemon', 'no such container', 'is not running',
     'oci runtime', 'cannot connect to the docker daemon', 'read error', 'input/output error',
 )
+# a truncated compressed stream: zstd says "Read error (39) : premature end", which is about the file's content
+# (it ends too early), not an I/O error, although it holds "read error"
+CONTENT_PATTERNS = ('premature end',)
 MISSING_GLOBAL_RE = re.compile(r'(role|tablespace) "[^"]*" does not exist')
 SQLSTATE_RE = re.compile(r'(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):')
 KILLED_CODES = (128 + signal.SIGKILL, 128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGHUP)
@@ -188,6 +192,8 @@ def judge(err):
         low = text.lower()
         if rc is None or rc < 0 or rc in KILLED_CODES or rc in RUNTIME_CODES:
             return err
+        if name in ('zstd', 'gzip', 'lz4') and any(p in low for p in CONTENT_PATTERNS):
+            continue
         if any(p in low for p in ENV_PATTERNS) or MISSING_GLOBAL_RE.search(text):
             return err
         if name == 'psql' and rc in (1, 2):
@@ -248,13 +254,43 @@ def restore_lock_path(directory, target):
 
 
 def audit_interrupted(log, info, who_entry, cleaned_by):
-    """The audit line of a run that was killed before it could write its own."""
+    """The audit line of a run that was killed before it could write its own (once per run: a run already
+    audited as interrupted, by its run marker or by its scratch database, is not audited again)."""
+    if _audited_interrupted(log, info):
+        return
+    if info.get('scratch_database'):
+        what = '%s dropped its scratch database %s' % (cleaned_by, info.get('scratch_database'))
+    else:
+        what = '%s found it had created no scratch database' % cleaned_by
     append_log_line(log, json.dumps(dict(
         who=who_entry, time=info.get('started'), mode=info.get('mode'), backup_id=info.get('backup_id'),
         database=info.get('database'), target=info.get('target'), result='interrupted', context={},
-        error='the run (pid %s on %s) ended without finishing; %s dropped its scratch database %s at %s'
-              % (info.get('pid'), info.get('host'), cleaned_by, info.get('scratch_database'), _now().isoformat())),
+        error='the run (pid %s on %s) ended without finishing; %s at %s'
+              % (info.get('pid'), info.get('host'), what, _now().isoformat())),
         sort_keys=True, ensure_ascii=False))
+
+
+def _audited_interrupted(log, info):
+    try:
+        with open(log, 'rb') as f:
+            lines = f.read().decode('utf-8', 'replace').splitlines()
+    except (IOError, OSError):
+        return False
+    tag = '(pid %s on %s)' % (info.get('pid'), info.get('host'))
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(entry, dict) and entry.get('result') == 'interrupted' and entry.get('time') == info.get('started')
+                and tag in (entry.get('error') or '')):
+            return True
+    return False
+
+
+def run_marker_path(directory, target):
+    """The marker a restore (or rollback) of ``target`` keeps while it runs: left behind only by a killed run."""
+    return os.path.join(directory, '.%s.restore.running' % catalog.slug(target))
 
 
 def scratch_prefix(target):
@@ -292,6 +328,7 @@ class RestoreJob(object):
         self.attempts = []
         self.interrupted = []      # audit entries of earlier runs whose scratch database this run cleaned
         self.t0 = time.time()
+        self.started = _now()
         self.result = dict(changed=False)
         self.pre_restore_done = False
         self.identity_file = None  # the age identity for encrypted backups (written 0600 from age_identity)
@@ -324,7 +361,7 @@ class RestoreJob(object):
         facts = admin.query_json(DB_SETTINGS_SQL % quote_literal(source))
         if facts is None:
             raise PgOpsError('database %s disappeared during the restore' % source, step='settings')
-        statements = database_settings_sql(facts, dest)
+        statements = database_settings_sql(facts, dest, comment=False)
         try:
             for sql in statements:
                 admin.query(sql)
@@ -341,7 +378,7 @@ class RestoreJob(object):
         if not facts:
             return admin
         applied = 0
-        for sql in database_settings_sql(facts, dest):
+        for sql in database_settings_sql(facts, dest, comment=False):
             try:
                 admin.query(sql)
                 applied += 1
@@ -631,23 +668,28 @@ class RestoreJob(object):
             args = ['--exit-on-error', '--no-password', '-d', dbarg]
             if self.o.get('no_owner'):
                 args += ['--no-owner', '--no-privileges']
+            # one pg_restore job (a container or an encrypted archive read from stdin, or jobs: 1) restores in one
+            # transaction: killed, or reading a stream that ends early, it commits nothing. Parallel jobs commit
+            # each item as they finish it; a killed run's scratch database is dropped by the next one.
+            single = ['--single-transaction']
             age = self.decryptor(meta)
             if age is not None:
                 # age -d | pg_restore reading stdin (natively and in a container): the clear dump never reaches
                 # a disk, and pg_restore -j needs a seekable file, so an encrypted archive is restored by one job.
                 # Drained: age authenticates the whole file even if pg_restore stops reading before its end.
                 run_drained([age], Stage('pg_restore', self.target.argv(
-                    'pg_restore', args, interactive=bool(self.target.container))), env, 'restore', path)
+                    'pg_restore', single + args, interactive=bool(self.target.container))), env, 'restore', path)
                 return
             if self.target.container:
                 if meta['format'] == 'directory':
                     raise PgOpsError('a directory-format backup cannot be restored with container; restore it '
                                      'natively', step='options')
-                run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', args, interactive=True))], env,
-                             'restore', stdin_path=path)
+                run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', single + args, interactive=True))],
+                             env, 'restore', stdin_path=path)
             else:
                 jobs = int(self.o.get('jobs') or 1)
-                run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', ['-j', str(jobs)] + args + [path]))],
+                parallel = ['-j', str(jobs)] if jobs > 1 else single
+                run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', parallel + args + [path]))],
                              env, 'restore')
 
     def verify(self, meta, scratch):
@@ -710,8 +752,12 @@ class RestoreJob(object):
             return 'failed'
         return 'passed (%s B-tree indexes)' % checked[0]
 
-    def swap(self, admin, target_db, scratch, rollback_name):
-        """End the target's sessions and rename target -> rollback, scratch -> target in one transaction."""
+    def swap(self, admin, target_db, scratch, rollback_name, comment=False):
+        """End the target's sessions and rename target -> rollback, scratch -> target in one transaction.
+
+        ``comment`` (a SQL literal or NULL) replaces the incoming database's comment in the same transaction: a
+        scratch database keeps its pgops mark until the swap commits, so a run killed before that leaves a
+        scratch database the next run recognises and drops."""
         t = time.time()
         q_target = quote_literal(target_db)
         terminated = 0
@@ -723,6 +769,8 @@ class RestoreJob(object):
                 admin.query('BEGIN')
                 admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(target_db), quote_ident(rollback_name)))
                 admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
+                if comment is not False:
+                    admin.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(target_db), comment))
                 admin.query('COMMIT')
                 break
             except PgOpsError as e:
@@ -749,6 +797,9 @@ class RestoreJob(object):
                                      'refusing to drop it; rename or drop it yourself' % name, step='scratch')
                 continue
             self._drop(admin, name)
+            # the same killed run may be known by its run marker already: keep the entry naming its scratch
+            self.interrupted = [i for i in self.interrupted if (i.get('pid'), i.get('host'), i.get('started')) !=
+                                (info.get('pid'), info.get('host'), info.get('started'))]
             self.interrupted.append(dict(info, scratch_database=name))
             self.warnings.append('dropped %s, left by an interrupted restore (backup %s, started %s on %s, pid %s)'
                                  % (name, info.get('backup_id'), info.get('started'), info.get('host'), info.get('pid')))
@@ -788,7 +839,28 @@ class RestoreJob(object):
         # and a rollback must not run in the middle of a replace
         with DirLock(restore_lock_path(self.path, target_db), self.o.get('lock_timeout', 300),
                      'restores of %s' % target_db):
-            return fn(*args)
+            # under the lock, a marker left behind is a killed run's, whatever step it was killed at (before a
+            # scratch database existed too): it is audited as interrupted by _audit
+            marker = run_marker_path(self.path, target_db)
+            try:
+                with open(marker, 'rb') as f:
+                    stale = json.loads(f.read().decode('utf-8'))
+                if isinstance(stale, dict) and stale.get('target'):
+                    self.interrupted.append(dict(stale, scratch_database=None))
+            except (IOError, OSError, ValueError):
+                pass
+            meta = args[0][0] if args and isinstance(args[0], list) and args[0] else {}
+            try:
+                write_json_atomic(marker, dict(
+                    backup_id=meta.get('id'), database=meta.get('database'), target=target_db, mode=self.o['mode'],
+                    host=socket.gethostname(), pid=os.getpid(), started=self.started.isoformat()))
+            except (IOError, OSError) as e:   # a full backup directory: the restore itself may still run
+                self.warnings.append('could not write the run marker %s: %s' % (marker, e))
+            try:
+                return fn(*args)
+            finally:
+                with suppress(OSError):
+                    os.unlink(marker)
 
     def _attempts(self, candidates, target_db):
         """Try the candidates in order; fall back to the next only when a failure is the backup's fault."""
@@ -870,7 +942,7 @@ class RestoreJob(object):
             create += locale_clause(info or meta, self.target.server_major)
             mark = SCRATCH_MARK + json.dumps(dict(backup_id=meta['id'], database=meta['database'], target=target_db,
                                                   mode=mode, host=socket.gethostname(), pid=os.getpid(),
-                                                  started=_now().isoformat()), sort_keys=True)
+                                                  started=self.started.isoformat()), sort_keys=True)
             try:
                 admin.query(create)
                 admin.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(scratch), quote_literal(mark)))
@@ -896,7 +968,13 @@ class RestoreJob(object):
                 with suppress(Exception):   # the session may be broken already; a new one follows
                     admin.close()
                 admin = self.admin()
-                self._drop(admin, scratch)
+                try:
+                    self._drop(admin, scratch)
+                except PgOpsError as e:
+                    # the server may be down or restarting (the very cause of the failure): the error to report
+                    # is the one that stopped the restore; the marked scratch database goes with the next run
+                    self.warnings.append('the scratch database %s could not be dropped (%s); the next restore of '
+                                         '%s drops it' % (scratch, e.msg, target_db))
                 raise
             self.result['rto_seconds'] = round(time.time() - self.t0, 3)
             self.result['result'] = 'passed'
@@ -912,16 +990,25 @@ class RestoreJob(object):
             return admin
         if mode == 'replace' and info:
             self.copy_database_settings(admin, target_db, scratch)
-            admin.query('COMMENT ON DATABASE %s IS %s' % (
-                quote_ident(scratch), 'NULL' if info.get('comment') is None else quote_literal(info['comment'])))
-            admin = self.swap(admin, target_db, scratch, rollback_name)
+            # a replace of the same target that finished in the same second took this name already
+            taken = set(self._databases_like(admin, rollback_prefix(target_db)))
+            while rollback_name in taken:
+                time.sleep(1.05 - (time.time() % 1))
+                rollback_name = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
+            admin = self.swap(admin, target_db, scratch, rollback_name,
+                              comment='NULL' if info.get('comment') is None else quote_literal(info['comment']))
             self.result['rollback_database'] = rollback_name
             return admin
         # new, or replace with no existing target (disaster recovery): the scratch becomes the target, with the
         # database settings recorded in the backup (pg_dump without --create has none of them)
-        admin.query('COMMENT ON DATABASE %s IS NULL' % quote_ident(scratch))
         admin = self.apply_recorded_settings(admin, meta, scratch)
+        recorded = (meta.get('database_settings') or {}).get('comment')
+        # the mark goes in the transaction that renames: a run killed before it leaves a scratch database pgops drops
+        admin.query('BEGIN')
+        admin.query('COMMENT ON DATABASE %s IS %s' % (
+            quote_ident(scratch), 'NULL' if recorded is None else quote_literal(recorded)))
         admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
+        admin.query('COMMIT')
         self._phase('swap', t)
         return admin
 
