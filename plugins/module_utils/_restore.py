@@ -942,7 +942,8 @@ class RestoreJob(object):
             create += locale_clause(info or meta, self.target.server_major)
             mark = SCRATCH_MARK + json.dumps(dict(backup_id=meta['id'], database=meta['database'], target=target_db,
                                                   mode=mode, host=socket.gethostname(), pid=os.getpid(),
-                                                  started=self.started.isoformat()), sort_keys=True)
+                                                  started=self.started.isoformat(), path=self.path),
+                                             sort_keys=True)
             try:
                 admin.query(create)
                 admin.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(scratch), quote_literal(mark)))

@@ -19,6 +19,7 @@ import errno
 import fcntl
 import os
 import re
+import socket
 import stat
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
@@ -466,7 +467,11 @@ class RollbackCleanup(object):
         self.plan = rollback_plan([d['name'] for d in found], self.now, self.retention_days)
         for d in found:
             info = scratch_info(d['comment'])
-            if info and not lock_held(restore_lock_path(self.directory, info['target'])):
+            # only the scratch databases of restores from this backup directory (whose restore lock is here),
+            # and never one whose run still lives on this host
+            if (info and info.get('path') == os.path.abspath(self.directory)
+                    and not lock_held(restore_lock_path(self.directory, info['target']))
+                    and not (info.get('host') == socket.gethostname() and pid_alive(info.get('pid')))):
                 self.scratch.append(dict(info, scratch_database=d['name']))
         return self
 

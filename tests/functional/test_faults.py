@@ -189,6 +189,10 @@ def test_custom_restore_killed_commits_nothing_in_the_scratch(postgres, dest, ru
     committed = postgres.psql(scratch, "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND "
                                        "relnamespace = 'public'::regnamespace")
     assert committed == '0', 'the killed pg_restore left %s committed tables in %s' % (committed, scratch)
+    # the next restore of that target drops the scratch database and audits the killed run
+    res = run_module('pg_restore_verified', restore_args(postgres, dest, database=name, mode='test', jobs=1))
+    assert not res.get('failed'), res.get('msg')
+    assert scratch not in dbs(postgres)
 
 
 # -- pg_backup: kill -9 of the module and of each child --------------------------------------------------

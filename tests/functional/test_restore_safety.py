@@ -298,9 +298,14 @@ def test_killed_module_commits_nothing_and_the_next_run_cleans_and_audits(postgr
         assert scratch not in databases(postgres)
         assert audit(dest)[-1]['result'] == 'passed'
     else:
+        # a scratch database of a restore from another backup directory is not this rotation's to drop
+        postgres.psql('postgres', 'CREATE DATABASE "other__restore_20200101_000000"')
+        postgres.psql('postgres', 'COMMENT ON DATABASE "other__restore_20200101_000000" IS \'pgops:restore '
+                                  '{"target": "other", "pid": 1, "host": "elsewhere", "path": "/elsewhere"}\'')
         args = dict(postgres.conn(), path=dest, drop_rollback_databases=True)
         plan = run_module('backup_rotate', args, check_mode=True)
         assert [d['name'] for d in plan['scratch_databases_dropped']] == [scratch], plan
+        postgres.psql('postgres', 'DROP DATABASE "other__restore_20200101_000000"')
         assert scratch in databases(postgres)
         res = run_module('backup_rotate', args)
         assert not res.get('failed') and res['changed'], res
