@@ -8,7 +8,7 @@
 set -euo pipefail
 declare -A PKG=([dockerd]=docker.io [debootstrap]=debootstrap [zstd]=zstd [lz4]=lz4 [pigz]=pigz
                 [ip]=iproute2 [pgrep]=procps [psql]=postgresql-client [podman]=podman
-                [gcc]=gcc [make]=make [dpkg-source]=dpkg-dev [age]=age)
+                [gcc]=gcc [make]=make [dpkg-source]=dpkg-dev [ssh-keygen]=openssh-client [age]=age)
 missing=()
 for cmd in "${!PKG[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}"); done
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)

@@ -842,13 +842,11 @@ class RestoreJob(object):
             # under the lock, a marker left behind is a killed run's, whatever step it was killed at (before a
             # scratch database existed too): it is audited as interrupted by _audit
             marker = run_marker_path(self.path, target_db)
-            try:
+            with suppress(IOError, OSError, ValueError):   # no marker (the usual case), or an unreadable one
                 with open(marker, 'rb') as f:
                     stale = json.loads(f.read().decode('utf-8'))
                 if isinstance(stale, dict) and stale.get('target'):
                     self.interrupted.append(dict(stale, scratch_database=None))
-            except (IOError, OSError, ValueError):
-                pass
             meta = args[0][0] if args and isinstance(args[0], list) and args[0] else {}
             try:
                 write_json_atomic(marker, dict(

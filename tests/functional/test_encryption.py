@@ -230,7 +230,7 @@ def test_wrong_identity_seen_by_age_itself_is_inconclusive(postgres, dest, run_m
     odd = tmp_path / 'odd-identity.txt'
     # an ssh key is a valid age identity that age-keygen -y does not read
     if not shutil.which('ssh-keygen'):
-        pytest.skip('ssh-keygen not installed')
+        pytest.fail('ssh-keygen not installed: scripts/host-packages.sh installs openssh-client')
     subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(odd)], check=True)
     before = databases(postgres)
     res = restore(run_module, postgres, dest, mode='test', age_identity_file=str(odd))
