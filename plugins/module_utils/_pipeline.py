@@ -268,16 +268,21 @@ def _fail(stages, what):
     return err
 
 
+def _open_input(path, what):
+    """The input file of a pipeline, or PgOpsError naming the step and the file."""
+    try:
+        return open(path, 'rb')
+    except (IOError, OSError) as e:
+        raise PgOpsError('%s failed: cannot read %s: %s' % (what, path, e.strerror or e), step=what)
+
+
 def run_pipeline(stages, env, what, stdin_path=None):
     """Run ``stages`` as a pipeline whose output is not kept (a restore); the first reads ``stdin_path``.
 
     Every stage must exit 0; otherwise PgOpsError names the failing stage with its exit status and stderr
     (and carries ``stages``: name, rc and stderr of the failed ones).
     """
-    try:
-        stdin = open(stdin_path, 'rb') if stdin_path else None
-    except (IOError, OSError) as e:
-        raise PgOpsError('%s failed: cannot read %s: %s' % (what, stdin_path, e.strerror or e), step=what)
+    stdin = _open_input(stdin_path, what) if stdin_path else None
     try:
         try:
             out = _start(stages, env, first_stdin=stdin)
@@ -336,10 +341,7 @@ def run_framed(producers, consumer, env, what, head, tail, stdin_path):
     end), psql reads end-of-input inside an open transaction and the server rolls it back. ``psql
     --single-transaction`` would commit whatever it had read at that point.
     """
-    try:
-        stdin = open(stdin_path, 'rb')
-    except (IOError, OSError) as e:
-        raise PgOpsError('%s failed: cannot read %s: %s' % (what, stdin_path, e.strerror or e), step=what)
+    stdin = _open_input(stdin_path, what)
     stages = list(producers) + [consumer]
     try:
         try:
@@ -396,10 +398,7 @@ def run_drained(producers, consumer, env, what, stdin_path):
     reading, drained to the end, so every producer (``age -d``: the whole ciphertext authenticated) must still
     run to completion and exit 0, and the consumer must exit 0 too.
     """
-    try:
-        stdin = open(stdin_path, 'rb')
-    except (IOError, OSError) as e:
-        raise PgOpsError('%s failed: cannot read %s: %s' % (what, stdin_path, e.strerror or e), step=what)
+    stdin = _open_input(stdin_path, what)
     stages = list(producers) + [consumer]
     try:
         try:
