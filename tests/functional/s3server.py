@@ -58,8 +58,12 @@ def _die_with_parent():
 
 
 class S3Server(object):
-    def __init__(self):
-        self.base = tempfile.mkdtemp(prefix='pgops-s3-')
+    """``lifetime`` (seconds): the server is stopped by ``timeout`` after it, whatever happens to its caller
+    (the Molecule scenarios start it in one playbook and stop it in another)."""
+
+    def __init__(self, base=None, lifetime=0):
+        self.base = base or tempfile.mkdtemp(prefix='pgops-s3-')
+        self.lifetime = lifetime
         self.proc = None
         self.endpoint = None
 
@@ -81,9 +85,12 @@ class S3Server(object):
                 '-master.telemetry=false', '-admin.ui=false', '-webdav=false', '-s3.port.iceberg=0',
                 '-s3.port.lance=0', '-s3.config=%s' % config]
         argv += ['-%s=%d' % (k, v) for k, v in sorted(ports.items())]
+        if self.lifetime:
+            argv = ['timeout', '--kill-after=10', str(int(self.lifetime))] + argv
         self.out = open(os.path.join(self.base, 'weed.out'), 'wb')
-        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
+                                     start_new_session=True,
+                                     preexec_fn=None if self.lifetime else _die_with_parent)
         self.endpoint = 'http://127.0.0.1:%d' % ports['s3.port']
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -127,3 +134,50 @@ class S3Server(object):
         if getattr(self, 'out', None):
             self.out.close()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def main(argv):
+    """``s3server.py start DIR BUCKET LIFETIME``: start a detached server with its data in DIR, create BUCKET and
+    write DIR/state.json (endpoint, keys, bucket, pid); ``s3server.py stop DIR``: stop it and remove DIR."""
+    if len(argv) == 4 and argv[0] == 'start':
+        base, bucket, lifetime = os.path.abspath(argv[1]), argv[2], int(argv[3])
+        main(['stop', base])
+        os.makedirs(base)
+        server = S3Server(base=base, lifetime=lifetime).start()
+        server.client().create_bucket(Bucket=bucket)
+        server.out.close()
+        state = {'endpoint': server.endpoint, 'bucket': bucket, 'access_key': ACCESS_KEY, 'secret_key': SECRET_KEY,
+                 'pid': server.proc.pid}
+        with open(os.path.join(base, 'state.json'), 'w') as f:
+            json.dump(state, f)
+        os.chmod(os.path.join(base, 'state.json'), 0o600)
+        print(server.endpoint)
+        return 0
+    if len(argv) == 2 and argv[0] == 'stop':
+        base = os.path.abspath(argv[1])
+        try:
+            with open(os.path.join(base, 'state.json')) as f:
+                pid = json.load(f)['pid']
+        except (IOError, OSError, ValueError, KeyError):
+            pid = None
+        if pid:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(pid, sig)
+                except OSError:
+                    break
+                deadline = time.time() + wait
+                while time.time() < deadline:
+                    try:
+                        os.killpg(pid, 0)
+                    except OSError:
+                        break
+                    time.sleep(0.1)
+        shutil.rmtree(base, ignore_errors=True)
+        return 0
+    sys.stderr.write('usage: s3server.py start DIR BUCKET LIFETIME_SECONDS | s3server.py stop DIR\n')
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
