@@ -21,7 +21,6 @@ import grp
 import os
 import pwd
 import re
-import shutil
 import socket
 import tempfile
 import threading
@@ -31,12 +30,19 @@ from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog a
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     conninfo_dbname, major_of,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
+    DB_SETTINGS_SQL, list_databases, read_objects,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    COLLECTION_VERSION, TMP_MARK, DirLock, PgOpsError, append_log_line, ensure_dir, free_bytes, remove_dead_temp_files,
-    remove_quietly, temp_name, unusable_dir_reason, write_json_atomic, fsync_dir,
+    COLLECTION_VERSION, TMP_MARK, DirLock, append_log_line, ensure_dir, free_bytes, remove_dead_temp_files,
+    remove_tree, temp_name, unusable_dir_reason, write_json_atomic, fsync_dir,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
-    Stage, failure_message, fsync_tree, run_to_file, sha256_tree, _close, _start, _stop,
+    Stage, close_stages, failure_message, fsync_tree, run_to_file, sha256_tree, start_stages, stop_stages,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
+    BACKUP_STEPS, CONNECT, COUNT, DUMP, LOCK, OPTIONS, PREFLIGHT, QUERY, WRITE, job_step,
 )
 
 INSPECT_SQL = """
@@ -53,76 +59,6 @@ SELECT jsonb_build_object(
 FROM pg_database d WHERE d.datname = current_database()
 """
 
-# What pg_dump without --create leaves out of a dump: the database's privileges, its (and its roles') settings,
-# connection limit and comment. Recorded with each backup so that a restore into a new database can carry them.
-DB_SETTINGS_SQL = """
-SELECT jsonb_build_object(
-  'acl', CASE WHEN d.datacl IS NULL THEN NULL WHEN cardinality(d.datacl) = 0 THEN '[]'::jsonb
-              ELSE (SELECT jsonb_agg(jsonb_build_object(
-                      'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
-                      'privilege', a.privilege_type, 'grantable', a.is_grantable))
-                    FROM aclexplode(d.datacl) a) END,
-  'settings', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                 'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END,
-                 'config', s.setconfig)), '[]') FROM pg_db_role_setting s WHERE s.setdatabase = d.oid),
-  'connlimit', d.datconnlimit,
-  'comment', shobj_description(d.oid, 'pg_database'))::text
-FROM pg_database d WHERE d.datname = %s
-"""
-
-LIST_DATABASES_SQL = """
-SELECT coalesce(jsonb_agg(datname ORDER BY datname), '[]')::text
-FROM pg_database WHERE NOT datistemplate AND datallowconn
-"""
-
-# Runs inside the exported snapshot: exact row counts of every table, and the objects a restore must bring back.
-# Objects that belong to extensions are left out (CREATE EXTENSION recreates them). Each table's own rows
-# (FROM ONLY): an inheritance parent's count must not include its children's, nor read foreign-table children
-# (whose data pg_dump does not dump). Run with search_path = pg_catalog (see read_objects()): the argument types in
-# the function names are then schema-qualified the same way whatever the database's or role's search_path.
-OBJECTS_SQL_TEMPLATE = r"""
-WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
-nsp AS (SELECT oid, nspname FROM pg_namespace
-        WHERE nspname NOT IN ('pg_catalog', 'information_schema')
-          AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp\_%'),
-rel AS (SELECT c.oid, nsp.nspname, c.relname, c.relkind FROM pg_class c JOIN nsp ON nsp.oid = c.relnamespace
-        WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)),
-fn AS (SELECT p.oid, nsp.nspname, p.proname, pg_get_function_identity_arguments(p.oid) AS args
-       FROM pg_proc p JOIN nsp ON nsp.oid = p.pronamespace
-       WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid))
-SELECT jsonb_build_object(
-  'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                 'schema', nspname, 'name', relname,
-                 'rows', (xpath('/row/c/text()', query_to_xml(
-                          format('SELECT count(*) AS c FROM @ONLY@%I.%I', nspname, relname), false, true, '')))[1]::text::bigint)
-                 ORDER BY nspname, relname), '[]') FROM rel WHERE relkind = 'r'),
-  'partitioned_tables', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]')
-                         FROM rel WHERE relkind = 'p'),
-  'views', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]') FROM rel WHERE relkind = 'v'),
-  'materialized_views', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]')
-                         FROM rel WHERE relkind = 'm'),
-  'sequences', (SELECT coalesce(jsonb_agg(format('%I.%I', nspname, relname) ORDER BY 1), '[]') FROM rel WHERE relkind = 'S'),
-  'functions', (SELECT coalesce(jsonb_agg(format('%I.%I(%s)', nspname, proname, args) ORDER BY 1), '[]') FROM fn),
-  'indexes', (SELECT count(*) FROM rel WHERE relkind IN ('i', 'I')),
-  'schemas', (SELECT coalesce(jsonb_agg(nspname ORDER BY 1), '[]') FROM nsp),
-  'extensions', (SELECT coalesce(jsonb_agg(extname ORDER BY 1), '[]') FROM pg_extension))::text
-"""
-OBJECTS_SQL = OBJECTS_SQL_TEMPLATE.replace('@ONLY@', 'ONLY ')
-# metadata format_version 1 (before 0.3.0): parents counted with their children, names under the session's
-# search_path; still used to verify those backups
-OBJECTS_SQL_V1 = OBJECTS_SQL_TEMPLATE.replace('@ONLY@', '')
-
-
-def read_objects(session, metadata_version=None):
-    """OBJECTS_SQL (or the query of an older metadata format) on ``session``, names under search_path pg_catalog."""
-    if metadata_version is not None and metadata_version < 2:
-        return session.query_json(OBJECTS_SQL_V1)
-    session.query('SET search_path TO pg_catalog')
-    found = session.query_json(OBJECTS_SQL)   # an error ends the psql session: no RESET needed then
-    session.query('RESET search_path')
-    return found
-
-
 DIRECTORY_ENCRYPTION_MSG = (
     'format=directory cannot be encrypted (encrypt_recipients / encrypt_recipients_file are set): pg_dump writes '
     'its files itself, and they would stay in clear; use format=custom or format=plain with encryption')
@@ -138,12 +74,12 @@ def _uid_gid(owner, group):
         try:
             uid = pwd.getpwnam(owner).pw_uid
         except KeyError:
-            raise PgOpsError('owner %r does not exist on this host' % owner, step='preflight')
+            raise PgOpsError('owner %r does not exist on this host' % owner, step=PREFLIGHT)
     if group:
         try:
             gid = grp.getgrnam(group).gr_gid
         except KeyError:
-            raise PgOpsError('group %r does not exist on this host' % group, step='preflight')
+            raise PgOpsError('group %r does not exist on this host' % group, step=PREFLIGHT)
     return uid, gid
 
 
@@ -165,7 +101,7 @@ def age_recipients(keys, keys_file):
         if not AGE_RECIPIENT_RE.match(key):
             raise PgOpsError('encrypt_recipients: %r is not an age public key (age1 followed by 58 lower-case bech32 '
                              'characters, as printed by age-keygen -y); give public keys only, never the identity'
-                             % key[:80], step='options')
+                             % key[:80], step=OPTIONS)
         found.append(key)
     if keys_file:
         try:
@@ -173,7 +109,7 @@ def age_recipients(keys, keys_file):
                 lines = f.read().decode('utf-8', 'replace').splitlines()
         except (IOError, OSError) as e:
             raise PgOpsError('encrypt_recipients_file: cannot read %s: %s' % (keys_file, e.strerror or e),
-                             step='options')
+                             step=OPTIONS)
         for n, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith('#'):
@@ -182,10 +118,10 @@ def age_recipients(keys, keys_file):
                 what = ('an age identity (a secret key: it must never be on the database host)'
                         if line.upper().startswith('AGE-SECRET-KEY-') else 'not an age public key')
                 raise PgOpsError('encrypt_recipients_file: line %d of %s is %s; the file holds age public keys '
-                                 '(age1..., one a line, # comments)' % (n, keys_file, what), step='options')
+                                 '(age1..., one a line, # comments)' % (n, keys_file, what), step=OPTIONS)
             found.append(line)
         if not found:
-            raise PgOpsError('encrypt_recipients_file: %s holds no age public key' % keys_file, step='options')
+            raise PgOpsError('encrypt_recipients_file: %s holds no age public key' % keys_file, step=OPTIONS)
     out = []
     for key in found:
         if key not in out:
@@ -205,17 +141,8 @@ def version_major(version_text):
     """Major version in 'pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)' (15) or '9.6.24' (9)."""
     m = re.search(r'PostgreSQL\)\s+(\d+)', version_text) or re.search(r'(\d+)', version_text)
     if not m:
-        raise PgOpsError('cannot read a version from %r' % version_text, step='preflight')
+        raise PgOpsError('cannot read a version from %r' % version_text, step=PREFLIGHT)
     return int(m.group(1))
-
-
-def remove_tree_quietly(path):
-    """Remove a file or a directory (a directory-format dump) if it is there; an error here must not hide
-    the one being reported."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        remove_quietly(path)
 
 
 class BackupJob(object):
@@ -236,12 +163,12 @@ class BackupJob(object):
         lo, hi = catalog.LEVEL_RANGE[self.compression]
         if not lo <= self.level <= hi:
             raise PgOpsError('compression_level %s is out of range for compression=%s (%d to %d)'
-                             % (self.level, self.compression, lo, hi), step='options')
+                             % (self.level, self.compression, lo, hi), step=OPTIONS)
         self.dest_changed = False
         self.removed_temp_files = []
         self.recipients = age_recipients(opts.get('encrypt_recipients'), opts.get('encrypt_recipients_file'))
         if self.recipients and opts.get('format') == 'directory':
-            raise PgOpsError(DIRECTORY_ENCRYPTION_MSG, step='options')
+            raise PgOpsError(DIRECTORY_ENCRYPTION_MSG, step=OPTIONS)
         self._recipients_file = None
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -329,7 +256,7 @@ class BackupJob(object):
         """Resolve the databases option (a list or all_databases)."""
         if self.o.get('all_databases'):
             with self.target.psql(self.o.get('maintenance_db') or 'postgres') as s:
-                return s.query_json(LIST_DATABASES_SQL)
+                return list_databases(s, connectable=True)
         return list(self.o.get('databases') or [])
 
     def run(self):
@@ -338,14 +265,14 @@ class BackupJob(object):
         reason = unusable_dir_reason(self.dest)
         if reason:
             raise PgOpsError('dest: %s; set dest to a directory this user can create and write in' % reason,
-                             step='preflight')
+                             step=PREFLIGHT)
         if not self.check_mode:
             try:
                 self.dest_changed = ensure_dir(self.dest, self.uid, self.gid)
             except (IOError, OSError) as e:
                 raise PgOpsError('dest: cannot create %s or set its mode 0750%s: %s' % (
                     self.dest, ' and owner' if self.uid != -1 or self.gid != -1 else '', e.strerror or e),
-                    step='preflight')
+                    step=PREFLIGHT)
         try:
             self.target.check_container()
         except PgOpsError as e:
@@ -357,7 +284,7 @@ class BackupJob(object):
             return failed, failed
         dbs = self.databases()
         if not dbs and not self.o.get('globals'):
-            raise PgOpsError('nothing to back up: all_databases found no database', step='preflight')
+            raise PgOpsError('nothing to back up: all_databases found no database', step=PREFLIGHT)
         results, failures = [], []
         for db in dbs:
             entry = self.backup_one(db)
@@ -380,7 +307,7 @@ class BackupJob(object):
         if need and free < need:
             raise PgOpsError(
                 'not enough free space in %s: %d MiB free, %d MiB wanted (database %s is %d MiB x free_space_ratio %s)'
-                % (self.dest, free >> 20, need >> 20, database, info['database_size'] >> 20, ratio), step='preflight')
+                % (self.dest, free >> 20, need >> 20, database, info['database_size'] >> 20, ratio), step=PREFLIGHT)
         info['free_bytes'] = free
         return info
 
@@ -401,10 +328,10 @@ class BackupJob(object):
                 session = self.target.psql(database)
                 info = self._preflight(session, database)
             except PgOpsError as e:
-                e.step = e.step or 'preflight'
-                if e.step == 'query':
+                if e.step == QUERY:
                     e.msg = 'cannot connect to database %s (%s): %s' % (database, self.target.where(), e.msg)
-                    e.step = 'connect'
+                    e.step = CONNECT
+                e.step = job_step(e.step, BACKUP_STEPS, PREFLIGHT)
                 raise
             meta.update(server_version=info['server_version'], database_size=info['database_size'],
                         encoding=info['encoding'], collate=info.get('collate'), ctype=info.get('ctype'),
@@ -424,7 +351,7 @@ class BackupJob(object):
         except PgOpsError as e:
             return self._failed(meta, e)
         except (IOError, OSError) as e:
-            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'))
+            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step=WRITE))
         finally:
             if session is not None:
                 session.close()
@@ -445,11 +372,11 @@ class BackupJob(object):
             # under the lock: the next backup of this database sees this id taken
             self._write_meta(meta)
         except PgOpsError as e:
-            if e.step in (None, 'query'):
-                e.step = 'dump'   # the snapshot session failed (BEGIN, the snapshot, COMMIT): a step of the closed set
+            # the snapshot session failed (BEGIN, the snapshot, COMMIT): the dump is the step in progress
+            e.step = job_step(e.step, BACKUP_STEPS, DUMP)
             return self._failed(meta, e, locked=True)
         except (IOError, OSError) as e:
-            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'), locked=True)
+            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step=WRITE), locked=True)
         self._log('backup of %s (%s%s, id %s) completed successfully: %s, %d bytes, %.1fs'
                   % (database, meta['kind'], ', ' + meta['label'] if meta.get('label') else '', meta['id'],
                      meta['path'], meta['size'], meta['duration_seconds']))
@@ -475,9 +402,9 @@ class BackupJob(object):
         # checked before the names are taken: a refused run must not record its failure over another backup
         if len(os.path.basename(temp_name(meta_file)).encode('utf-8')) > 255:
             raise PgOpsError('the file name for database %r with this kind and label is over 255 bytes once escaped; '
-                             'use a shorter label' % meta['database'], step='options')
+                             'use a shorter label' % meta['database'], step=OPTIONS)
         if not self.check_mode and (os.path.lexists(os.path.join(self.dest, name)) or os.path.lexists(meta_file)):
-            raise PgOpsError('%s already exists; refusing to overwrite a backup' % meta_file, step='dump')
+            raise PgOpsError('%s already exists; refusing to overwrite a backup' % meta_file, step=DUMP)
         meta['id'] = backup_id
         meta['file'] = name
         meta['path'] = os.path.join(self.dest, name)
@@ -528,20 +455,20 @@ class BackupJob(object):
                 # the count ended the snapshot's transaction: pg_dump then fails with "invalid snapshot
                 # identifier" (or reports the same cause second); the count's error is the one to report
                 raise PgOpsError('counting rows in the dump snapshot failed: %s (pg_dump then failed: %s)'
-                                 % (counted['error'].msg, e.msg), step='count')
+                                 % (counted['error'].msg, e.msg), step=COUNT)
             raise
         finally:
             counter.join()
             meta.pop('_z', None)
         if 'error' in counted:
-            remove_tree_quietly(staged)
-            raise PgOpsError('counting rows in the dump snapshot failed: %s' % counted['error'].msg, step='count')
+            remove_tree(staged, ignore_errors=True)
+            raise PgOpsError('counting rows in the dump snapshot failed: %s' % counted['error'].msg, step=COUNT)
         try:
             session.query('COMMIT')
             os.rename(staged, meta['path'])
             fsync_dir(self.dest)
         except BaseException:
-            remove_tree_quietly(staged)
+            remove_tree(staged, ignore_errors=True)
             raise
         objects = counted['objects']
         meta['tables'] = objects.pop('tables')
@@ -558,25 +485,25 @@ class BackupJob(object):
         renames it into place once the row counts are in."""
         if self.target.container:
             raise PgOpsError('format=directory writes the dump from inside the container; use format=custom '
-                             'with container (or run pg_backup natively against the server)', step='options')
+                             'with container (or run pg_backup natively against the server)', step=OPTIONS)
         tmp = temp_name(meta['path'])
         jobs = int(self.o.get('jobs') or 1)
         stage = Stage('pg_dump', self.target.argv(
             'pg_dump', ['-Fd', '-j', str(jobs), '-Z', meta['_z'], '-f', tmp] + args))
         try:
-            _start([stage], env)
+            start_stages([stage], env)
             stage.proc.stdout.read()
             stage.proc.wait()
             if stage.rc != 0:
-                raise PgOpsError(failure_message([stage], 'backup pipeline'), step='dump')
+                raise PgOpsError(failure_message([stage], 'backup pipeline'), step=DUMP)
             fsync_tree(tmp, uid=self.uid, gid=self.gid)
             meta['size'], meta['sha256'], meta['files'] = sha256_tree(tmp)
         except BaseException:
-            _stop([stage])
-            remove_quietly(tmp)
+            stop_stages([stage])
+            remove_tree(tmp)
             raise
         finally:
-            _close([stage])
+            close_stages([stage])
 
     def _write_meta(self, meta):
         path = meta['meta_path']
@@ -590,6 +517,8 @@ class BackupJob(object):
         like a backup would; when the failure is that lock (another run held it for lock_timeout), only one more
         try is made, so a run never waits twice, and a warning says when the failure could not be recorded.
         """
+        # every recorded failure names a step of BACKUP_STEPS: an unnamed one is the step in progress
+        err.step = job_step(err.step, BACKUP_STEPS, DUMP if meta.get('id') else PREFLIGHT)
         meta['status'] = 'failed'
         meta['error'] = err.msg
         meta['failed_step'] = err.step
@@ -600,10 +529,10 @@ class BackupJob(object):
                 self._record_failure(meta)
             else:
                 try:
-                    with self._lock(meta['database'], 0 if err.step == 'lock' else None):
+                    with self._lock(meta['database'], 0 if err.step == LOCK else None):
                         self._record_failure(meta)
                 except PgOpsError as e:
-                    why = e.msg if err.step != 'lock' else (
+                    why = e.msg if err.step != LOCK else (
                         'another run still holds the lock of the database, so no id can be taken safely')
                     self.warnings.append('the failed backup of %s is not recorded in %s: %s'
                                          % (meta['database'], self.dest, why))
@@ -626,7 +555,7 @@ class BackupJob(object):
                 meta.update(id=backup_id, started_at=started.isoformat(), finished_at=started.isoformat(),
                             meta_path=catalog.meta_path(self.dest, entry_stem))
             if meta.get('path') and not os.path.lexists(meta['meta_path']):
-                remove_quietly(meta['path'])   # a finished dump whose metadata could not be written is no backup
+                remove_tree(meta['path'])   # a finished dump whose metadata could not be written is no backup
             for key in ('size', 'sha256', 'files', 'throughput_bytes_per_second'):
                 meta.pop(key, None)
             meta['file'] = None
@@ -657,7 +586,7 @@ class BackupJob(object):
         except PgOpsError as e:
             return self._failed(meta, e)
         except (IOError, OSError) as e:
-            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'))
+            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step=WRITE))
 
     def _locked_globals(self, meta, any_database):
         self._clean_temp_files(catalog.GLOBALS)
@@ -686,7 +615,7 @@ class BackupJob(object):
         except PgOpsError as e:
             return self._failed(meta, e, locked=True)
         except (IOError, OSError) as e:
-            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step='write'), locked=True)
+            return self._failed(meta, PgOpsError('writing the backup failed: %s' % e, step=WRITE), locked=True)
         self._log('backup of globals (%s, id %s) completed successfully: %s, %d bytes'
                   % (meta['kind'], meta['id'], meta['path'], meta['size']))
         return meta
@@ -705,33 +634,15 @@ def run_pg_backup(module):
     # imported here so that the module file stays an argument spec and one call
     from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
 
+    # the rules between options are pg_backup's option_errors() and its declared rules, checked before this
     p = module.params
-    if not (p['dest'] or '').strip():
-        module.fail_json(msg='dest must not be empty: set it to the backup directory, e.g. /backups/database '
-                             '(an empty dest would mean the current directory)')
-    try:
-        catalog.validate_label(p['label'])
-    except catalog.CatalogError as e:
-        module.fail_json(msg='label: %s' % e)
-    if p['jobs'] > 1 and p['format'] != 'directory':
-        module.fail_json(msg='jobs=%d needs format=directory (parallel dumps write one file per table)' % p['jobs'])
-    if p['format'] == 'directory' and (p.get('encrypt_recipients') or p.get('encrypt_recipients_file')):
-        module.fail_json(msg=DIRECTORY_ENCRYPTION_MSG)
-    if p['format'] == 'directory' and p['container']:
-        module.fail_json(msg='format=directory cannot be used with container: pg_dump would write the directory '
-                             'inside the container; use format=custom')
-    if p['all_databases'] and p['databases']:
-        module.fail_json(msg='databases and all_databases=true are mutually exclusive: choose one')
-    if not p['all_databases'] and not p['databases'] and not p['globals']:
-        module.fail_json(msg='nothing to back up: set databases, all_databases=true or globals=true')
-    if p['databases'] is not None:
-        if not p['databases'] or any(not d for d in p['databases']):
-            module.fail_json(msg='databases must name at least one database, and no empty name')
     try:
         job = BackupJob(module, PgTarget(module), p)
         results, failures = job.run()
     except PgOpsError as e:
-        module.fail_json(msg=e.msg, step=e.step)
+        step = job_step(e.step, BACKUP_STEPS, PREFLIGHT)
+        # ``step``: this key's name before 0.3.0, returned beside ``failed_step`` for one release
+        module.fail_json(msg=e.msg, failed_step=step, step=step)
     for w in job.warnings:
         module.warn(w)
     out = dict(changed=True, backups=results, backup_dir=job.dest, removed_temp_files=job.removed_temp_files)

@@ -18,10 +18,7 @@ import json
 import os
 import re
 
-try:
-    from urllib.parse import quote as _quote
-except ImportError:  # pragma: no cover - Python 2 is not supported, but sanity imports this file
-    from urllib import quote as _quote
+from urllib.parse import quote as _quote
 
 META_SUFFIX = '.meta.json'
 # 2: rows of each table alone (FROM ONLY), object names under search_path pg_catalog, locale and database settings
@@ -146,7 +143,7 @@ def load_catalog(directory):
     return entries, warnings
 
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def _check_record(meta):
@@ -164,12 +161,24 @@ def _check_record(meta):
                 raise ValueError('not a pgops backup metadata record: %s %r is not a time' % (key, meta[key]))
 
 
+def backup_time(meta):
+    """When a backup happened: its ``started_at``, the instant of the dump's snapshot, i.e. the point its data
+    can be recovered to (``finished_at`` only for a record without a readable ``started_at``). An aware datetime
+    (an instant, not text: zones and DST differ), or None when the record has neither. Ages, ordering, retention,
+    metrics and ``data_as_of`` all use this one notion."""
+    for key in ('started_at', 'finished_at'):
+        try:
+            when = parse_time(meta.get(key))
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            return when
+    return None
+
+
 def _started(meta):
-    """The instant a backup started (not its text: zones and DST differ), for ordering."""
-    try:
-        return parse_time(meta.get('started_at')) or _EPOCH
-    except (TypeError, ValueError):
-        return _EPOCH
+    """backup_time for ordering: a record without one sorts last."""
+    return backup_time(meta) or EPOCH
 
 
 def ids_for(entries, database):
@@ -209,8 +218,9 @@ def iso(dt):
 
 
 def age_seconds(meta, now):
-    started = parse_time(meta.get('finished_at') or meta.get('started_at'))
-    return (now - started).total_seconds() if started else None
+    """Seconds since the backup happened (backup_time), or None when unknown."""
+    when = backup_time(meta)
+    return (now - when).total_seconds() if when else None
 
 
 def filter_entries(entries, database=None, kind=None, label=None, status=None, max_age_days=None, now=None,
@@ -280,8 +290,8 @@ def database_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pc
             stats['size_change_flag'] = (stats['size_change_pct'] is not None and
                                          abs(stats['size_change_pct']) > size_change_pct)
         # growth: database size now against the newest backup at least growth_days older
-        newest_t = parse_time(newest.get('started_at'))
-        older = [m for m in ok if (newest_t - parse_time(m.get('started_at'))).total_seconds()
+        newest_t = _started(newest)
+        older = [m for m in ok if (newest_t - _started(m)).total_seconds()
                  >= growth_days * 86400 and m.get('database_size')]
         if older and newest.get('database_size'):
             stats['growth_pct'] = _pct_change(newest['database_size'], older[0]['database_size'])
@@ -298,9 +308,38 @@ def offsite_stats(ok, now):
             'offsite_newest_age_seconds': int((now - max(times)).total_seconds()) if times else None}
 
 
+# -- alert texts: one wording for backup_info and backup_metrics ---------------------------------------------
+def size_change_alert(database, pct, threshold):
+    return '%s: backup size changed %+.1f%% against the previous one (threshold %s%%)' % (database, pct or 0, threshold)
+
+
+def growth_alert(database, pct, days, threshold):
+    return '%s: database grew %.1f%% in %g days (threshold %s%%)' % (database, pct or 0, days, threshold)
+
+
+def offsite_age_alert(database, age_seconds, threshold_days):
+    return '%s: the newest off-site copy is %.1f days old (threshold %s days)' % (
+        database, (age_seconds or 0) / 86400.0, threshold_days)
+
+
+def no_success_alert(database, age_seconds, hours):
+    """No successful backup newer than ``hours`` (``age_seconds`` None: none at all)."""
+    return '%s: no successful backup %s' % (database, 'in the catalog' if age_seconds is None else
+                                            'for %.1f h (threshold %s h)' % (age_seconds / 3600.0, hours))
+
+
+def success_rate_alert(database, rate, window_days, target=None):
+    return '%s: backup success rate %.1f%% over %g days%s' % (
+        database, rate or 0, window_days, ' (target %s%%)' % target if target is not None else '')
+
+
 def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct=20.0, growth_days=7,
-                  offsite_max_age_days=8.0):
-    """Totals, per-kind figures and per-database stats with alerts, as plain JSON for AWX."""
+                  offsite_max_age_days=8.0, no_success_hours=0, expected_databases=()):
+    """Totals, per-kind figures and per-database stats with alerts, as plain JSON for AWX.
+
+    ``no_success_hours`` (0: off): alert for each database of the catalog, and each of ``expected_databases``
+    even when the catalog has nothing of it, whose newest successful backup is older than that (or missing).
+    """
     ok = [m for m in entries if m.get('status') == 'success']
     per_db = {}
     for db in sorted(set(m.get('database') for m in entries)):
@@ -317,17 +356,19 @@ def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct
     alerts = []
     for db, s in per_db.items():
         if s['size_change_flag']:
-            alerts.append('%s: backup size changed %+.1f%% against the previous one (threshold %s%%)'
-                          % (db, s['size_change_pct'], size_change_pct))
+            alerts.append(size_change_alert(db, s['size_change_pct'], size_change_pct))
         if s['growth_flag']:
-            alerts.append('%s: database grew %.1f%% in %d days (threshold %s%%)'
-                          % (db, s['growth_pct'], growth_days, growth_pct))
+            alerts.append(growth_alert(db, s['growth_pct'], growth_days, growth_pct))
         age = s['offsite_newest_age_seconds']
         if offsite_max_age_days and age is not None and age > offsite_max_age_days * 86400:
-            alerts.append('%s: the newest off-site copy is %.1f days old (threshold %s days)'
-                          % (db, age / 86400.0, offsite_max_age_days))
+            alerts.append(offsite_age_alert(db, age, offsite_max_age_days))
         if s['success_rate'] is not None and s['success_rate'] < 100.0:
-            alerts.append('%s: backup success rate %.1f%% over %d days' % (db, s['success_rate'], window_days))
+            alerts.append(success_rate_alert(db, s['success_rate'], window_days))
+    if no_success_hours:
+        for db in sorted((set(per_db) | set(expected_databases or ())) - set([GLOBALS])):
+            age = per_db[db]['newest_age_seconds'] if db in per_db else None
+            if age is None or age > no_success_hours * 3600:
+                alerts.append(no_success_alert(db, age, no_success_hours))
     return {
         'count': len(ok),
         'failed': len([m for m in entries if m.get('status') == 'failed']),
@@ -340,44 +381,6 @@ def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct
         'databases': per_db,
         'alerts': alerts,
     }
-
-
-def run_backup_info(module):
-    """backup_info's main: read the catalog, filter, check each backup's file, compute stats; never writes."""
-    # imported here: _integrity imports this module
-    from ansible_collections.pgops.postgresql.plugins.module_utils import _integrity as integrity
-
-    p = module.params
-    now = datetime.datetime.now().astimezone()
-    if not (p['path'] or '').strip():
-        module.fail_json(msg='path must not be empty: set it to the backup directory, e.g. /backups/database')
-    for name, low in (('limit', 0), ('max_age_days', 0), ('window_days', 1), ('growth_days', 1),
-                      ('size_change_threshold', 0), ('growth_threshold', 0), ('offsite_max_age_days', 0)):
-        if p[name] is not None and p[name] < low:
-            module.fail_json(msg='%s must be %d or more (got %s)' % (name, low, p[name]))
-    if not os.path.isdir(p['path']) and os.path.exists(p['path']):
-        module.fail_json(msg='path %s is not a directory' % p['path'])
-    try:
-        entries, warnings = load_catalog(p['path'])
-    except OSError as e:
-        module.fail_json(msg='cannot read the backup directory %s (path): %s' % (p['path'], e))
-    selected = filter_entries(entries, database=p['database'], kind=p['kind'], label=p['label'],
-                              status=p['status'], max_age_days=p['max_age_days'], now=now,
-                              databases=p.get('databases'), scope=p.get('scope') or 'any')
-    listed = selected[:p['limit']] if p['limit'] and p['limit'] > 0 else selected
-    # the cheap check (exists, size) for every backup the stats count; sha256 only for the listed ones
-    integrity.annotate(selected if p['stats'] else listed, p['path'],
-                       checksum_entries=listed if p['verify_checksums'] else ())
-    result = dict(changed=False, catalog_warnings=warnings)
-    if p['stats']:
-        result['stats'] = catalog_stats(selected, now, p['window_days'], p['size_change_threshold'],
-                                        p['growth_threshold'], p['growth_days'], p['offsite_max_age_days'])
-        result['stats']['integrity'], alerts = integrity.summary(selected)
-        result['stats']['alerts'].extend(alerts)
-    for m in listed:
-        m['verified'] = is_verified(m)
-    result['backups'] = listed
-    module.exit_json(**result)
 
 
 def last_verification(meta):
@@ -473,5 +476,5 @@ def select_backup(entries, database=None, backup_id='latest', before=None):
 
 
 def data_time(meta):
-    """When a backup's data is from: the dump's snapshot, taken when it started."""
-    return parse_time(meta.get('started_at'))
+    """When a backup's data is from: the dump's snapshot, taken when it started (backup_time)."""
+    return backup_time(meta)

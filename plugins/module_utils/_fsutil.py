@@ -10,25 +10,23 @@ __metaclass__ = type
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import stat
 import time
+from contextlib import suppress
+
+# PgOpsError lives in _errors; imported here too, where _connection and older code import it from
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import LOCK
 
 COLLECTION_VERSION = '0.2.0'
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 TMP_MARK = '.tmp-'
-
-
-class PgOpsError(Exception):
-    """An error with a message fit for the user; ``step`` names where it happened."""
-
-    def __init__(self, msg, step=None, **details):
-        super(PgOpsError, self).__init__(msg)
-        self.msg = msg
-        self.step = step
-        self.details = details
+CHUNK = 1 << 20
 
 
 def temp_name(final_path):
@@ -106,7 +104,7 @@ def remove_dead_temp_files(directory, name_re):
         if path in held or any(h.startswith(path + '/') for h in held):
             continue    # e.g. a pg_dump -Fd still writing into the directory of a killed module
         try:
-            remove_quietly(os.path.join(directory, name))
+            remove_tree(os.path.join(directory, name))
             removed.append(name)
         except OSError as e:
             errors.append('cannot remove the leftover temporary file %s: %s'
@@ -140,7 +138,7 @@ def write_file_atomic(path, data, mode=FILE_MODE, uid=-1, gid=-1):
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        remove_quietly(tmp)
+        remove_tree(tmp)
         raise
     fsync_dir(os.path.dirname(path) or '.')
 
@@ -150,25 +148,44 @@ def write_json_atomic(path, obj, uid=-1, gid=-1):
     write_file_atomic(path, data, uid=uid, gid=gid)
 
 
-def remove_quietly(path):
-    """Remove a file or a directory tree; a missing one is fine."""
+def remove_tree(path, ignore_errors=False):
+    """Remove a file, a symbolic link (never its target) or a directory tree (links inside unlinked, not
+    followed). A missing path is fine; other errors are raised, or ignored with ``ignore_errors`` (cleaning up
+    after a failure whose own error is the one to report)."""
+    if ignore_errors:
+        with suppress(OSError):
+            remove_tree(path)
+        return
     try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            for root, dirs, files in os.walk(path, topdown=False):
-                for name in files:
-                    os.unlink(os.path.join(root, name))
-                for name in dirs:
-                    sub = os.path.join(root, name)
-                    if os.path.islink(sub):
-                        os.unlink(sub)      # a link to a directory: remove the link, never its target
-                    else:
-                        os.rmdir(sub)
-            os.rmdir(path)
-        else:
-            os.unlink(path)
+        st = os.lstat(path)
     except OSError as e:
-        if e.errno != errno.ENOENT:
-            raise
+        if e.errno == errno.ENOENT:
+            return
+        raise
+    if stat.S_ISDIR(st.st_mode):
+        for entry in os.scandir(path):
+            remove_tree(entry.path)
+        os.rmdir(path)
+    else:
+        try:
+            os.unlink(path)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+
+
+def sha256_file(path):
+    """(size, sha256 hex digest) of a file, read 1 MiB at a time: memory stays flat whatever the size."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, 'rb') as f:
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            digest.update(chunk)
+    return size, digest.hexdigest()
 
 
 def unusable_dir_reason(path):
@@ -219,8 +236,9 @@ def ensure_dir(path, uid=-1, gid=-1, mode=DIR_MODE):
     return changed
 
 
-def free_bytes(path):
-    """Free bytes for an unprivileged writer at ``path`` or its nearest existing parent."""
+def disk_space(path):
+    """(free bytes for an unprivileged writer, size bytes) of the file system holding ``path`` or its nearest
+    existing parent."""
     probe = os.path.abspath(path)
     while not os.path.exists(probe):
         parent = os.path.dirname(probe)
@@ -228,7 +246,12 @@ def free_bytes(path):
             break
         probe = parent
     st = os.statvfs(probe)
-    return st.f_bavail * st.f_frsize
+    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+
+def free_bytes(path):
+    """Free bytes for an unprivileged writer at ``path`` or its nearest existing parent."""
+    return disk_space(path)[0]
 
 
 class DirLock(object):
@@ -257,7 +280,7 @@ class DirLock(object):
                     raise PgOpsError(
                         'another run holds the lock for %s (lock file %s%s); waited %ss (lock_timeout)'
                         % (self.what, self.path, ', pid %s' % holder if holder else '', self.timeout),
-                        step='lock')
+                        step=LOCK)
                 time.sleep(0.2)
         os.ftruncate(self.fd, 0)
         os.write(self.fd, ('%d\n' % os.getpid()).encode('ascii'))

@@ -14,11 +14,11 @@ manifest) against the metadata. Nothing here writes: a damaged backup is reporte
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import hashlib
 import os
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import last_verification
-from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import CHUNK, sha256_tree
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import sha256_file
+from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import sha256_tree
 
 OK = 'ok'
 MISSING = 'missing'
@@ -29,20 +29,6 @@ UNCHECKED = 'unchecked'
 STATES = (OK, MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH, UNREADABLE, UNCHECKED)
 DAMAGED = (MISSING, SIZE_MISMATCH, CHECKSUM_MISMATCH, UNREADABLE)
 NAMES_SHOWN = 5
-
-
-def sha256_file(path):
-    """(size, sha256 hex digest) of a file, read 1 MiB at a time: memory stays flat whatever the size."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, 'rb') as f:
-        while True:
-            chunk = f.read(CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            digest.update(chunk)
-    return size, digest.hexdigest()
 
 
 def tree_files(path):

@@ -24,9 +24,14 @@ from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog a
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     PgTarget, connection_argument_spec, major_of, quote_ident, quote_literal,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._report import fmt_bytes, render_html
+from ansible_collections.pgops.postgresql.plugins.module_utils._databases import list_databases
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    COLLECTION_VERSION, PgOpsError, ensure_dir, write_file_atomic, write_json_atomic,
+    COLLECTION_VERSION, ensure_dir, write_file_atomic, write_json_atomic,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils._report import fmt_bytes, render_html
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
+    CATALOG, COLLECT, MAINTAIN, MAINTENANCE_STEPS, OPTIONS, WRITE, job_step,
 )
 
 RECORD_VERSION = 1
@@ -59,11 +64,11 @@ def thresholds_spec():
 
 def info_argument_spec():
     """Options pg_maintenance_info and pg_maintenance share (documented in both modules)."""
+    from ansible_collections.pgops.postgresql.plugins.module_utils._options import database_choice_argument_spec
+
     spec = connection_argument_spec()
+    spec.update(database_choice_argument_spec())
     spec.update(
-        databases=dict(type='list', elements='str', aliases=['database', 'db']),
-        all_databases=dict(type='bool', default=False),
-        maintenance_db=dict(type='str', default='postgres'),
         gather=dict(type='list', elements='str', default=['all'], choices=['all'] + list(GATHER)),
         expected_tables=dict(type='list', elements='str'),
         backup_dir=dict(type='path'),
@@ -72,10 +77,6 @@ def info_argument_spec():
         thresholds=thresholds_spec(),
     )
     return spec
-
-
-MUTUALLY_EXCLUSIVE = [('databases', 'all_databases')]
-REQUIRED_ONE_OF = [('databases', 'all_databases')]
 
 
 # -- SQL ----------------------------------------------------------------------------------------------------
@@ -190,11 +191,6 @@ WHERE c.relkind IN ('r', 'p', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'inf
   AND n.nspname !~ '^pg_(toast|temp_)'
 """
 
-LIST_DATABASES_SQL = """
-SELECT coalesce(jsonb_agg(datname ORDER BY datname), '[]')::text FROM pg_database
-WHERE datallowconn AND NOT datistemplate
-"""
-
 RELATIONS_SQL = """
 SELECT coalesce(jsonb_agg(jsonb_build_array(n.nspname, c.relname, c.relkind)), '[]')::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -206,7 +202,7 @@ WHERE (n.nspname, c.relname) IN (%s)
 def split_name(name):
     """``schema.table`` -> (schema, table); a bare ``table`` is in ``public``. The first dot separates."""
     if not name or not name.strip():
-        raise PgOpsError('an empty table name was given', step='options')
+        raise PgOpsError('an empty table name was given', step=OPTIONS)
     if '.' in name:
         schema, rel = name.split('.', 1)
         return schema, rel
@@ -223,13 +219,6 @@ def display(schema, name):
 
 def now_local():
     return datetime.datetime.now().astimezone()
-
-
-def parse_ts(value):
-    """An ISO timestamp from jsonb or our records -> aware datetime (None stays None)."""
-    if not value:
-        return None
-    return catalog.parse_time(value)
 
 
 # -- expected tables ------------------------------------------------------------------------------------------
@@ -275,12 +264,12 @@ def load_history(directory):
                 rec = json.loads(f.read().decode('utf-8'))
             if not isinstance(rec, dict) or 'collected_at' not in rec:
                 raise ValueError('not a pgops maintenance record')
-            parse_ts(rec['collected_at'])
+            catalog.parse_time(rec['collected_at'])
         except (IOError, OSError, ValueError, TypeError) as e:
             warnings.append('%s: %s' % (path, e))
             continue
         records.append(rec)
-    records.sort(key=lambda r: parse_ts(r['collected_at']))
+    records.sort(key=lambda r: catalog.parse_time(r['collected_at']))
     return records, warnings
 
 
@@ -291,10 +280,10 @@ def size_series(database, history, entries, now=None, size_now=None):
     for rec in history:
         for db in rec.get('databases') or []:
             if db.get('name') == database and db.get('size_bytes') is not None:
-                points.append((parse_ts(rec['collected_at']), int(db['size_bytes']), 'maintenance'))
+                points.append((catalog.parse_time(rec['collected_at']), int(db['size_bytes']), 'maintenance'))
     for m in entries:
         if m.get('database') == database and m.get('status') == 'success' and m.get('database_size'):
-            points.append((parse_ts(m['started_at']), int(m['database_size']), 'backup'))
+            points.append((catalog.backup_time(m), int(m['database_size']), 'backup'))
     if now is not None and size_now is not None:
         points.append((now, int(size_now), 'maintenance'))
     points.sort(key=lambda p: p[0])
@@ -304,7 +293,7 @@ def size_series(database, history, entries, now=None, size_now=None):
 def backup_series(database, entries):
     """Backup size over time for one database: [[iso time, bytes, backup id], ...] oldest first."""
     ok = [m for m in entries if m.get('database') == database and m.get('status') == 'success']
-    ok.sort(key=lambda m: parse_ts(m['started_at']))
+    ok.sort(key=lambda m: catalog.backup_time(m) or catalog.EPOCH)
     return [[m['started_at'], int(m.get('size') or 0), m['id']] for m in ok]
 
 
@@ -312,10 +301,10 @@ def growth(series, now, days, threshold):
     """Growth of the newest point against the newest point at least ``days`` older; None without one."""
     if not series:
         return dict(pct=None, flag=False, note='no size known')
-    newest_t, newest_v = parse_ts(series[-1][0]), series[-1][1]
-    older = [p for p in series if (newest_t - parse_ts(p[0])).total_seconds() >= days * 86400]
+    newest_t, newest_v = catalog.parse_time(series[-1][0]), series[-1][1]
+    older = [p for p in series if (newest_t - catalog.parse_time(p[0])).total_seconds() >= days * 86400]
     if not older:
-        oldest_days = (newest_t - parse_ts(series[0][0])).total_seconds() / 86400.0
+        oldest_days = (newest_t - catalog.parse_time(series[0][0])).total_seconds() / 86400.0
         return dict(pct=None, flag=False, note='not enough history: the oldest size is %.1f days old, %d needed'
                     % (oldest_days, days))
     ref_t, ref_v = older[-1][0], older[-1][1]
@@ -323,7 +312,7 @@ def growth(series, now, days, threshold):
         return dict(pct=None, flag=False, note='reference size is 0')
     pct = round((newest_v - ref_v) * 100.0 / ref_v, 1)
     return dict(pct=pct, flag=pct > threshold, since=ref_t, reference_bytes=ref_v, bytes=newest_v,
-                days=round((newest_t - parse_ts(ref_t)).total_seconds() / 86400.0, 1),
+                days=round((newest_t - catalog.parse_time(ref_t)).total_seconds() / 86400.0, 1),
                 note='%+.1f%% since %s' % (pct, ref_t[:10]))
 
 
@@ -336,7 +325,7 @@ def verifications(entries, limit=10):
             out.append(dict(backup_id=m['id'], database=m.get('database'), kind=m.get('kind'),
                             verified_at=last.get('verified_at'), result=last.get('result'), mode=last.get('mode'),
                             rto_seconds=last.get('rto_seconds'), error=last.get('error')))
-    out.sort(key=lambda v: parse_ts(v['verified_at']) or catalog._EPOCH, reverse=True)
+    out.sort(key=lambda v: catalog.parse_time(v['verified_at']) or catalog.EPOCH, reverse=True)
     return out[:limit]
 
 
@@ -437,7 +426,7 @@ class Collector(object):
         if not self.p.get('all_databases'):
             return list(self.p['databases'])
         with self.target.psql(self.p.get('maintenance_db') or 'postgres') as s:
-            return s.query_json(LIST_DATABASES_SQL)
+            return list_databases(s, connectable=True)
 
     def catalog_entries(self):
         if not self.p.get('backup_dir'):
@@ -446,7 +435,7 @@ class Collector(object):
             entries, warnings = catalog.load_catalog(self.p['backup_dir'])
         except OSError as e:
             raise PgOpsError('cannot read the backup directory %s (backup_dir): %s' % (self.p['backup_dir'], e),
-                             step='catalog')
+                             step=CATALOG)
         self.warnings += warnings
         return entries
 
@@ -575,7 +564,7 @@ def _check_relations(s, database, names, kinds, option):
             bad.append('%s (relkind %s)' % (display(sc, n), k))
     if bad:
         raise PgOpsError('%s: %s in database %s; give existing objects as schema.name'
-                         % (option, ', '.join(bad), database), step='options')
+                         % (option, ', '.join(bad), database), step=OPTIONS)
 
 
 def plan_actions(p, s, database, server_major):
@@ -598,7 +587,7 @@ def plan_actions(p, s, database, server_major):
     if p['reindex_indexes'] or p['reindex_tables']:
         if server_major < 12:
             raise PgOpsError('REINDEX CONCURRENTLY needs PostgreSQL 12 or newer (server %d): empty reindex_indexes '
-                             'and reindex_tables' % server_major, step='options')
+                             'and reindex_tables' % server_major, step=OPTIONS)
         _check_relations(s, database, p['reindex_tables'], ('r', 'm', 'p'), 'reindex_tables')
         _check_relations(s, database, p['reindex_indexes'], ('i', 'I'), 'reindex_indexes')
         for t in p['reindex_tables'] or []:
@@ -616,7 +605,7 @@ def run_info(module):
         collector = Collector(module, module.params)
         record = collector.collect()
     except PgOpsError as e:
-        module.fail_json(msg=e.msg, failed_step=e.step)
+        module.fail_json(msg=e.msg, failed_step=job_step(e.step, MAINTENANCE_STEPS, COLLECT))
     for w in collector.warnings:
         module.warn(w)
     module.exit_json(changed=False, server=record['server'], databases=record['databases'],
@@ -639,6 +628,7 @@ def run_maintenance(module):
     write one history record and one HTML report."""
     p = module.params
     result = dict(changed=False, actions=[], record_path=None, report_path=None)
+    in_progress = COLLECT
     try:
         collector = Collector(module, p)
         target = collector.target
@@ -652,11 +642,12 @@ def run_maintenance(module):
         hdir = collector.history_dir()
         if p['write_history'] and not hdir:
             raise PgOpsError('write_history needs history_dir or backup_dir (the history goes to '
-                             '<backup_dir>/maintenance by default)', step='options')
+                             '<backup_dir>/maintenance by default)', step=OPTIONS)
         result['changed'] = bool(plan) or bool(p['write_history'])
         if module.check_mode:
             result['actions'] = [a.as_dict('planned') for a in plan]
         else:
+            in_progress = MAINTAIN
             for name in names:
                 mine = [a for a in plan if a.database == name]
                 if not mine:
@@ -667,10 +658,12 @@ def run_maintenance(module):
                         s.query(a.sql)
                         result['actions'].append(a.as_dict('done', round(time.time() - t, 3)))
         collector.now = now_local()
+        in_progress = COLLECT
         record = collector.collect()
         record['actions'] = result['actions']
         record['check_mode'] = module.check_mode
         if p['write_history']:
+            in_progress = WRITE
             json_path, html_path = history_paths(hdir, collector.now)
             record['id'] = os.path.basename(json_path)[len('maintenance_'):-len('.json')]
             result.update(record_path=json_path, report_path=html_path)
@@ -681,9 +674,9 @@ def run_maintenance(module):
                 write_file_atomic(html_path, html.encode('utf-8'))
                 write_file_atomic(os.path.join(hdir, 'latest.html'), html.encode('utf-8'))
     except PgOpsError as e:
-        module.fail_json(msg=e.msg, failed_step=e.step, **result)
+        module.fail_json(msg=e.msg, failed_step=job_step(e.step, MAINTENANCE_STEPS, in_progress), **result)
     except (IOError, OSError) as e:
-        module.fail_json(msg='writing the maintenance history failed: %s' % e, failed_step='write', **result)
+        module.fail_json(msg='writing the maintenance history failed: %s' % e, failed_step=WRITE, **result)
     for w in collector.warnings:
         module.warn(w)
     result.update(server=record['server'], databases=record['databases'], alerts=record['alerts'],

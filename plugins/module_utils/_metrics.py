@@ -18,7 +18,8 @@ import json
 import os
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
-from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError, write_file_atomic
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import disk_space, write_file_atomic
 
 DEFAULT_TEXTFILE = '/var/lib/node_exporter/textfile_collector/pgops_backup.prom'
 AUDIT_LOG_NAME = 'restore-audit.jsonl'
@@ -29,7 +30,7 @@ ALERTS = ('no_success', 'size_change', 'growth', 'success_rate', 'free_disk', 'o
 # name -> (type, help); the order is the order in the file
 FAMILIES = (
     ('pgops_backup_last_success_timestamp_seconds', 'gauge',
-     'Unix time the newest successful backup of the database and kind finished.'),
+     'Unix time the newest successful backup of the database and kind started (its recovery point).'),
     ('pgops_backup_last_duration_seconds', 'gauge', 'Duration of the newest successful backup of the database and kind.'),
     ('pgops_backup_last_size_bytes', 'gauge', 'Size of the newest successful backup of the database and kind.'),
     ('pgops_backup_count', 'gauge', 'Successful backups in the catalog, per database and kind.'),
@@ -58,9 +59,13 @@ FAMILIES = (
 )
 
 
+def _seconds(when):
+    """Unix time of an aware datetime (None stays None)."""
+    return (when - catalog.EPOCH).total_seconds() if when else None
+
+
 def _ts(value):
-    when = catalog.parse_time(value) if value else None
-    return (when - catalog._EPOCH).total_seconds() if when else None
+    return _seconds(catalog.parse_time(value))
 
 
 def escape_label(value):
@@ -113,15 +118,6 @@ def read_audit_log(path):
     return records, warnings
 
 
-def disk_usage(path):
-    """(free bytes, size bytes) of the file system holding path or its nearest existing parent."""
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)
-    st = os.statvfs(probe)
-    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
-
-
 def _newest_verification(entries):
     best = None
     for m in entries:
@@ -163,7 +159,7 @@ def compute(entries, audit, now, free, size, cfg):
             add('pgops_backup_failures', len(failed), database=db, kind=kind)
             if ok:
                 add('pgops_backup_last_success_timestamp_seconds',
-                    _ts(ok[0].get('finished_at') or ok[0].get('started_at')), database=db, kind=kind)
+                    _seconds(catalog.backup_time(ok[0])), database=db, kind=kind)
                 add('pgops_backup_last_duration_seconds', ok[0].get('duration_seconds'), database=db, kind=kind)
                 add('pgops_backup_last_size_bytes', int(ok[0].get('size') or 0), database=db, kind=kind)
         s = stats['databases'].get(db)
@@ -214,26 +210,21 @@ def compute(entries, audit, now, free, size, cfg):
         age = s['newest_age_seconds'] if s else None
         limit = cfg['no_success_hours'] * 3600
         alert('no_success', db, age is None or age > limit,
-              '%s: no successful backup %s' % (db, 'in the catalog' if age is None else
-                                               'for %.1f h (threshold %s h)' % (age / 3600.0, cfg['no_success_hours'])))
+              catalog.no_success_alert(db, age, cfg['no_success_hours']))
         alert('size_change', db, bool(s and s['size_change_flag']),
-              '%s: backup size changed %+.1f%% against the previous one (threshold %s%%)'
-              % (db, s['size_change_pct'] if s and s['size_change_pct'] is not None else 0, cfg['size_change_percent']))
+              catalog.size_change_alert(db, s and s['size_change_pct'], cfg['size_change_percent']))
         alert('growth', db, bool(s and s['growth_flag']),
-              '%s: database grew %.1f%% in %s days (threshold %s%%)'
-              % (db, s['growth_pct'] if s and s['growth_pct'] is not None else 0, cfg['growth_days'], cfg['growth_percent']))
+              catalog.growth_alert(db, s and s['growth_pct'], cfg['growth_days'], cfg['growth_percent']))
         offsite_age = s.get('offsite_newest_age_seconds') if s else None
         alert('offsite_age', db, offsite_age is not None and offsite_age > cfg['offsite_max_age_days'] * 86400,
-              '%s: the newest off-site copy is %.1f days old (threshold %s days)'
-              % (db, (offsite_age or 0) / 86400.0, cfg['offsite_max_age_days']))
+              catalog.offsite_age_alert(db, offsite_age, cfg['offsite_max_age_days']))
         rate = s['success_rate'] if s else None
         alert('success_rate', db, rate is not None and rate < cfg['success_rate_target'],
-              '%s: backup success rate %.1f%% over %s days (target %s%%)'
-              % (db, rate if rate is not None else 0, window, cfg['success_rate_target']))
+              catalog.success_rate_alert(db, rate, window, cfg['success_rate_target']))
     alert('free_disk', None, free_ratio is not None and free_ratio * 100 < cfg['free_disk_percent'],
           'backup directory file system has %.1f%% free (threshold %s%%)'
           % ((free_ratio or 0) * 100, cfg['free_disk_percent']))
-    add('pgops_backup_metrics_timestamp_seconds', round((now - catalog._EPOCH).total_seconds(), 3))
+    add('pgops_backup_metrics_timestamp_seconds', round((now - catalog.EPOCH).total_seconds(), 3))
     return samples, alerts, stats
 
 
@@ -258,7 +249,7 @@ def run_backup_metrics(module):
     audit_path = p['audit_log'] or os.path.join(path, AUDIT_LOG_NAME)
     audit, audit_warnings = read_audit_log(audit_path)
     warnings = warnings + audit_warnings
-    free, size = disk_usage(path)
+    free, size = disk_space(path)
     cfg = dict((k, p[k]) for k in ('databases', 'window_days', 'size_change_percent', 'growth_percent', 'growth_days',
                                    'no_success_hours', 'success_rate_target', 'free_disk_percent',
                                    'offsite_max_age_days'))

@@ -25,10 +25,14 @@ import re
 import time
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    FILE_MODE, DirLock, PgOpsError, ensure_dir, fsync_dir, remove_quietly, temp_name, write_json_atomic,
+    FILE_MODE, DirLock, ensure_dir, fsync_dir, remove_tree, sha256_file, temp_name, write_json_atomic,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._integrity import sha256_file
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
+    CHECK_UPLOAD, CHECKSUM, CONNECT, DELETE, DOWNLOAD, IO, LIST, OFFSITE_STEPS, OPTIONS, PLAN, RECORD, UPLOAD,
+    job_step,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils import _retention as retention
 
 try:
@@ -46,8 +50,7 @@ POLICIES = ('weekly', 'all')
 LOCK_MODES = ('GOVERNANCE', 'COMPLIANCE')
 MiB = 1024 * 1024
 # the steps a failure can name
-STEPS = ('options', 'connect', 'list', 'plan', 'upload', 'check_upload', 'download', 'checksum', 'delete',
-         'record', 'lock')
+STEPS = OFFSITE_STEPS
 # what pg_backup names a dump: <db>_<kind>[_<label>]_<YYYYMMDD_HHMMSS><suffix>[.age]. Only such names, one level
 # below the prefix, can be unfinished uploads: anything else in a shared bucket is never ours to delete.
 DUMP_NAME_RE = re.compile(r'^[^/]+_(%s)(_[^/]*)?_\d{8}_\d{6}\.(sql(\.zst|\.gz|\.lz4)?|dump)(\.age)?$'
@@ -65,7 +68,7 @@ def clean_prefix(prefix):
     prefix = (prefix or '').strip('/')
     if '//' in prefix or any(part in ('.', '..') for part in prefix.split('/')):
         raise PgOpsError('prefix %r must be a plain key prefix like "pgops/prod" (no "//", "." or "..")' % prefix,
-                         step='options')
+                         step=OPTIONS)
     return prefix
 
 
@@ -97,7 +100,7 @@ def now_utc():
 
 
 # -- errors ---------------------------------------------------------------------------------------------------
-def explain(e, what, bucket=None, endpoint=None, step='connect'):
+def explain(e, what, bucket=None, endpoint=None, step=CONNECT):
     """A PgOpsError with a message that says what to fix, for any boto3/botocore failure. Never holds secrets."""
     where = endpoint or 'the AWS S3 endpoint'
     if isinstance(e, PgOpsError):
@@ -105,17 +108,17 @@ def explain(e, what, bucket=None, endpoint=None, step='connect'):
     if HAS_BOTO3:
         if isinstance(e, (bexc.EndpointConnectionError, bexc.ConnectTimeoutError)):
             return PgOpsError('%s: cannot reach the S3 endpoint %s (%s): check endpoint_url, the network and the '
-                              'firewall' % (what, where, type(e).__name__), step='connect')
+                              'firewall' % (what, where, type(e).__name__), step=CONNECT)
         if isinstance(e, bexc.ReadTimeoutError):
             return PgOpsError('%s: the S3 endpoint %s did not answer in time: %s' % (what, where, e), step=step)
         if isinstance(e, bexc.NoCredentialsError):
             return PgOpsError('%s: no S3 credentials found: set access_key and secret_key, or profile, or provide '
                               'them through the environment (AWS_ACCESS_KEY_ID...) or an instance role' % what,
-                              step='connect')
+                              step=CONNECT)
         if isinstance(e, bexc.ProfileNotFound):
-            return PgOpsError('%s: %s (profile)' % (what, e), step='connect')
+            return PgOpsError('%s: %s (profile)' % (what, e), step=CONNECT)
         if isinstance(e, bexc.SSLError):
-            return PgOpsError('%s: TLS failure talking to %s: %s (validate_certs)' % (what, where, e), step='connect')
+            return PgOpsError('%s: TLS failure talking to %s: %s (validate_certs)' % (what, where, e), step=CONNECT)
         if isinstance(e, bexc.ClientError):
             err = e.response.get('Error', {}) or {}
             code = str(err.get('Code') or '')
@@ -123,10 +126,10 @@ def explain(e, what, bucket=None, endpoint=None, step='connect'):
             if code in CREDENTIAL_CODES:
                 return PgOpsError('%s: the S3 endpoint %s refused the credentials (%s): check access_key and '
                                   'secret_key (or the profile / environment credentials)' % (what, where, code),
-                                  step='connect')
-            if code in ('NoSuchBucket',) or (code in ('404', 'NotFound') and step == 'connect'):
+                                  step=CONNECT)
+            if code in ('NoSuchBucket',) or (code in ('404', 'NotFound') and step == CONNECT):
                 return PgOpsError('%s: bucket %s does not exist at %s: create it (with Object Lock enabled if you '
-                                  'use object_lock_mode) or fix bucket' % (what, bucket, where), step='connect')
+                                  'use object_lock_mode) or fix bucket' % (what, bucket, where), step=CONNECT)
             if code in ('AccessDenied', '403', 'Forbidden'):
                 return PgOpsError('%s: access denied by %s for bucket %s (HTTP %s): the credentials lack a '
                                   'permission (see docs/offsite.md for the least-privilege policy)'
@@ -174,7 +177,7 @@ class Remote(object):
         except Exception as e:
             raise explain(e, 'cannot set up the S3 client', self.bucket, self.endpoint)
 
-    def call(self, what, fn, step='list', **kwargs):
+    def call(self, what, fn, step=LIST, **kwargs):
         try:
             return fn(**kwargs)
         except Exception as e:
@@ -190,17 +193,17 @@ class Remote(object):
                 conf = {}
             else:
                 raise explain(e, 'cannot read the Object Lock configuration of bucket %s' % self.bucket,
-                              self.bucket, self.endpoint, 'connect')
+                              self.bucket, self.endpoint, CONNECT)
         if (conf.get('ObjectLockConfiguration') or {}).get('ObjectLockEnabled') != 'Enabled':
             raise PgOpsError('bucket %s does not have Object Lock enabled, so object_lock_mode cannot be set on its '
                              'objects: Object Lock is enabled when a bucket is created (ObjectLockEnabledForBucket, '
                              '"mc mb --with-lock"); use such a bucket, or drop object_lock_mode' % self.bucket,
-                             step='connect')
+                             step=CONNECT)
 
     def check_bucket(self):
         # a LIST, not a HEAD: its error body tells wrong credentials (SignatureDoesNotMatch, InvalidAccessKeyId)
         # from a missing permission (AccessDenied) and a missing bucket (NoSuchBucket); HEAD says only 403/404
-        self.call('cannot open bucket %s' % self.bucket, self.client.list_objects_v2, 'connect', Bucket=self.bucket,
+        self.call('cannot open bucket %s' % self.bucket, self.client.list_objects_v2, CONNECT, Bucket=self.bucket,
                   Prefix=self.db_prefix(), MaxKeys=1)
 
     def db_prefix(self, database=None):
@@ -212,14 +215,14 @@ class Remote(object):
         out = []
         kwargs = dict(Bucket=self.bucket, Prefix=self.db_prefix(database))
         while True:
-            page = self.call('cannot list bucket %s' % self.bucket, self.client.list_objects_v2, 'list', **kwargs)
+            page = self.call('cannot list bucket %s' % self.bucket, self.client.list_objects_v2, LIST, **kwargs)
             out.extend(page.get('Contents') or [])
             if not page.get('IsTruncated'):
                 return out
             kwargs['ContinuationToken'] = page['NextContinuationToken']
 
     def get_json(self, key):
-        body = self.call('cannot read %s' % key, self.client.get_object, 'list', Bucket=self.bucket,
+        body = self.call('cannot read %s' % key, self.client.get_object, LIST, Bucket=self.bucket,
                          Key=key)['Body'].read()
         return json.loads(body.decode('utf-8'))
 
@@ -232,7 +235,7 @@ class Remote(object):
         except Exception as e:
             if _client_code(e) in ('404', 'NoSuchKey', 'NotFound'):
                 return None
-            raise explain(e, 'cannot read the object %s' % key, self.bucket, self.endpoint, 'list')
+            raise explain(e, 'cannot read the object %s' % key, self.bucket, self.endpoint, LIST)
 
 
 def remote_catalog(remote, database=None):
@@ -266,7 +269,7 @@ def remote_catalog(remote, database=None):
     unfinished = [dict(key=o['Key'], size=o['Size'], last_modified=_iso(o.get('LastModified')),
                        last_modified_dt=o.get('LastModified'))
                   for o in objects if o['Key'] not in named and is_dump_key(remote.prefix, o['Key'])]
-    copies.sort(key=lambda m: (catalog._started(m), m['id']), reverse=True)
+    copies.sort(key=lambda m: (catalog.backup_time(m) or catalog.EPOCH, m['id']), reverse=True)
     return copies, unfinished, warnings
 
 
@@ -283,7 +286,7 @@ def select_for_push(entries, policy='weekly', kinds=None, databases=None):
     Directory-format backups are left out (returned second, with the reason): a directory is not one object.
     """
     if policy not in POLICIES:
-        raise PgOpsError('policy must be one of %s, got %r' % (', '.join(POLICIES), policy), step='options')
+        raise PgOpsError('policy must be one of %s, got %r' % (', '.join(POLICIES), policy), step=OPTIONS)
     if kinds is None:
         kinds = ['full'] if policy == 'weekly' else list(catalog.KINDS)
     chosen, skipped, seen = [], [], set()
@@ -295,7 +298,7 @@ def select_for_push(entries, policy='weekly', kinds=None, databases=None):
         if policy == 'weekly':
             if not catalog.is_verified(m):
                 continue
-            when = retention.started_instant(m)
+            when = catalog.backup_time(m)
             if when is None:
                 continue
             bucket = (m['database'], retention.local_buckets(when)['weekly'])
@@ -351,11 +354,11 @@ def upload_backup(remote, meta, key, mkey, directory, p):
         size, digest = sha256_file(path)
     except (IOError, OSError) as e:
         raise PgOpsError('cannot read the backup %s: %s (was it rotated away meanwhile?)' % (path, e.strerror or e),
-                         step='upload')
+                         step=UPLOAD)
     if size != meta.get('size') or (meta.get('sha256') and digest != meta['sha256']):
         raise PgOpsError('local backup %s no longer matches its metadata (size %d/%s, sha256 %s/%s): not copied '
                          'off-site; check it with backup_info verify_checksums'
-                         % (path, size, meta.get('size'), digest, meta.get('sha256')), step='checksum')
+                         % (path, size, meta.get('size'), digest, meta.get('sha256')), step=CHECKSUM)
     extra = dict(Metadata={'sha256': digest, 'pgops-id': meta['id']}, **lock_args(p.get('object_lock_mode'),
                                                                                   p.get('object_lock_days')))
     if remote.storage_class:
@@ -371,11 +374,11 @@ def upload_backup(remote, meta, key, mkey, directory, p):
             remote.client.upload_fileobj(f, remote.bucket, key, ExtraArgs=extra, Config=tconf)
     except Exception as e:
         raise explain(e, 'upload of %s to s3://%s/%s failed' % (path, remote.bucket, key), remote.bucket,
-                      remote.endpoint, 'upload')
+                      remote.endpoint, UPLOAD)
     seconds = time.time() - started
     head = remote.head(key, checksums=True)
     if head is None:
-        raise PgOpsError('s3://%s/%s is missing right after its upload' % (remote.bucket, key), step='check_upload')
+        raise PgOpsError('s3://%s/%s is missing right after its upload' % (remote.bucket, key), step=CHECK_UPLOAD)
     problems = []
     if head.get('ContentLength') != size:
         problems.append('size %s, local %d' % (head.get('ContentLength'), size))
@@ -387,7 +390,7 @@ def upload_backup(remote, meta, key, mkey, directory, p):
     if problems:
         raise PgOpsError('s3://%s/%s does not match the local backup after upload (%s): the metadata object was '
                          'not written, so it stays an unfinished upload' % (remote.bucket, key, '; '.join(problems)),
-                         step='check_upload')
+                         step=CHECK_UPLOAD)
     with open(meta['meta_path'], 'rb') as f:
         body = f.read()
     mextra = dict(Bucket=remote.bucket, Key=mkey, Body=body, ContentType='application/json',
@@ -396,7 +399,7 @@ def upload_backup(remote, meta, key, mkey, directory, p):
         mextra['StorageClass'] = remote.storage_class
     if remote.request_checksums:
         mextra['ChecksumAlgorithm'] = 'SHA256'
-    remote.call('cannot write the metadata object %s' % mkey, remote.client.put_object, 'upload', **mextra)
+    remote.call('cannot write the metadata object %s' % mkey, remote.client.put_object, UPLOAD, **mextra)
     return head.get('VersionId'), seconds
 
 
@@ -419,7 +422,7 @@ def push(remote, p, check_mode):
     try:
         entries, warnings = catalog.load_catalog(directory)
     except OSError as e:
-        raise PgOpsError('cannot read the backup directory %s (path): %s' % (directory, e), step='plan')
+        raise PgOpsError('cannot read the backup directory %s (path): %s' % (directory, e), step=PLAN)
     if not os.path.isdir(directory):
         warnings.append('the backup directory %s (path) does not exist: nothing to push' % directory)
     selected, skipped = select_for_push(entries, p.get('policy') or 'weekly', p.get('kinds'), p.get('databases'))
@@ -457,7 +460,7 @@ def push(remote, p, check_mode):
                 record_offsite(directory, m, record, p.get('lock_timeout') or 60)
             except (IOError, OSError, ValueError) as e:
                 raise PgOpsError('copied %s to s3://%s/%s but cannot record it in %s: %s'
-                                 % (m['id'], remote.bucket, key, m['meta_path'], e), step='record')
+                                 % (m['id'], remote.bucket, key, m['meta_path'], e), step=RECORD)
             item['version_id'] = version
         (result['pushed'] if action == 'upload' else result['recorded']).append(item)
     if total_seconds:
@@ -473,7 +476,7 @@ def fetch(remote, p, check_mode):
     try:
         chosen = catalog.backup_candidates(usable, database=database, backup_id=p.get('backup_id') or 'latest')[0]
     except catalog.CatalogError as e:
-        raise PgOpsError('in s3://%s/%s: %s' % (remote.bucket, remote.db_prefix(database), e), step='plan')
+        raise PgOpsError('in s3://%s/%s: %s' % (remote.bucket, remote.db_prefix(database), e), step=PLAN)
     dest = p['dest']
     final = os.path.join(dest, chosen['file'])
     final_meta = os.path.join(dest, chosen['meta_key'].rsplit('/', 1)[-1])
@@ -482,14 +485,14 @@ def fetch(remote, p, check_mode):
                   sha256=chosen.get('sha256'), warnings=warnings)
     if not chosen.get('sha256'):
         raise PgOpsError('the metadata object %s records no sha256: refusing to fetch an unverifiable copy'
-                         % chosen['meta_key'], step='checksum')
+                         % chosen['meta_key'], step=CHECKSUM)
     have_data = False
     if os.path.lexists(final):
         size, digest = sha256_file(final) if os.path.isfile(final) else (None, None)
         if digest != chosen['sha256']:
             raise PgOpsError('%s already exists and is not this backup (sha256 %s, the copy says %s): not '
                              'overwritten; fetch into another dest or move it away' % (final, digest, chosen['sha256']),
-                             step='plan')
+                             step=PLAN)
         if os.path.isfile(final_meta):
             result.update(changed=False, msg='already in %s' % dest)
             return result
@@ -523,17 +526,17 @@ def _download_checked(remote, chosen, final, dest):
                 os.fsync(f.fileno())
         except Exception as e:
             raise explain(e, 'download of s3://%s/%s failed' % (remote.bucket, chosen['key']), remote.bucket,
-                          remote.endpoint, 'download')
+                          remote.endpoint, DOWNLOAD)
         seconds = time.time() - started
         size, digest = sha256_file(tmp)
         if size != chosen.get('size') or digest != chosen['sha256']:
             raise PgOpsError('s3://%s/%s is damaged or was tampered with: %d bytes with sha256 %s, its metadata '
                              'says %s bytes with sha256 %s; nothing was written to %s'
                              % (remote.bucket, chosen['key'], size, digest, chosen.get('size'),
-                                chosen['sha256'], dest), step='checksum')
+                                chosen['sha256'], dest), step=CHECKSUM)
         os.replace(tmp, final)
     except BaseException:
-        remove_quietly(tmp)
+        remove_tree(tmp)
         raise
     fsync_dir(dest)
     return size, seconds
@@ -608,7 +611,7 @@ def _versions(remote, key):
     """Version ids of exactly ``key`` (delete markers included), in a versioned bucket."""
     out, kwargs = [], dict(Bucket=remote.bucket, Prefix=key)
     while True:
-        page = remote.call('cannot list the versions of %s' % key, remote.client.list_object_versions, 'delete',
+        page = remote.call('cannot list the versions of %s' % key, remote.client.list_object_versions, DELETE,
                            **kwargs)
         for v in (page.get('Versions') or []) + (page.get('DeleteMarkers') or []):
             if v.get('Key') == key and v.get('VersionId') not in (None, 'null'):
@@ -627,10 +630,10 @@ def delete_object(remote, key, head):
         versions = _versions(remote, key)
         current = head['VersionId']
         for version in [current] + [v for v in versions if v != current]:
-            remote.call(what + ' (version %s)' % version, remote.client.delete_object, 'delete', Bucket=remote.bucket,
+            remote.call(what + ' (version %s)' % version, remote.client.delete_object, DELETE, Bucket=remote.bucket,
                         Key=key, VersionId=version)
     else:
-        remote.call(what, remote.client.delete_object, 'delete', Bucket=remote.bucket, Key=key)
+        remote.call(what, remote.client.delete_object, DELETE, Bucket=remote.bucket, Key=key)
 
 
 def rotate(remote, p, check_mode):
@@ -694,36 +697,36 @@ def rotate(remote, p, check_mode):
             except PgOpsError as e:
                 errors.append('unfinished upload: %s' % e.msg)
     if errors:
-        raise PgOpsError('; '.join(errors), step='delete', **result)
+        raise PgOpsError('; '.join(errors), step=DELETE, **result)
     return result
 
 
 # -- module entry ---------------------------------------------------------------------------------------------
 def validate(p):
     if not (p.get('bucket') or '').strip():
-        raise PgOpsError('bucket must not be empty', step='options')
+        raise PgOpsError('bucket must not be empty', step=OPTIONS)
     if p.get('object_lock_mode') and p.get('object_lock_days') is None:
         raise PgOpsError('object_lock_mode %s needs object_lock_days (the retention in days, at least 1)'
-                         % p['object_lock_mode'], step='options')
+                         % p['object_lock_mode'], step=OPTIONS)
     if p.get('object_lock_days') is not None and p['object_lock_days'] < 1:
-        raise PgOpsError('object_lock_days must be 1 or more (got %s)' % p['object_lock_days'], step='options')
+        raise PgOpsError('object_lock_days must be 1 or more (got %s)' % p['object_lock_days'], step=OPTIONS)
     if bool(p.get('access_key')) != bool(p.get('secret_key')):
         raise PgOpsError('access_key and secret_key go together: set both, or neither (then profile, the '
-                         'environment or an instance role provide the credentials)', step='options')
+                         'environment or an instance role provide the credentials)', step=OPTIONS)
     clean_prefix(p.get('prefix'))
     endpoint = p.get('endpoint_url') or ''
     if endpoint and not endpoint.startswith(('http://', 'https://')):
-        raise PgOpsError('endpoint_url %r must start with http:// or https://' % endpoint, step='options')
+        raise PgOpsError('endpoint_url %r must start with http:// or https://' % endpoint, step=OPTIONS)
     if '@' in endpoint.split('://', 1)[-1].split('/', 1)[0]:
         raise PgOpsError('endpoint_url must not carry credentials (user:password@): use access_key and secret_key',
-                         step='options')
+                         step=OPTIONS)
 
 
 def run_backup_offsite(module):
     p = module.params
     if not HAS_BOTO3:
         module.fail_json(msg='backup_offsite needs boto3 on the managed host (pip install boto3): %s'
-                         % BOTO3_IMPORT_ERROR, failed_step='options')
+                         % BOTO3_IMPORT_ERROR, failed_step=OPTIONS)
     for name in ('secret_key', 'access_key', 'session_token'):
         if p.get(name):
             module.no_log_values.add(p[name])
@@ -742,12 +745,12 @@ def run_backup_offsite(module):
             result = rotate(remote, p, module.check_mode)
     except (IOError, OSError) as e:
         module.fail_json(msg='%s: %s' % (getattr(e, 'filename', None) or 'local file system', e.strerror or e),
-                         failed_step='io')
+                         failed_step=IO)
     except PgOpsError as e:
         details = dict(e.details)
         details['catalog_warnings'] = details.pop('warnings', [])
         details.pop('changed', None)
-        module.fail_json(msg=e.msg, failed_step=e.step, **details)
+        module.fail_json(msg=e.msg, failed_step=job_step(e.step, OFFSITE_STEPS, CONNECT), **details)
     result.update(bucket=remote.bucket, prefix=remote.prefix, endpoint=remote.endpoint, state=p['state'])
     result['catalog_warnings'] = result.pop('warnings', [])
     for warning in result['catalog_warnings']:

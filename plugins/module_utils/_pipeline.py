@@ -23,11 +23,12 @@ import subprocess
 import tempfile
 from contextlib import suppress
 
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    FILE_MODE, PgOpsError, fsync_dir, remove_quietly, temp_name,
+    CHUNK, FILE_MODE, fsync_dir, remove_tree, sha256_file, temp_name,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import DUMP, PREFLIGHT, WRITE, check_step
 
-CHUNK = 1 << 20
 STDERR_TAIL = 2000
 SIGPIPE_CODES = (-signal.SIGPIPE, 128 + signal.SIGPIPE)
 
@@ -36,7 +37,7 @@ PR_SET_PDEATHSIG = 1
 try:
     _LIBC = ctypes.CDLL(None, use_errno=True)
     _PRCTL = _LIBC.prctl
-except (OSError, AttributeError):   # not Linux: children are stopped by _stop() only
+except (OSError, AttributeError):   # not Linux: children are stopped by stop_stages() only
     _PRCTL = None
 
 
@@ -108,7 +109,8 @@ def failure_message(stages, what):
     return '%s failed: %s' % (what, '; '.join(parts))
 
 
-def _start(stages, env, first_stdin=None):
+def start_stages(stages, env, first_stdin=None):
+    """Start ``stages`` as a pipeline (each stage's stdout feeds the next); returns the last one's stdout."""
     prev_out = first_stdin
     for i, stage in enumerate(stages):
         stage.err = tempfile.TemporaryFile()
@@ -121,7 +123,8 @@ def _start(stages, env, first_stdin=None):
     return prev_out
 
 
-def _stop(stages):
+def stop_stages(stages):
+    """Terminate the stages still running (kill after 10 s) and reap them all."""
     for s in stages:
         if s.proc and s.proc.poll() is None:
             with suppress(OSError):   # exited meanwhile
@@ -135,7 +138,8 @@ def _stop(stages):
                 s.proc.wait()
 
 
-def _close(stages):
+def close_stages(stages):
+    """Close the pipes and stderr files of ``stages``."""
     for s in stages:
         if s.proc and s.proc.stdout:
             s.proc.stdout.close()
@@ -156,16 +160,14 @@ def run_to_file(stages, path, env, uid=-1, gid=-1, publish=True):
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, FILE_MODE)
     except OSError as e:
-        raise PgOpsError('cannot create %s: %s' % (tmp, e.strerror or e), step='write')
+        raise PgOpsError('cannot create %s: %s' % (tmp, e.strerror or e), step=WRITE)
     try:
         try:
             os.fchmod(fd, FILE_MODE)   # whatever the umask
             try:
-                out = _start(stages, env)
+                out = start_stages(stages, env)
             except OSError as e:
-                bad = [s for s in stages if s.proc is None][0]
-                raise PgOpsError('backup pipeline failed: cannot run %s (%s): %s'
-                                 % (bad.name, bad.argv[0], e.strerror or e), step='dump')
+                raise _cannot_run(stages, e, 'backup pipeline', DUMP)
             src = out.fileno()
             buf = bytearray(CHUNK)        # one buffer for the whole stream: memory stays flat
             whole = memoryview(buf)
@@ -181,27 +183,29 @@ def run_to_file(stages, path, env, uid=-1, gid=-1, publish=True):
             for s in stages:
                 s.proc.wait()
             if any(s.rc != 0 for s in stages):
-                raise PgOpsError(failure_message(stages, 'backup pipeline'), step='dump')
+                raise PgOpsError(failure_message(stages, 'backup pipeline'), step=DUMP)
             if uid != -1 or gid != -1:
                 os.fchown(fd, uid, gid)
             os.fsync(fd)
         except OSError as e:
-            raise PgOpsError('writing %s failed: %s' % (path, e.strerror or e), step='write')
+            raise PgOpsError('writing %s failed: %s' % (path, e.strerror or e), step=WRITE)
         finally:
             os.close(fd)
-            _stop(stages)
-            _close(stages)
+            stop_stages(stages)
+            close_stages(stages)
         if publish:
             os.replace(tmp, path)
             fsync_dir(os.path.dirname(path) or '.')
     except BaseException:
-        remove_quietly(tmp)
+        remove_tree(tmp)
         raise
     return size, digest.hexdigest()
 
 
-def run_checked(argv, env, what, stdin_path=None):
-    """Run one command; return its stdout text, or raise PgOpsError with rc and stderr."""
+def run_checked(argv, env, label, step=PREFLIGHT, stdin_path=None):
+    """Run one command; return its stdout text, or raise PgOpsError at ``step`` (a _steps name) with rc and stderr.
+    ``label`` names the command in the message only."""
+    check_step(step)
     stage = Stage(os.path.basename(argv[0]), argv)
     stage.err = tempfile.TemporaryFile()
     stdin = open(stdin_path, 'rb') if stdin_path else subprocess.DEVNULL
@@ -210,12 +214,12 @@ def run_checked(argv, env, what, stdin_path=None):
         out = stage.proc.stdout.read()
         stage.proc.wait()
         if stage.rc != 0:
-            raise PgOpsError(failure_message([stage], what), step=what)
+            raise PgOpsError(failure_message([stage], label), step=step)
         return out.decode('utf-8', 'replace')
     finally:
         if stdin_path:
             stdin.close()
-        _close([stage])
+        close_stages([stage])
 
 
 def sha256_tree(path):
@@ -225,16 +229,8 @@ def sha256_tree(path):
     for root, dummy, names in os.walk(path):
         for name in names:
             full = os.path.join(root, name)
-            rel = os.path.relpath(full, path)
-            digest = hashlib.sha256()
-            with open(full, 'rb') as f:
-                while True:
-                    chunk = f.read(CHUNK)
-                    if not chunk:
-                        break
-                    digest.update(chunk)
-                total += f.tell()
-            files[rel] = digest.hexdigest()
+            size, files[os.path.relpath(full, path)] = sha256_file(full)
+            total += size
     manifest = ''.join('%s  %s\n' % (files[k], k) for k in sorted(files))
     return total, hashlib.sha256(manifest.encode('utf-8')).hexdigest(), files
 
@@ -262,34 +258,47 @@ def stage_report(stages):
     return [(s.name, s.rc, _tail(s.err) if s.err else '') for s in stages]
 
 
-def _fail(stages, what):
-    err = PgOpsError(failure_message(stages, what), step=what)
+def _fail(stages, label, step):
+    err = PgOpsError(failure_message(stages, label), step=step)
     err.stages = stage_report(pipeline_failures(stages))
     return err
 
 
-def _open_input(path, what):
+def _open_input(path, label, step):
     """The input file of a pipeline, or PgOpsError naming the step and the file."""
     try:
         return open(path, 'rb')
     except (IOError, OSError) as e:
-        raise PgOpsError('%s failed: cannot read %s: %s' % (what, path, e.strerror or e), step=what)
+        raise PgOpsError('%s failed: cannot read %s: %s' % (label, path, e.strerror or e), step=step)
 
 
-def run_pipeline(stages, env, what, stdin_path=None):
+def _cannot_run(stages, e, label, step):
+    """PgOpsError for the first stage that could not be started."""
+    bad = [s for s in stages if s.proc is None][0]
+    return PgOpsError('%s failed: cannot run %s (%s): %s' % (label, bad.name, bad.argv[0], e.strerror or e), step=step)
+
+
+def _start_consumer(consumer, env):
+    """Start the last stage of run_framed/run_drained, reading from a pipe we write into."""
+    consumer.err = tempfile.TemporaryFile()
+    consumer.proc = popen(consumer.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                          stderr=consumer.err, env=env, close_fds=True)
+
+
+def run_pipeline(stages, env, step, stdin_path=None, label=None):
     """Run ``stages`` as a pipeline whose output is not kept (a restore); the first reads ``stdin_path``.
 
-    Every stage must exit 0; otherwise PgOpsError names the failing stage with its exit status and stderr
-    (and carries ``stages``: name, rc and stderr of the failed ones).
+    Every stage must exit 0; otherwise PgOpsError at ``step`` (a _steps name) names the failing stage with its
+    exit status and stderr (and carries ``stages``: name, rc and stderr of the failed ones). ``label`` names the
+    pipeline in messages (default: the step).
     """
-    stdin = _open_input(stdin_path, what) if stdin_path else None
+    label = label or check_step(step)
+    stdin = _open_input(stdin_path, label, step) if stdin_path else None
     try:
         try:
-            out = _start(stages, env, first_stdin=stdin)
+            out = start_stages(stages, env, first_stdin=stdin)
         except OSError as e:
-            bad = [s for s in stages if s.proc is None][0]
-            raise PgOpsError('%s failed: cannot run %s (%s): %s' % (what, bad.name, bad.argv[0], e.strerror or e),
-                             step=what)
+            raise _cannot_run(stages, e, label, step)
         if stdin is not None:
             stdin.close()
             stdin = None
@@ -298,12 +307,12 @@ def run_pipeline(stages, env, what, stdin_path=None):
         for s in stages:
             s.proc.wait()
         if any(s.rc != 0 for s in stages):
-            raise _fail(stages, what)
+            raise _fail(stages, label, step)
     finally:
         if stdin is not None:
             stdin.close()
-        _stop(stages)
-        _close(stages)
+        stop_stages(stages)
+        close_stages(stages)
 
 
 def _relay(src, dst):
@@ -332,27 +341,24 @@ def _relay(src, dst):
         return False
 
 
-def run_framed(producers, consumer, env, what, head, tail, stdin_path):
+def run_framed(producers, consumer, env, step, head, tail, stdin_path, label=None):
     """``producers | consumer`` with ``head`` written to the consumer before the stream and ``tail`` after it,
     only once every producer exited 0 and the whole stream was passed on.
 
     With ``head='BEGIN;'`` and ``tail='COMMIT;'`` a psql consumer commits only a complete, checked stream: if a
     producer fails or the module is killed (its children die with it; a client in a container sees its input
     end), psql reads end-of-input inside an open transaction and the server rolls it back. ``psql
-    --single-transaction`` would commit whatever it had read at that point.
+    --single-transaction`` would commit whatever it had read at that point. Failures are PgOpsErrors at ``step``.
     """
-    stdin = _open_input(stdin_path, what)
+    label = label or check_step(step)
+    stdin = _open_input(stdin_path, label, step)
     stages = list(producers) + [consumer]
     try:
         try:
-            src = _start(producers, env, first_stdin=stdin).fileno() if producers else stdin.fileno()
-            consumer.err = tempfile.TemporaryFile()
-            consumer.proc = popen(consumer.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  stderr=consumer.err, env=env, close_fds=True)
+            src = start_stages(producers, env, first_stdin=stdin).fileno() if producers else stdin.fileno()
+            _start_consumer(consumer, env)
         except OSError as e:
-            bad = [s for s in stages if s.proc is None][0]
-            raise PgOpsError('%s failed: cannot run %s (%s): %s' % (what, bad.name, bad.argv[0], e.strerror or e),
-                             step=what)
+            raise _cannot_run(stages, e, label, step)
         dst = consumer.proc.stdin.fileno()
         complete = relayed = False
         try:
@@ -378,38 +384,35 @@ def run_framed(producers, consumer, env, what, head, tail, stdin_path):
             consumer.proc.terminate()   # its transaction is rolled back; it must not wait for more input
         consumer.proc.wait()
         if any(s.rc not in (0,) + SIGPIPE_CODES for s in producers):
-            raise _fail(producers, what)   # the consumer was stopped because of it: its status says nothing
+            raise _fail(producers, label, step)   # the consumer was stopped because of it: its status says nothing
         if consumer.rc != 0:
-            raise _fail([consumer], what)
+            raise _fail([consumer], label, step)
         if any(s.rc != 0 for s in producers):
-            raise _fail(producers, what)
+            raise _fail(producers, label, step)
         if not complete:
-            raise PgOpsError('%s failed: %s stopped reading its input; nothing was committed' % (what, consumer.name),
-                             step=what)
+            raise PgOpsError('%s failed: %s stopped reading its input; nothing was committed' % (label, consumer.name),
+                             step=step)
     finally:
         stdin.close()
-        _stop(stages)
-        _close(stages)
+        stop_stages(stages)
+        close_stages(stages)
 
 
-def run_drained(producers, consumer, env, what, stdin_path):
+def run_drained(producers, consumer, env, step, stdin_path, label=None):
     """``producers | consumer`` for a check whose consumer may stop reading early (``pg_restore --list`` reads
     only an archive's table of contents): the producers' output is relayed to the consumer and, once it stops
     reading, drained to the end, so every producer (``age -d``: the whole ciphertext authenticated) must still
-    run to completion and exit 0, and the consumer must exit 0 too.
+    run to completion and exit 0, and the consumer must exit 0 too. Failures are PgOpsErrors at ``step``.
     """
-    stdin = _open_input(stdin_path, what)
+    label = label or check_step(step)
+    stdin = _open_input(stdin_path, label, step)
     stages = list(producers) + [consumer]
     try:
         try:
-            src = _start(producers, env, first_stdin=stdin).fileno()
-            consumer.err = tempfile.TemporaryFile()
-            consumer.proc = popen(consumer.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                  stderr=consumer.err, env=env, close_fds=True)
+            src = start_stages(producers, env, first_stdin=stdin).fileno()
+            _start_consumer(consumer, env)
         except OSError as e:
-            bad = [s for s in stages if s.proc is None][0]
-            raise PgOpsError('%s failed: cannot run %s (%s): %s' % (what, bad.name, bad.argv[0], e.strerror or e),
-                             step=what)
+            raise _cannot_run(stages, e, label, step)
         stdin.close()
         dst = consumer.proc.stdin.fileno()
         if not _relay(src, dst):
@@ -420,10 +423,10 @@ def run_drained(producers, consumer, env, what, stdin_path):
         for s in stages:
             s.proc.wait()
         if any(s.rc != 0 for s in producers):
-            raise _fail(producers, what)
+            raise _fail(producers, label, step)
         if consumer.rc != 0:
-            raise _fail([consumer], what)
+            raise _fail([consumer], label, step)
     finally:
         stdin.close()
-        _stop(stages)
-        _close(stages)
+        stop_stages(stages)
+        close_stages(stages)

@@ -17,10 +17,7 @@ __metaclass__ = type
 import datetime
 import json
 
-try:
-    from html import escape as _escape
-except ImportError:  # pragma: no cover - Python 2 is not supported, but sanity imports this file
-    from cgi import escape as _escape
+from html import escape as _escape
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import parse_time
 
@@ -107,10 +104,6 @@ def _nice_ceiling(v):
     return 10 * mag * unit
 
 
-def _time(value):
-    return parse_time(value)
-
-
 def line_chart(chart_id, title, series, width=560, height=260):
     """series: [(label, [(iso time, value, data-path, note), ...]), ...] -> SVG string (no script needed)."""
     pad_l, pad_r, pad_t, pad_b = 70, 16, 16, 34
@@ -122,7 +115,7 @@ def line_chart(chart_id, title, series, width=560, height=260):
         out.append(u'<text class="empty" x="%d" y="%d" text-anchor="middle">no data yet</text></svg>'
                    % (width // 2, height // 2))
         return u''.join(out)
-    times = [_time(p[0]) for p in pts]
+    times = [parse_time(p[0]) for p in pts]
     t_min, t_max = min(times), max(times)
     if (t_max - t_min).total_seconds() < 3600:
         t_min -= datetime.timedelta(days=1)
@@ -132,7 +125,7 @@ def line_chart(chart_id, title, series, width=560, height=260):
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
 
     def x_of(t):
-        return pad_l + plot_w * (_time(t) - t_min).total_seconds() / span
+        return pad_l + plot_w * (parse_time(t) - t_min).total_seconds() / span
 
     def y_of(v):
         return pad_t + plot_h * (1 - float(v) / y_max)
@@ -151,7 +144,7 @@ def line_chart(chart_id, title, series, width=560, height=260):
                    % (x, height - 10, anchor, esc(t.strftime('%Y-%m-%d'))))
     for n, (label, points) in enumerate(series):
         color = PALETTE[n % len(PALETTE)]
-        points = sorted(points, key=lambda p: _time(p[0]))
+        points = sorted(points, key=lambda p: parse_time(p[0]))
         if len(points) > 1:
             d = u' '.join(u'%s%.1f,%.1f' % ('M' if i == 0 else 'L', x_of(p[0]), y_of(p[1]))
                           for i, p in enumerate(points))

@@ -33,18 +33,23 @@ import time
 from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
-from ansible_collections.pgops.postgresql.plugins.module_utils._backup import (
-    DB_SETTINGS_SQL, BackupJob, read_objects,
-)
+from ansible_collections.pgops.postgresql.plugins.module_utils._backup import BackupJob
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     conninfo_dbname, major_of, quote_ident, quote_literal,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, write_json_atomic,
+from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
+    DB_SETTINGS_SQL, drop_database, end_sessions, list_databases, read_objects,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._integrity import sha256_file
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
+    COLLECTION_VERSION, DirLock, append_log_line, disk_space, sha256_file, write_json_atomic,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
     Stage, run_checked, run_drained, run_framed, run_pipeline, sha256_tree,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
+    CHOOSE, FILE_CHECK, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS,
+    ROLLBACK, SCRATCH, SETTINGS, SWAP, VERIFY, job_step,
 )
 
 NAMEDATALEN = 63
@@ -94,7 +99,7 @@ def database_settings_sql(facts, dest, comment=True):
             name, dummy, value = item.partition('=')
             target = ('ROLE %s IN DATABASE %s' % (quote_ident(s['role']), db)) if s['role'] else 'DATABASE %s' % db
             if not GUC_NAME_RE.match(name):
-                raise PgOpsError('unexpected setting name %r on the database' % name, step='settings')
+                raise PgOpsError('unexpected setting name %r on the database' % name, step=SETTINGS)
             out.append('ALTER %s SET %s TO %s' % (target, name, _setting_value(name, value)))
     if facts.get('connlimit') is not None and facts['connlimit'] != -1:
         out.append('ALTER DATABASE %s CONNECTION LIMIT %d' % (db, facts['connlimit']))
@@ -123,30 +128,36 @@ def rollback_prefix(target):
     return derived_name(target, ROLLBACK_TAG + '00000000_000000')[:-15]
 
 
+ROW_COUNTS = 'row_counts'     # the checks compare() reports under (keys of a verification's ``checks``)
+OBJECTS = 'objects'
+ASSERTIONS = 'assertions'
+
+
 def compare(meta, found):
-    """Differences between the metadata (the dump's snapshot) and a restored database, as sentences."""
+    """Differences between the metadata (the dump's snapshot) and a restored database, as (check, message) pairs:
+    ``row_counts`` for tables missing, unexpected or with other row counts, ``objects`` for the other object sets."""
     problems = []
     want = dict(('%s.%s' % (t['schema'], t['name']), t['rows']) for t in meta.get('tables') or [])
     got = dict(('%s.%s' % (t['schema'], t['name']), t['rows']) for t in found.get('tables') or [])
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
     if missing:
-        problems.append('tables missing: %s' % ', '.join(missing))
+        problems.append((ROW_COUNTS, 'tables missing: %s' % ', '.join(missing)))
     if extra:
-        problems.append('unexpected tables: %s' % ', '.join(extra))
+        problems.append((ROW_COUNTS, 'unexpected tables: %s' % ', '.join(extra)))
     wrong = ['%s has %d rows, the backup says %d' % (k, got[k], want[k]) for k in sorted(want)
              if k in got and got[k] != want[k]]
     if wrong:
-        problems.append('row counts differ: %s' % '; '.join(wrong))
+        problems.append((ROW_COUNTS, 'row counts differ: %s' % '; '.join(wrong)))
     names = meta.get('object_names') or {}
     for key in SET_KEYS:
         if key not in names:
             continue
         a, b = set(names[key]), set(found.get(key) or [])
         if a - b:
-            problems.append('%s missing: %s' % (key.replace('_', ' '), ', '.join(sorted(a - b))))
+            problems.append((OBJECTS, '%s missing: %s' % (key.replace('_', ' '), ', '.join(sorted(a - b)))))
         if b - a and key != 'extensions':
-            problems.append('unexpected %s: %s' % (key.replace('_', ' '), ', '.join(sorted(b - a))))
+            problems.append((OBJECTS, 'unexpected %s: %s' % (key.replace('_', ' '), ', '.join(sorted(b - a)))))
     return problems
 
 
@@ -333,7 +344,7 @@ class RestoreJob(object):
         self.pre_restore_done = False
         self.identity_file = None  # the age identity for encrypted backups (written 0600 from age_identity)
         self.identity_tmp = None
-        self.stage = 'preflight'   # the step a session error (a lost connection, a refused query) belongs to
+        self.stage = PREFLIGHT   # the step a session error (a lost connection, a refused query) belongs to
 
     # -- small helpers ------------------------------------------------------------------------------------
     def _phase(self, name, started):
@@ -360,14 +371,14 @@ class RestoreJob(object):
         t = time.time()
         facts = admin.query_json(DB_SETTINGS_SQL % quote_literal(source))
         if facts is None:
-            raise PgOpsError('database %s disappeared during the restore' % source, step='settings')
+            raise PgOpsError('database %s disappeared during the restore' % source, step=SETTINGS)
         statements = database_settings_sql(facts, dest, comment=False)
         try:
             for sql in statements:
                 admin.query(sql)
         except PgOpsError as e:
             raise PgOpsError('carrying the database settings of %s over to %s failed: %s' % (source, dest, e.msg),
-                             step='settings')
+                             step=SETTINGS)
         self.checks['database_settings'] = '%d statements' % len(statements)
         self._phase('settings', t)
 
@@ -388,15 +399,6 @@ class RestoreJob(object):
         self.checks['database_settings'] = '%d statements' % applied
         return admin
 
-    def _databases_like(self, admin, prefix):
-        names = admin.query_json("SELECT coalesce(jsonb_agg(datname ORDER BY datname), '[]')::text FROM pg_database")
-        return [n for n in names if n.startswith(prefix)]
-
-    def _drop(self, admin, name):
-        admin.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
-                    "AND pid <> pg_backend_pid()" % quote_literal(name))
-        admin.query('DROP DATABASE IF EXISTS %s' % quote_ident(name))
-
     # -- deciding -----------------------------------------------------------------------------------------
     def source_database(self):
         """The database whose backups to choose from: ``database``, else (replace) the target itself."""
@@ -408,7 +410,7 @@ class RestoreJob(object):
             return target          # never another database's backup: a replace across databases names its source
         if mode in ('replace', 'new') and backup_id in catalog.CHOOSERS:
             raise PgOpsError('mode=%s with backup_id=%s needs database, the database whose backups to restore'
-                             % (mode, backup_id), step='options')
+                             % (mode, backup_id), step=OPTIONS)
         return None
 
     def candidates(self, database):
@@ -426,7 +428,7 @@ class RestoreJob(object):
                 if others:
                     msg += ' (backup %s is of database %s: to restore it into %s, set database: %s)' % (
                         backup_id, ', '.join(others), self.o.get('target') or database, others[0])
-            raise PgOpsError(msg, step='choose')
+            raise PgOpsError(msg, step=CHOOSE)
         if not self.o.get('fallback') or backup_id not in catalog.CHOOSERS:
             return found[:1]
         return found[:max(1, int(self.o.get('max_attempts') or 1))]
@@ -448,7 +450,7 @@ class RestoreJob(object):
         raise PgOpsError(
             '%s is a protected database (protected_databases): mode=%s would replace it and needs confirm=true. '
             'Test the backup first (mode=new, target=%s_check), then confirm'
-            % (target_db, self.o['mode'], target_db), step='guard')
+            % (target_db, self.o['mode'], target_db), step=GUARD)
 
     def server_checks(self, admin, meta, target_db, info):
         """Before any work: a server new enough for the dump, no prepared transaction on the target, free space."""
@@ -456,11 +458,11 @@ class RestoreJob(object):
         m = VERSION_RE.match(str(meta.get('server_version') or ''))
         if m and server_major and int(m.group(1)) > server_major:
             raise PgOpsError('backup %s is of PostgreSQL %s; this server is %s: restore it on %s or newer'
-                             % (meta['id'], meta.get('server_version'), server_major, m.group(1)), step='preflight')
+                             % (meta['id'], meta.get('server_version'), server_major, m.group(1)), step=PREFLIGHT)
         if info and info.get('prepared') and self.o['mode'] == 'replace':
             raise PgOpsError('%s has prepared transactions (%s): the swap would wait for them forever; COMMIT PREPARED '
                              'or ROLLBACK PREPARED them first' % (target_db, ', '.join(info['prepared'])),
-                             step='preflight')
+                             step=PREFLIGHT)
         ratio = float(self.o.get('server_free_space_ratio') or 0)
         need = int((meta.get('database_size') or 0) * ratio)
         if not need:
@@ -476,7 +478,7 @@ class RestoreJob(object):
                 'not enough free space for the scratch database on the server: %d MiB free in %s, %d MiB wanted '
                 '(backup %s of a %d MiB database x server_free_space_ratio %s); the target was not touched'
                 % (free >> 20, where, need >> 20, meta['id'], (meta.get('database_size') or 0) >> 20, ratio),
-                step='preflight')
+                step=PREFLIGHT)
 
     def server_free_bytes(self, admin):
         """Free bytes where the server keeps its data, and where that is; (None, why) when it can't be seen."""
@@ -489,14 +491,13 @@ class RestoreJob(object):
         if self.target.container:
             try:
                 out = run_checked(self.target.container_prefix() + ['df', '-P', '-k', datadir], self.target.env(),
-                                  'df in the container')
+                                  'df in the container', PREFLIGHT)
                 return int(out.strip().splitlines()[-1].split()[3]) * 1024, '%s:%s' % (self.target.container, datadir)
             except (PgOpsError, ValueError, IndexError) as e:
                 return None, 'df in container %s: %s' % (self.target.container, e)
         host = self.target.host or ''
         if (not host or host.startswith('/') or host in ('localhost', '127.0.0.1', '::1')) and os.path.isdir(datadir):
-            st = os.statvfs(datadir)
-            return st.f_bavail * st.f_frsize, datadir
+            return disk_space(datadir)[0], datadir
         return None, 'the data directory %s is not on this host' % datadir
 
     # -- encryption -----------------------------------------------------------------------------------------
@@ -512,7 +513,7 @@ class RestoreJob(object):
             path = os.path.abspath(self.o['age_identity_file'])
             if not os.path.isfile(path) or not os.access(path, os.R_OK):
                 raise PgOpsError('age_identity_file: %s is not a readable file (backup %s is encrypted to %s)'
-                                 % (path, meta['id'], ', '.join(self.recipients(meta))), step='options')
+                                 % (path, meta['id'], ', '.join(self.recipients(meta))), step=OPTIONS)
             self.identity_file = path
         elif self.o.get('age_identity'):
             fd, path = tempfile.mkstemp(prefix='pgops-identity-', suffix='.txt', dir=self.module.tmpdir)
@@ -524,7 +525,7 @@ class RestoreJob(object):
         else:
             raise PgOpsError('backup %s is encrypted with age to %s: set age_identity_file (or age_identity) to an '
                              'identity of one of these recipients; nothing was created'
-                             % (meta['id'], ', '.join(self.recipients(meta)) or 'unknown recipients'), step='options')
+                             % (meta['id'], ', '.join(self.recipients(meta)) or 'unknown recipients'), step=OPTIONS)
         return self.identity_file
 
     def remove_identity(self):
@@ -548,14 +549,14 @@ class RestoreJob(object):
         if not keygen or not recipients:
             return
         try:
-            out = run_checked([keygen, '-y', self.identity(meta)], None, 'age-keygen')
+            out = run_checked([keygen, '-y', self.identity(meta)], None, 'age-keygen', FILE_CHECK)
         except PgOpsError:
             return
         mine = [line.strip() for line in out.splitlines() if line.strip()]
         if mine and not set(mine) & set(recipients):
             raise PgOpsError('the age identity given (public key %s) is not one of the recipients of backup %s (%s): '
                              'use the identity of one of them; this says nothing about the backup'
-                             % (', '.join(mine), meta['id'], ', '.join(recipients)), step='file_check')
+                             % (', '.join(mine), meta['id'], ', '.join(recipients)), step=FILE_CHECK)
         self.checks['age_identity'] = 'matches a recipient'
 
     # -- acting -------------------------------------------------------------------------------------------
@@ -567,14 +568,14 @@ class RestoreJob(object):
         if meta.get('encrypted'):
             self.identity(meta)     # no identity: refused before the file is even read
         if not os.path.exists(path):
-            raise BackupFault('backup file %s is missing' % path, step='file_check')
+            raise BackupFault('backup file %s is missing' % path, step=FILE_CHECK)
         if meta['format'] == 'directory':
             size, digest, dummy = sha256_tree(path)
         else:
             size, digest = sha256_file(path)
         if digest != meta['sha256'] or size != meta['size']:
             raise BackupFault('backup %s is damaged: sha256 %s and size %d, the metadata says %s and %d'
-                              % (meta['file'], digest, size, meta['sha256'], meta['size']), step='file_check')
+                              % (meta['file'], digest, size, meta['sha256'], meta['size']), step=FILE_CHECK)
         self.checks['sha256'] = 'passed'
         env = self.target.env()
         if meta.get('encrypted'):
@@ -585,28 +586,28 @@ class RestoreJob(object):
                 if meta['format'] != 'plain':
                     # pg_restore --list reads the table of contents only: the rest is drained through age
                     run_drained([age], Stage('pg_restore', self.target.argv_noconn(
-                        'pg_restore', ['--list'], interactive=bool(self.target.container))), env, 'file_check', path)
+                        'pg_restore', ['--list'], interactive=bool(self.target.container))), env, FILE_CHECK, path)
                 else:
                     stages = [age]
                     if meta['compression'] != 'none':
                         argv = list(TEST_STREAM[meta['compression']])
                         argv[0] = self.module.get_bin_path(argv[0], required=True)
                         stages.append(Stage(os.path.basename(argv[0]), argv + ['-']))
-                    run_pipeline(stages, env, 'file_check', stdin_path=path)
+                    run_pipeline(stages, env, FILE_CHECK, stdin_path=path)
                 self.checks['decryption'] = 'passed'
             elif meta['format'] == 'plain':
                 if meta['compression'] != 'none':
                     argv = list(TEST_STREAM[meta['compression']])
                     argv[0] = self.module.get_bin_path(argv[0], required=True)
-                    run_pipeline([Stage(os.path.basename(argv[0]), argv + [path])], env, 'file_check')
+                    run_pipeline([Stage(os.path.basename(argv[0]), argv + [path])], env, FILE_CHECK)
             elif meta['format'] == 'directory' or not self.target.container:
                 run_pipeline([Stage('pg_restore', self.target.argv_noconn('pg_restore', ['--list', path]))], env,
-                             'file_check')
+                             FILE_CHECK)
             else:
                 run_pipeline([Stage('pg_restore', self.target.argv_noconn('pg_restore', ['--list'], interactive=True))],
-                             env, 'file_check', stdin_path=path)
+                             env, FILE_CHECK, stdin_path=path)
         except PgOpsError as e:
-            e.step = 'file_check'
+            e.step = FILE_CHECK
             judged = judge(e)
             if meta.get('encrypted') and not isinstance(judged, BackupFault):
                 judged.msg += ' (backup %s is encrypted to %s)' % (meta['id'], ', '.join(self.recipients(meta)))
@@ -628,7 +629,7 @@ class RestoreJob(object):
         self.warnings += job.warnings
         if entry['status'] != 'success':
             raise PgOpsError('the pre_restore backup of %s failed: %s' % (target_db, entry.get('error')),
-                             step='pre_restore_backup')
+                             step=PRE_RESTORE_BACKUP)
         self._phase('pre_restore_backup', t)
         self.result['pre_restore_backup'] = dict((k, entry.get(k))
                                                  for k in ('id', 'path', 'size', 'sha256', 'encrypted'))
@@ -641,7 +642,7 @@ class RestoreJob(object):
             env = self.target.env()
             self._restore_with(meta, scratch, path, env)
         except PgOpsError as e:
-            e.step = 'restore'
+            e.step = RESTORE
             raise judge(e)
         finally:
             self.target.options = {}
@@ -663,7 +664,7 @@ class RestoreJob(object):
                 argv = list(DECOMPRESS[meta['compression']])
                 argv[0] = self.module.get_bin_path(argv[0], required=True)
                 producers.append(Stage(os.path.basename(argv[0]), argv))
-            run_framed(producers, psql, env, 'restore', b'BEGIN;\n', b'\nCOMMIT;\n', stdin_path=path)
+            run_framed(producers, psql, env, RESTORE, b'BEGIN;\n', b'\nCOMMIT;\n', stdin_path=path)
         else:
             args = ['--exit-on-error', '--no-password', '-d', dbarg]
             if self.o.get('no_owner'):
@@ -678,19 +679,19 @@ class RestoreJob(object):
                 # a disk, and pg_restore -j needs a seekable file, so an encrypted archive is restored by one job.
                 # Drained: age authenticates the whole file even if pg_restore stops reading before its end.
                 run_drained([age], Stage('pg_restore', self.target.argv(
-                    'pg_restore', single + args, interactive=bool(self.target.container))), env, 'restore', path)
+                    'pg_restore', single + args, interactive=bool(self.target.container))), env, RESTORE, path)
                 return
             if self.target.container:
                 if meta['format'] == 'directory':
                     raise PgOpsError('a directory-format backup cannot be restored with container; restore it '
-                                     'natively', step='options')
+                                     'natively', step=OPTIONS)
                 run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', single + args, interactive=True))],
-                             env, 'restore', stdin_path=path)
+                             env, RESTORE, stdin_path=path)
             else:
                 jobs = int(self.o.get('jobs') or 1)
                 parallel = ['-j', str(jobs)] if jobs > 1 else single
                 run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', parallel + args + [path]))],
-                             env, 'restore')
+                             env, RESTORE)
 
     def verify(self, meta, scratch):
         """Against the metadata: a difference is the backup's fault; an assertion that cannot run, or amcheck
@@ -699,32 +700,31 @@ class RestoreJob(object):
         with self.target.psql(scratch) as s:
             found = read_objects(s, meta.get('format_version') or 1)
             problems = compare(meta, found)
-            self.checks['row_counts'] = 'failed' if any(p.startswith(('tables', 'unexpected tables', 'row counts'))
-                                                        for p in problems) else 'passed'
-            self.checks['objects'] = 'failed' if [p for p in problems if not p.startswith(
-                ('tables', 'unexpected tables', 'row counts'))] else 'passed'
+            for check in (ROW_COUNTS, OBJECTS):
+                self.checks[check] = 'failed' if any(c == check for c, dummy in problems) else 'passed'
             self.checks['tables_verified'] = len(found.get('tables') or [])
             self.checks['rows_verified'] = sum(x['rows'] for x in found.get('tables') or [])
             for i, sql in enumerate(self.o.get('assertions') or []):
                 try:
                     lines = s.query(sql)
                 except PgOpsError as e:
-                    self.checks['assertions'] = 'error'
+                    self.checks[ASSERTIONS] = 'error'
                     raise PgOpsError('assertion %d (%s) could not run: %s; this says nothing about the backup (fix '
-                                     'the assertion)' % (i + 1, sql, e.msg), step='verify')
+                                     'the assertion)' % (i + 1, sql, e.msg), step=VERIFY)
                 if not lines or lines[0].strip() not in ('t', 'true'):
-                    problems.append('assertion %d is not true: %s (returned %r)' % (i + 1, sql, lines[0] if lines else None))
+                    problems.append((ASSERTIONS, 'assertion %d is not true: %s (returned %r)'
+                                     % (i + 1, sql, lines[0] if lines else None)))
             if self.o.get('assertions'):
-                self.checks['assertions'] = 'failed' if any(p.startswith('assertion') for p in problems) else 'passed'
+                self.checks[ASSERTIONS] = 'failed' if any(c == ASSERTIONS for c, dummy in problems) else 'passed'
             amcheck = []
             if self.o.get('amcheck'):
                 self.checks['amcheck'] = self._amcheck(s, amcheck)
         if problems:
             raise BackupFault('verification of %s against backup %s failed: %s'
-                              % (scratch, meta['id'], '; '.join(problems + amcheck)), step='verify')
+                              % (scratch, meta['id'], '; '.join([m for dummy, m in problems] + amcheck)), step=VERIFY)
         if amcheck:
             raise PgOpsError('verification of %s failed: %s (an index this server just built: check the server)'
-                             % (scratch, '; '.join(amcheck)), step='verify')
+                             % (scratch, '; '.join(amcheck)), step=VERIFY)
         self._phase('verify', t)
 
     def _amcheck(self, s, problems):
@@ -759,12 +759,9 @@ class RestoreJob(object):
         scratch database keeps its pgops mark until the swap commits, so a run killed before that leaves a
         scratch database the next run recognises and drops."""
         t = time.time()
-        q_target = quote_literal(target_db)
         terminated = 0
         for attempt in range(10):
-            out = admin.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
-                              "AND pid <> pg_backend_pid()" % q_target)
-            terminated += int(out[0]) if out else 0
+            terminated += end_sessions(admin, target_db)
             try:
                 admin.query('BEGIN')
                 admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(target_db), quote_ident(rollback_name)))
@@ -777,7 +774,7 @@ class RestoreJob(object):
                 # psql stopped on the error (ON_ERROR_STOP): nothing was renamed; retry with a new session
                 admin.close()
                 if attempt == 9 or 'being accessed by other users' not in e.msg:
-                    raise PgOpsError('swapping %s and %s failed: %s' % (scratch, target_db, e.msg), step='swap')
+                    raise PgOpsError('swapping %s and %s failed: %s' % (scratch, target_db, e.msg), step=SWAP)
                 admin = self.admin()
                 time.sleep(0.2)
         self.result['sessions_terminated'] = terminated
@@ -787,16 +784,16 @@ class RestoreJob(object):
     def clean_leftovers(self, admin, target_db, scratch):
         """Drop the scratch databases of earlier runs of ours on this target that were killed (we hold the
         target's restore lock, so none of them is running); refuse a database of that name we did not make."""
-        for name in self._databases_like(admin, scratch_prefix(target_db)):
+        for name in list_databases(admin, prefix=scratch_prefix(target_db)):
             comment = admin.query_json("SELECT to_jsonb(shobj_description(oid, 'pg_database'))::text FROM pg_database "
                                        "WHERE datname = %s" % quote_literal(name))
             info = scratch_info(comment)
             if not info or info.get('target') != target_db:
                 if name == scratch:
                     raise PgOpsError('a database named %s exists and was not made by pgops (no pgops comment): '
-                                     'refusing to drop it; rename or drop it yourself' % name, step='scratch')
+                                     'refusing to drop it; rename or drop it yourself' % name, step=SCRATCH)
                 continue
-            self._drop(admin, name)
+            drop_database(admin, name)
             # the same killed run may be known by its run marker already: keep the entry naming its scratch
             self.interrupted = [i for i in self.interrupted if (i.get('pid'), i.get('host'), i.get('started')) !=
                                 (info.get('pid'), info.get('host'), info.get('started'))]
@@ -810,18 +807,17 @@ class RestoreJob(object):
         if mode == 'rollback':
             target_db = self.o.get('target') or self.o.get('database')
             if not target_db:
-                raise PgOpsError('mode=rollback needs target (or database): the database to roll back', step='options')
+                raise PgOpsError('mode=rollback needs target (or database): the database to roll back', step=OPTIONS)
             self.result.update(mode='rollback', target=target_db)
             self.target.check_container()
-            self.stage = 'rollback'
+            self.stage = ROLLBACK
             try:
                 return self._locked(target_db, self.rollback, target_db)
             except PgOpsError as e:
-                if e.step in GENERIC_STEPS:
-                    e.step = 'rollback'
+                e.step = job_step(e.step, RESTORE_STEPS, ROLLBACK)
                 raise
         if mode == 'new' and not self.o.get('target'):
-            raise PgOpsError('mode=new needs target, the name of the new database', step='options')
+            raise PgOpsError('mode=new needs target, the name of the new database', step=OPTIONS)
         database = self.source_database()
         self.target.check_container()
         candidates = self.candidates(database)
@@ -870,14 +866,13 @@ class RestoreJob(object):
                 self._attempted(meta, None)
                 return result
             except PgOpsError as e:
-                if e.step in GENERIC_STEPS:
-                    e.step = self.stage
+                e.step = job_step(e.step, RESTORE_STEPS, self.stage)
                 self._attempted(meta, e)
                 if not isinstance(e, BackupFault) or n == len(candidates) - 1:
                     raise
                 self.warnings.append('backup %s of %s failed at %s (%s); falling back to %s'
                                      % (meta['id'], meta['database'], e.step, e.msg, candidates[n + 1]['id']))
-        raise PgOpsError('no candidate backup', step='choose')   # not reached: candidates is never empty
+        raise PgOpsError('no candidate backup', step=CHOOSE)   # not reached: candidates is never empty
 
     def _attempted(self, meta, error):
         outcome = 'passed' if error is None else ('failed' if isinstance(error, BackupFault) else 'inconclusive')
@@ -907,14 +902,14 @@ class RestoreJob(object):
                            data_as_of=catalog.iso(data_as_of) if data_as_of else None,
                            data_age_seconds=int((_now() - data_as_of).total_seconds()) if data_as_of else None)
         self.result.pop('rto_seconds', None)
-        self.stage = 'preflight'
+        self.stage = PREFLIGHT
         admin = self.admin()
         try:
             info = self._db_info(admin, target_db)
             self.target.server_major = major_of(admin.query('SHOW server_version_num')[0])
             if mode == 'new' and info:
                 raise PgOpsError('target database %s already exists; mode=new restores into a new database only '
-                                 '(use mode=replace to replace it)' % target_db, step='options')
+                                 '(use mode=replace to replace it)' % target_db, step=OPTIONS)
             if mode == 'replace':
                 self.guard(target_db, bool(info))
             rollback_name = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
@@ -924,7 +919,7 @@ class RestoreJob(object):
             if self.check_mode:
                 self.result['changed'] = mode != 'test' or bool(self.o.get('record', True))
                 return self.result
-            self.stage = 'scratch'
+            self.stage = SCRATCH
             self.clean_leftovers(admin, target_db, scratch)
             if mode == 'replace' and info and self.o.get('pre_restore_backup', True) and not self.pre_restore_done:
                 if self.holds_data(target_db):
@@ -948,19 +943,19 @@ class RestoreJob(object):
             except PgOpsError as e:
                 admin = self.admin()
                 with suppress(PgOpsError):
-                    self._drop(admin, scratch)
-                raise PgOpsError('creating the scratch database %s failed: %s' % (scratch, e.msg), step='scratch')
+                    drop_database(admin, scratch)
+                raise PgOpsError('creating the scratch database %s failed: %s' % (scratch, e.msg), step=SCRATCH)
             try:
                 schemas = (meta.get('object_names') or {}).get('schemas')
                 if schemas is not None and 'public' not in schemas:
                     # template0 has a public schema and pg_dump does not drop it: the database had none
                     with self.target.psql(scratch) as session:
                         session.query('DROP SCHEMA IF EXISTS public')
-                self.stage = 'restore'
+                self.stage = RESTORE
                 self.restore_into(meta, scratch)
-                self.stage = 'verify'
+                self.stage = VERIFY
                 self.verify(meta, scratch)
-                self.stage = 'swap'
+                self.stage = SWAP
                 admin = self._finish(admin, mode, meta, target_db, scratch, rollback_name, info)
             except BaseException:
                 # whatever failed, the scratch database goes; the target was not touched before the swap
@@ -968,7 +963,7 @@ class RestoreJob(object):
                     admin.close()
                 admin = self.admin()
                 try:
-                    self._drop(admin, scratch)
+                    drop_database(admin, scratch)
                 except PgOpsError as e:
                     # the server may be down or restarting (the very cause of the failure): the error to report
                     # is the one that stopped the restore; the marked scratch database goes with the next run
@@ -984,13 +979,13 @@ class RestoreJob(object):
     def _finish(self, admin, mode, meta, target_db, scratch, rollback_name, info):
         t = time.time()
         if mode == 'test':
-            self._drop(admin, scratch)
+            drop_database(admin, scratch)
             self._phase('drop_scratch', t)
             return admin
         if mode == 'replace' and info:
             self.copy_database_settings(admin, target_db, scratch)
             # a replace of the same target that finished in the same second took this name already
-            taken = set(self._databases_like(admin, rollback_prefix(target_db)))
+            taken = set(list_databases(admin, prefix=rollback_prefix(target_db)))
             while rollback_name in taken:
                 time.sleep(1.05 - (time.time() % 1))
                 rollback_name = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
@@ -1043,17 +1038,17 @@ class RestoreJob(object):
         admin = self.admin()
         try:
             prefix = rollback_prefix(target_db)
-            found = sorted(n for n in self._databases_like(admin, prefix)
+            found = sorted(n for n in list_databases(admin, prefix=prefix)
                            if re.match(r'^\d{8}_\d{6}$', n[len(prefix):]))
             wanted = self.o.get('rollback_database') or (found[-1] if found else None)
             if not wanted or wanted not in found:
                 raise PgOpsError('no rollback database of %s%s (found: %s)' % (
-                    target_db, ' named %s' % wanted if wanted else '', ', '.join(found) or 'none'), step='rollback')
+                    target_db, ' named %s' % wanted if wanted else '', ', '.join(found) or 'none'), step=ROLLBACK)
             info = self._db_info(admin, target_db)
             self.guard(target_db, bool(info))
             if info and info.get('prepared'):
                 raise PgOpsError('%s has prepared transactions (%s): COMMIT PREPARED or ROLLBACK PREPARED them first'
-                                 % (target_db, ', '.join(info['prepared'])), step='preflight')
+                                 % (target_db, ', '.join(info['prepared'])), step=PREFLIGHT)
             swapped_out = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
             if swapped_out == wanted:
                 time.sleep(1)
@@ -1076,8 +1071,7 @@ class RestoreJob(object):
             admin.close()
 
 
-NOT_RECORDED = ('options', 'guard', 'choose', 'lock')   # refused before the backup was looked at
-GENERIC_STEPS = (None, '', 'query', 'connect')          # a session's own label: the step in progress is named instead
+NOT_RECORDED = (OPTIONS, GUARD, CHOOSE, LOCK)   # refused before the backup was looked at
 
 
 def record_verification(path, meta, entry, lock_timeout):
@@ -1137,23 +1131,13 @@ def _audit(p, job, started, result):
 def run_pg_restore_verified(module):
     from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
 
+    # the rules between options are pg_restore_verified's option_errors() and its declared rules, checked before
     p = module.params
-    for k, v in (p['session_settings'] or {}).items():
-        if not SETTING_RE.match(str(k)) or not SETTING_RE.match(str(v)):
-            module.fail_json(msg='session_settings: %s=%s is refused; names and values may hold letters, digits, '
-                                 '"_", "." and "-" only' % (k, v))
-    if p.get('age_identity_file') and p.get('age_identity'):
-        module.fail_json(msg='age_identity_file and age_identity are mutually exclusive: give the identity once')
     if p.get('age_identity'):
         module.no_log_values.add(p['age_identity'])
         for line in p['age_identity'].splitlines():
             if line.strip() and not line.strip().startswith('#'):
                 module.no_log_values.add(line.strip())
-    if p['max_attempts'] < 1:
-        module.fail_json(msg='max_attempts must be 1 or more (got %s)' % p['max_attempts'])
-    for name in ('max_age_hours', 'server_free_space_ratio'):
-        if p[name] is not None and p[name] < 0:
-            module.fail_json(msg='%s must be 0 or more (got %s)' % (name, p[name]))
     job = RestoreJob(module, PgTarget(module), p)
     started = _now()
     error = None
@@ -1163,10 +1147,11 @@ def run_pg_restore_verified(module):
         error = e
     except Exception as e:  # pylint: disable=broad-except
         # still audited and reported; the scratch database was dropped on the way out
-        error = PgOpsError('unexpected %s: %s' % (type(e).__name__, e), step='internal')
+        error = PgOpsError('unexpected %s: %s' % (type(e).__name__, e), step=INTERNAL)
     finally:
         job.remove_identity()
     if error is not None:
+        error.step = job_step(error.step, RESTORE_STEPS, job.stage)
         result = job.result
         result.update(result='failed', failed_step=error.step, error=error.msg,
                       verdict='failed' if isinstance(error, BackupFault) else 'inconclusive')

@@ -23,13 +23,18 @@ import socket
 import stat
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
-from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget, quote_ident, quote_literal
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
+from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
+    drop_database, list_databases_with_comments,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
+    TMP_MARK, DirLock, fsync_dir, is_temp_name, open_paths_under, pid_alive, remove_tree,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._restore import (
     audit_interrupted, restore_lock_path, scratch_info, who,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    TMP_MARK, DirLock, PgOpsError, fsync_dir, is_temp_name, open_paths_under, pid_alive,
-)
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import DROP, OPTIONS, PLAN, ROTATE_STEPS, job_step
 
 DEFAULT_MAX_AGE_DAYS = {'full': 30, 'pre_deploy': 7, 'snapshot': 3, 'pre_restore': 7, 'manual': 7}
 GFS_PERIODS = ('daily', 'weekly', 'monthly')
@@ -45,10 +50,10 @@ def _number(value, option, minimum, integer=False, above=False):
             raise ValueError(value)
     except (TypeError, ValueError):
         raise PgOpsError('%s must be %s, got %r' % (option, 'a whole number' if integer else 'a number', value),
-                         step='options')
+                         step=OPTIONS)
     if number < minimum or (above and number == minimum):
         raise PgOpsError('%s must be %s %s, got %s' % (option, 'above' if above else 'at least', minimum, value),
-                         step='options')
+                         step=OPTIONS)
     return number
 
 
@@ -59,7 +64,7 @@ def make_policy(max_age_days=None, older_than_days=None, keep_daily=0, keep_week
     for kind, days in (max_age_days or {}).items():
         if kind not in catalog.KINDS:
             raise PgOpsError('max_age_days has an unknown kind %r (kinds: %s)' % (kind, ', '.join(catalog.KINDS)),
-                             step='options')
+                             step=OPTIONS)
         ages[kind] = _number(days, 'max_age_days.%s' % kind, 0)
     return {
         'max_age_days': ages,
@@ -79,23 +84,6 @@ def _days(seconds):
 
 def _limit_text(days):
     return '%gd' % days
-
-
-def parse_instant(value):
-    """An aware datetime from a metadata timestamp ('Z' or no offset are taken as UTC)."""
-    return catalog.parse_time(value) if value else None
-
-
-def started_instant(meta):
-    """The aware instant a backup started (``finished_at`` when ``started_at`` is missing), or None."""
-    for key in ('started_at', 'finished_at'):
-        try:
-            when = parse_instant(meta.get(key))
-        except (TypeError, ValueError):
-            when = None
-        if when is not None:
-            return when
-    return None
 
 
 def local_buckets(instant):
@@ -130,7 +118,7 @@ def plan_database(entries, now, policy, locked=False, busy=frozenset(), present=
     temporary sibling being written. ``present``: names in the directory (None: assume every dump exists).
     Each decision is ``(meta, action, reason)`` with action ``delete`` or ``keep``.
     """
-    timed = [(started_instant(m), m) for m in entries]
+    timed = [(catalog.backup_time(m), m) for m in entries]
     far_past = datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
     timed.sort(key=lambda tm: (tm[0] or far_past, tm[1].get('id') or ''), reverse=True)
     if locked:
@@ -270,23 +258,6 @@ def tree_mtime(path):
     return newest
 
 
-def remove_tree(path):
-    """Remove a file, a symbolic link (never its target) or a directory tree (links inside unlinked, not
-    followed). A missing path is fine."""
-    try:
-        st = os.lstat(path)
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return
-        raise
-    if stat.S_ISDIR(st.st_mode):
-        for entry in os.scandir(path):
-            remove_tree(entry.path)
-        os.rmdir(path)
-    else:
-        os.unlink(path)
-
-
 def _temp_base(name):
     """``.<final name>.tmp-<pid>`` -> (final name, pid or None)."""
     base, dummy, pid = name[1:].rpartition(TMP_MARK)
@@ -341,7 +312,7 @@ class Rotation(object):
             self.entries, warnings = catalog.load_catalog(self.directory)
             names = os.listdir(self.directory) if os.path.isdir(self.directory) else []
         except OSError as e:
-            raise PgOpsError('cannot read the backup directory %s (path): %s' % (self.directory, e), step='plan')
+            raise PgOpsError('cannot read the backup directory %s (path): %s' % (self.directory, e), step=PLAN)
         self.catalog_warnings = warnings
         present = set(names)
         temps = [n for n in names if is_temp_name(n)]
@@ -448,9 +419,6 @@ class RollbackCleanup(object):
     """Rollback databases ``<db>__rollback_<YYYYMMDD_HHMMSS>`` older than the retention, and the scratch databases
     of restores that were killed (their target's restore lock is free): listed, then dropped."""
 
-    LIST_SQL = ("SELECT coalesce(jsonb_agg(jsonb_build_object('name', datname, 'comment', "
-                "shobj_description(oid, 'pg_database')) ORDER BY datname), '[]')::text FROM pg_database")
-
     def __init__(self, target, maintenance_db, retention_days, now, directory):
         self.target = target
         self.maintenance_db = maintenance_db or 'postgres'
@@ -463,7 +431,7 @@ class RollbackCleanup(object):
     def decide(self):
         self.target.check_container()
         with self.target.psql(self.maintenance_db) as s:
-            found = s.query_json(self.LIST_SQL) or []
+            found = list_databases_with_comments(s)
         self.plan = rollback_plan([d['name'] for d in found], self.now, self.retention_days)
         for d in found:
             info = scratch_info(d['comment'])
@@ -488,9 +456,7 @@ class RollbackCleanup(object):
     def act(self):
         with self.target.psql(self.maintenance_db) as s:
             for item in self.to_drop + self.scratch_to_drop:
-                s.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
-                        "AND pid <> pg_backend_pid()" % quote_literal(item['name']))
-                s.query('DROP DATABASE IF EXISTS %s' % quote_ident(item['name']))
+                drop_database(s, item['name'])
         for info in self.scratch:
             audit_interrupted(os.path.join(self.directory, 'restore-audit.jsonl'), info, who(), 'backup_rotate')
 
@@ -502,7 +468,7 @@ def run_backup_rotate(module):
         policy = make_policy(p['max_age_days'], p['older_than_days'], p['keep_daily'], p['keep_weekly'],
                              p['keep_monthly'], p['min_keep'], p['orphan_age_hours'], p['rollback_retention_days'])
     except PgOpsError as e:
-        module.fail_json(msg=e.msg)
+        module.fail_json(msg=e.msg, failed_step=OPTIONS)
     if not (p['path'] or '').strip():
         module.fail_json(msg='path must name the backup directory; an empty path would rotate the current directory')
     if os.path.exists(p['path']) and not os.path.isdir(p['path']):
@@ -515,12 +481,13 @@ def run_backup_rotate(module):
             cleanup = RollbackCleanup(PgTarget(module), p['maintenance_db'], policy['rollback_retention_days'],
                                       rotation.now, rotation.directory).decide()
     except PgOpsError as e:
-        module.fail_json(msg='backup_rotate failed at step %s: %s' % (e.step or 'plan', e.msg))
+        step = job_step(e.step, ROTATE_STEPS, PLAN)
+        module.fail_json(msg='backup_rotate failed at step %s: %s' % (step, e.msg), failed_step=step)
     if not os.path.isdir(rotation.directory):
         rotation.warnings.append('backup directory %s (path) does not exist: nothing to rotate' % rotation.directory)
     dropped = cleanup.to_drop if cleanup else []
     scratch = cleanup.scratch_to_drop if cleanup else []
-    failure = None
+    failure = failed_step = None
     if not module.check_mode:
         rotation.act()
         if dropped or scratch:
@@ -528,6 +495,7 @@ def run_backup_rotate(module):
                 cleanup.act()
             except PgOpsError as e:
                 failure = 'dropping rollback or scratch databases failed: %s' % e.msg
+                failed_step = DROP
     result = dict(changed=rotation.changed or bool(dropped) or bool(scratch), deleted=rotation.deleted,
                   kept=rotation.kept, bytes_freed=rotation.bytes_freed,
                   orphans_removed=[os.path.join(rotation.directory, n) for n in rotation.orphans],
@@ -541,5 +509,7 @@ def run_backup_rotate(module):
     for w in rotation.catalog_warnings + rotation.warnings:
         module.warn(w)
     if rotation.errors or failure:
+        if failed_step:
+            result['failed_step'] = failed_step
         module.fail_json(msg='; '.join(rotation.errors + ([failure] if failure else [])), **result)
     module.exit_json(**result)

@@ -90,7 +90,7 @@ def test_values_equal_the_metadata(catalog, run_module, tmp_path):
         assert value(s, 'pgops_backup_last_duration_seconds', database=DB, kind=kind) == pytest.approx(
             newest['duration_seconds'])
         assert value(s, 'pgops_backup_last_success_timestamp_seconds', database=DB, kind=kind) == pytest.approx(
-            ts(newest['finished_at']), abs=1)
+            ts(newest['started_at']), abs=1)   # the recovery point: when the dump began
         assert value(s, 'pgops_backup_failures', database=DB, kind=kind) == 0
     assert value(s, 'pgops_backup_success_ratio', database=DB) == 1.0
     assert value(s, 'pgops_database_size_bytes', database=DB) == ok[0]['database_size']

@@ -13,8 +13,8 @@ import os
 import pytest
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import (
-    GLOBALS, LABEL_MAX, CatalogError, catalog_stats, database_stats, dump_suffix, filter_entries, ids_for,
-    load_catalog, lock_name, make_id, meta_path, parse_id, parse_time, slug, stem, validate_label,
+    GLOBALS, LABEL_MAX, CatalogError, age_seconds, backup_time, catalog_stats, data_time, database_stats,
+    dump_suffix, filter_entries, ids_for, load_catalog, lock_name, make_id, meta_path, parse_id, parse_time, slug, stem, validate_label,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import write_json_atomic
 
@@ -315,12 +315,12 @@ def test_growth_needs_seven_days_of_history_and_uses_the_newest_old_enough_backu
 
 
 def test_success_rate_over_the_window():
-    now = T0 + datetime.timedelta(seconds=5)  # the newest finished exactly now
+    now = T0  # the newest started exactly now: ages count from started_at (the recovery point), not finished_at
     entries = [
         record(T0),
         record(T0 - DAY, status='failed'),
         record(T0 - 2 * DAY),
-        record(T0 - 30 * DAY, status='failed'),             # finished exactly 30 days ago: inside
+        record(T0 - 30 * DAY, status='failed'),             # started exactly 30 days ago: inside
         record(T0 - 30 * DAY - datetime.timedelta(seconds=1), status='failed'),  # outside
         record(T0 - 40 * DAY, status='failed'),
     ]
@@ -339,7 +339,7 @@ def test_database_stats_figures():
         record(T0 - 2 * DAY, status='failed'),
         record(T0 - 3 * DAY, size=100),
     ]
-    s = database_stats(entries, T0 + datetime.timedelta(hours=1, seconds=5))
+    s = database_stats(entries, T0 + datetime.timedelta(hours=1))
     assert s['count'] == 3 and s['failed'] == 1 and s['size'] == 600
     assert s['newest_id'] == '20261128_020000'
     assert s['newest_age_seconds'] == 3600
@@ -362,7 +362,7 @@ def test_catalog_stats_totals_and_alerts():
         record(T0 - 2 * DAY, database='crm', status='failed'),
         record(T0 - DAY, database=GLOBALS, kind='full', size=7),
     ]
-    s = catalog_stats(entries, T0 + datetime.timedelta(seconds=5))
+    s = catalog_stats(entries, T0)
     assert s['count'] == 4 and s['failed'] == 1 and s['total_size'] == 4057
     assert s['by_kind'] == {'full': {'count': 4, 'size': 4057}}
     assert s['success_rate'] == 80.0
@@ -381,3 +381,16 @@ def test_catalog_stats_empty():
     s = catalog_stats([], T0)
     assert (s['count'], s['failed'], s['total_size'], s['success_rate']) == (0, 0, 0, None)
     assert s['newest_age_seconds'] is None and s['databases'] == {} and s['alerts'] == []
+
+
+def test_a_backup_happened_when_it_started():
+    """One notion of when a backup happened, everywhere: its started_at (the dump's snapshot, the recovery point),
+    so backup_info's ages and backup_rotate's agree whatever the dump's duration."""
+    m = record(T0)
+    m['finished_at'] = (T0 + datetime.timedelta(hours=2)).isoformat()   # a long dump
+    assert backup_time(m) == T0 == data_time(m)
+    assert age_seconds(m, T0 + DAY) == 86400
+    m.pop('started_at')     # an old or hand-made record: finished_at is all there is
+    assert backup_time(m) == T0 + datetime.timedelta(hours=2)
+    m['finished_at'] = 'not a time'
+    assert backup_time(m) is None and age_seconds(m, T0) is None

@@ -20,7 +20,7 @@ import yaml
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, DirLock, PgOpsError, append_log_line, ensure_dir, free_bytes, is_temp_name, pid_alive,
-    remove_dead_temp_files, remove_quietly, temp_name, temp_writer_pid, unusable_dir_reason, write_file_atomic,
+    remove_dead_temp_files, remove_tree, temp_name, temp_writer_pid, unusable_dir_reason, write_file_atomic,
     write_json_atomic,
 )
 
@@ -168,7 +168,7 @@ def test_free_bytes_of_a_missing_path_is_its_nearest_parent(tmp_path):
     assert abs(free_bytes(str(tmp_path)) - expected) < 64 << 20
 
 
-def test_remove_quietly(tmp_path):
+def test_remove_tree(tmp_path):
     tree = tmp_path / 'dump.dir'
     (tree / 'sub').mkdir(parents=True)
     (tree / 'sub' / 'f').write_bytes(b'x')
@@ -176,9 +176,9 @@ def test_remove_quietly(tmp_path):
     target = tmp_path / 'target'
     target.mkdir()
     os.symlink(str(target), str(tmp_path / 'link'))
-    remove_quietly(str(tree))
-    remove_quietly(str(tmp_path / 'link'))  # the link goes, not what it points to
-    remove_quietly(str(tmp_path / 'never-existed'))
+    remove_tree(str(tree))
+    remove_tree(str(tmp_path / 'link'))  # the link goes, not what it points to
+    remove_tree(str(tmp_path / 'never-existed'))
     assert sorted(os.listdir(str(tmp_path))) == ['target']
 
 

@@ -181,8 +181,8 @@ def test_pipeline_failures_leaves_out_sigpipe_victims():
 def test_run_checked():
     assert run_checked(['sh', '-c', 'printf "15.4\\n"; cat'], ENV, 'version') == '15.4\n'
     with pytest.raises(PgOpsError) as err:
-        run_checked(['sh', '-c', 'echo nope >&2; exit 3'], ENV, 'psql')
-    assert err.value.step == 'psql'
+        run_checked(['sh', '-c', 'echo nope >&2; exit 3'], ENV, 'psql', 'file_check')
+    assert err.value.step == 'file_check'      # the step, from the closed set; the label is in the message only
     assert err.value.msg == 'psql failed: sh exit code 3: nope'
 
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils import _retention as retention
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import dump_suffix, lock_name, make_id, stem
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
@@ -160,7 +161,7 @@ def test_a_run_of_failures_never_rotates_the_good_backups_away(failures):
     for m in fails:
         action, reason = got[m['id']]
         assert reason.startswith('failed run; age ') and 'gfs' not in reason and 'min_keep' not in reason
-        assert action == ('delete' if (NOW - retention.started_instant(m)).total_seconds() > 30 * 86400 else 'keep')
+        assert action == ('delete' if (NOW - catalog.backup_time(m)).total_seconds() > 30 * 86400 else 'keep')
 
 
 @pytest.mark.parametrize('kind, age_days, action', [
@@ -232,7 +233,7 @@ def test_a_failed_record_is_never_the_newest_verified():
 ])
 def test_buckets_are_local_calendar(tz, value, day, week, month):
     with local_tz(tz):
-        assert local_buckets(retention.parse_instant(value)) == {'daily': day, 'weekly': week, 'monthly': month}
+        assert local_buckets(catalog.parse_time(value)) == {'daily': day, 'weekly': week, 'monthly': month}
 
 
 @pytest.mark.parametrize('tz, kept_days', [
@@ -246,7 +247,7 @@ def test_gfs_daily_across_the_dst_change_with_mixed_offsets(tz, kept_days):
               '2026-10-25T12:00:00+01:00',      # 25th in both
               '2026-10-25T00:30:00+02:00',      # Brussels: 25th 00:30 CEST; UTC: 24th 22:30
               '2026-10-24T21:00:00Z']           # 24th 23:00 CEST / 24th UTC
-    entries = [rec(retention.parse_instant(v), started_at=v) for v in values]
+    entries = [rec(catalog.parse_time(v), started_at=v) for v in values]
     now = datetime.datetime(2026, 11, 10, 12, tzinfo=UTC)
     with local_tz(tz):
         got = decide(entries, make_policy(min_keep=1, keep_daily=2, older_than_days=1), now=now)
