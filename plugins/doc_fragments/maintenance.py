@@ -10,23 +10,6 @@ class ModuleDocFragment(object):
     # What pg_maintenance_info and pg_maintenance collect, and the thresholds of their alerts.
     DOCUMENTATION = r'''
 options:
-  databases:
-    description:
-      - Databases to look at. Names may hold spaces, quotes and unicode.
-      - Mutually exclusive with O(all_databases); one of the two is required.
-    type: list
-    elements: str
-    aliases: [ database, db ]
-  all_databases:
-    description:
-      - Every database that accepts connections and is not a template.
-    type: bool
-    default: false
-  maintenance_db:
-    description:
-      - Database to connect to when listing databases for O(all_databases).
-    type: str
-    default: postgres
   gather:
     description:
       - What to collect. C(tables) is sizes (heap, indexes, TOAST), live and dead tuples and the last (auto)vacuum

@@ -170,6 +170,22 @@ options:
   max_age_days:
     description: As in M(pgops.postgresql.backup_rotate), for O(state=rotated).
     type: dict
+    suboptions:
+      full:
+        description: Days for C(full) backups (default 30).
+        type: float
+      manual:
+        description: Days for C(manual) backups (default 7).
+        type: float
+      snapshot:
+        description: Days for C(snapshot) backups (default 3).
+        type: float
+      pre_deploy:
+        description: Days for C(pre_deploy) backups (default 7).
+        type: float
+      pre_restore:
+        description: Days for C(pre_restore) backups (default 7).
+        type: float
   older_than_days:
     description: As in M(pgops.postgresql.backup_rotate), for O(state=rotated).
     type: float
@@ -404,6 +420,9 @@ catalog_warnings:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._offsite import run_backup_offsite
+from ansible_collections.pgops.postgresql.plugins.module_utils._options import (
+    drop_unset_suboptions, max_age_days_argument_spec,
+)
 
 
 def main():
@@ -436,7 +455,7 @@ def main():
             object_lock_mode=dict(type='str', choices=['GOVERNANCE', 'COMPLIANCE']),
             object_lock_days=dict(type='int'),
             multipart_chunk_mb=dict(type='int', default=64),
-            max_age_days=dict(type='dict'),
+            max_age_days=max_age_days_argument_spec(),
             older_than_days=dict(type='float'),
             keep_daily=dict(type='int', default=0),
             keep_weekly=dict(type='int', default=0),
@@ -445,13 +464,13 @@ def main():
             orphan_age_hours=dict(type='float', default=24),
             lock_timeout=dict(type='int', default=60),
         ),
-        required_if=[('state', 'pushed', ['path']), ('state', 'fetched', ['dest', 'database']),
-                     ('object_lock_mode', 'GOVERNANCE', ['object_lock_days']),
-                     ('object_lock_mode', 'COMPLIANCE', ['object_lock_days'])],
+        required_if=[('state', 'pushed', ['path']), ('state', 'fetched', ['dest', 'database'])],
+        required_by={'object_lock_mode': 'object_lock_days'},
         required_together=[('access_key', 'secret_key')],
         mutually_exclusive=[('profile', 'access_key')],
         supports_check_mode=True,
     )
+    drop_unset_suboptions(module.params, 'max_age_days')
     run_backup_offsite(module)
 
 

@@ -34,6 +34,7 @@ author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
   - pgops.postgresql.attributes
+  - pgops.postgresql.attributes.actiongroup_connect
   - pgops.postgresql.connection
 attributes:
   check_mode:
@@ -58,8 +59,25 @@ options:
     description:
       - Maximum age in days per kind, merged over the defaults C(full=30), C(pre_deploy=7), C(snapshot=3),
         C(pre_restore=7), C(manual=7). Fractions are allowed.
-      - Keys must be kinds (C(full), C(manual), C(snapshot), C(pre_deploy), C(pre_restore)).
+      - Keys must be kinds (C(full), C(manual), C(snapshot), C(pre_deploy), C(pre_restore)); another key is
+        refused.
     type: dict
+    suboptions:
+      full:
+        description: Days for C(full) backups (default 30).
+        type: float
+      manual:
+        description: Days for C(manual) backups (default 7).
+        type: float
+      snapshot:
+        description: Days for C(snapshot) backups (default 3).
+        type: float
+      pre_deploy:
+        description: Days for C(pre_deploy) backups (default 7).
+        type: float
+      pre_restore:
+        description: Days for C(pre_restore) backups (default 7).
+        type: float
   older_than_days:
     description:
       - One maximum age in days for every kind, overriding O(max_age_days) (the plan's C(clean N days)).
@@ -155,6 +173,10 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+failed_step:
+  description: The step that failed (C(options), C(plan), C(preflight), C(connect), C(drop)).
+  returned: on failure
+  type: str
 deleted:
   description: Backups (and failed-run records) deleted, or in check mode to be deleted, newest first.
   returned: always
@@ -299,6 +321,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     check_connection_params, connection_argument_spec,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._options import (
+    drop_unset_suboptions, max_age_days_argument_spec,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._retention import run_backup_rotate
 
 
@@ -306,7 +331,7 @@ def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(
         path=dict(type='path', required=True, aliases=['dest']),
-        max_age_days=dict(type='dict'),
+        max_age_days=max_age_days_argument_spec(),
         older_than_days=dict(type='float'),
         keep_daily=dict(type='int', default=0),
         keep_weekly=dict(type='int', default=0),
@@ -319,6 +344,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     check_connection_params(module)
+    drop_unset_suboptions(module.params, 'max_age_days')
     run_backup_rotate(module)
 
 

@@ -29,7 +29,9 @@ author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
   - pgops.postgresql.attributes
+  - pgops.postgresql.attributes.actiongroup_connect
   - pgops.postgresql.connection
+  - pgops.postgresql.databases
 attributes:
   check_mode:
     support: full
@@ -40,28 +42,11 @@ attributes:
     support: none
     details: Every run that is not in check mode makes a new backup.
 options:
-  databases:
-    description:
-      - Databases to back up. Names may hold spaces, quotes and unicode. Each name may appear once.
-      - Mutually exclusive with O(all_databases).
-    type: list
-    elements: str
-    aliases: [ database, db ]
-  all_databases:
-    description:
-      - Back up every database that accepts connections and is not a template.
-    type: bool
-    default: false
-  maintenance_db:
-    description:
-      - Database to connect to when listing databases for O(all_databases).
-    type: str
-    default: postgres
   globals:
     description:
-      - Also dump roles and tablespaces (C(pg_dumpall --globals-only)) as a separate backup.
+      - Also dump roles and tablespaces (C(pg_dumpall --globals-only)) as a separate backup. Unset means no.
+      - O(globals=true) alone (without O(databases) or O(all_databases)) backs up only roles and tablespaces.
     type: bool
-    default: false
   globals_role_passwords:
     description:
       - Include role password hashes in the globals dump. Off by default (C(--no-role-passwords)).
@@ -211,6 +196,16 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+failed_step:
+  description: The step that failed (C(options), C(preflight), C(connect), C(lock), C(dump), C(count), C(write));
+    the same set as the metadata of a failed run.
+  returned: on failure
+  type: str
+  sample: preflight
+step:
+  description: The same as RV(failed_step), kept for one release; use RV(failed_step).
+  returned: on failure
+  type: str
 backups:
   description: One entry per backup made (or, in check mode, planned), with its metadata.
   returned: always
@@ -324,26 +319,60 @@ rows_total:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._backup import run_pg_backup
-from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import COMPRESSIONS, FORMATS, KINDS
+from ansible_collections.pgops.postgresql.plugins.module_utils._backup import DIRECTORY_ENCRYPTION_MSG, run_pg_backup
+from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     check_connection_params, connection_argument_spec,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._options import (
+    database_choice_argument_spec, database_choice_errors, database_choice_rules, fail_on_errors,
+)
+
+# besides databases / all_databases, globals=true alone chooses something to back up (roles and tablespaces)
+CHOICE = database_choice_rules(also=('globals',))
+
+
+def option_errors(p):
+    """pg_backup's rules that AnsibleModule cannot declare, one message each (naming the option and the fix).
+
+    Called first thing in main(), before any work; the declared rules (CHOICE) have fired by then.
+    """
+    errors = database_choice_errors(p, also=('globals',))
+    if not (p['dest'] or '').strip():
+        errors.append('dest must not be empty: set it to the backup directory, e.g. /backups/database '
+                      '(an empty dest would mean the current directory)')
+    try:
+        catalog.validate_label(p['label'])
+    except catalog.CatalogError as e:
+        errors.append('label: %s' % e)
+    if p['compression_level'] is not None:
+        lo, hi = catalog.LEVEL_RANGE[p['compression']]
+        if not lo <= p['compression_level'] <= hi:
+            errors.append('compression_level %s is out of range for compression=%s (%d to %d): set a level in '
+                          'that range, or leave compression_level unset for the default (%d)'
+                          % (p['compression_level'], p['compression'], lo, hi, catalog.DEFAULT_LEVEL[p['compression']]))
+    if p['jobs'] > 1 and p['format'] != 'directory':
+        errors.append('jobs=%d needs format=directory (parallel dumps write one file per table): set '
+                      'format=directory, or jobs=1' % p['jobs'])
+    if p['format'] == 'directory' and (p['encrypt_recipients'] or p['encrypt_recipients_file']):
+        errors.append(DIRECTORY_ENCRYPTION_MSG)
+    if p['format'] == 'directory' and p['container']:
+        errors.append('format=directory cannot be used with container: pg_dump would write the directory inside '
+                      'the container; use format=custom')
+    return errors
 
 
 def main():
     argument_spec = connection_argument_spec()
+    argument_spec.update(database_choice_argument_spec())
     argument_spec.update(
-        databases=dict(type='list', elements='str', aliases=['database', 'db']),
-        all_databases=dict(type='bool', default=False),
-        maintenance_db=dict(type='str', default='postgres'),
-        globals=dict(type='bool', default=False),
+        globals=dict(type='bool'),
         globals_role_passwords=dict(type='bool', default=False, no_log=False),
         dest=dict(type='path', required=True),
-        kind=dict(type='str', default='full', choices=list(KINDS)),
+        kind=dict(type='str', default='full', choices=list(catalog.KINDS)),
         label=dict(type='str'),
-        format=dict(type='str', default='plain', choices=list(FORMATS)),
-        compression=dict(type='str', default='zstd', choices=list(COMPRESSIONS)),
+        format=dict(type='str', default='plain', choices=list(catalog.FORMATS)),
+        compression=dict(type='str', default='zstd', choices=list(catalog.COMPRESSIONS)),
         compression_level=dict(type='int'),
         jobs=dict(type='int', default=1),
         owner=dict(type='str'),
@@ -356,9 +385,12 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
+        required_one_of=CHOICE['required_one_of'],
+        required_if=CHOICE['required_if'],
         supports_check_mode=True,
     )
     check_connection_params(module)
+    fail_on_errors(module, option_errors(module.params))
     run_pg_backup(module)
 
 

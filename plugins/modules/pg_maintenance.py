@@ -25,7 +25,9 @@ author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
   - pgops.postgresql.attributes
+  - pgops.postgresql.attributes.actiongroup_connect
   - pgops.postgresql.connection
+  - pgops.postgresql.databases
   - pgops.postgresql.maintenance
 attributes:
   check_mode:
@@ -186,13 +188,23 @@ collected_at:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import check_connection_params
-from ansible_collections.pgops.postgresql.plugins.module_utils._maintenance import (
-    MUTUALLY_EXCLUSIVE, REQUIRED_ONE_OF, info_argument_spec, run_maintenance,
+from ansible_collections.pgops.postgresql.plugins.module_utils._maintenance import info_argument_spec, run_maintenance
+from ansible_collections.pgops.postgresql.plugins.module_utils._options import (
+    database_choice_argument_spec, database_choice_errors, database_choice_rules, fail_on_errors,
 )
+
+CHOICE = database_choice_rules()
+
+
+def option_errors(p):
+    """pg_maintenance's rules that AnsibleModule cannot declare (one message each, naming the option and the fix);
+    called first thing in main(), before any work."""
+    return database_choice_errors(p)
 
 
 def main():
     argument_spec = info_argument_spec()
+    argument_spec.update(database_choice_argument_spec())
     argument_spec.update(
         analyze=dict(type='bool', default=True),
         analyze_tables=dict(type='list', elements='str', default=[]),
@@ -204,11 +216,13 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=MUTUALLY_EXCLUSIVE,
-        required_one_of=REQUIRED_ONE_OF,
+        required_one_of=CHOICE['required_one_of'],
+        # the history goes to history_dir, by default <backup_dir>/maintenance
+        required_if=CHOICE['required_if'] + [('write_history', True, ('history_dir', 'backup_dir'), True)],
         supports_check_mode=True,
     )
     check_connection_params(module)
+    fail_on_errors(module, option_errors(module.params))
     run_maintenance(module)
 
 

@@ -32,11 +32,13 @@ description:
     when the newest proves bad.
   - O(protected_databases) with O(confirm) guard production in every mode that replaces.
   - Every run appends a JSON line to an audit log - who, when, which backup, target, mode, result, RTO, the
-    recovery point (RV(data_as_of)), every attempt; refusals too.
+    recovery point (RV(data_as_of)), every attempt; refusals too. Options that do not fit together are refused
+    before anything is read or written, and are not audited.
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
   - pgops.postgresql.attributes
+  - pgops.postgresql.attributes.actiongroup_connect
   - pgops.postgresql.connection
 attributes:
   check_mode:
@@ -77,6 +79,7 @@ options:
   target:
     description:
       - Database to restore into (C(new), C(replace)) or to roll back. Defaults to the backup's database.
+      - Required with O(mode=new); O(mode=rollback) needs O(target) or O(database).
       - With O(mode=replace) and no O(database), the backups of O(target) itself are chosen; restoring another
         database's backup into it needs O(database) named explicitly.
     type: str
@@ -415,7 +418,31 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     check_connection_params, connection_argument_spec,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore import run_pg_restore_verified
+from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import CHOOSERS
+from ansible_collections.pgops.postgresql.plugins.module_utils._options import fail_on_errors
+from ansible_collections.pgops.postgresql.plugins.module_utils._restore import SETTING_RE, run_pg_restore_verified
+
+
+def option_errors(p):
+    """pg_restore_verified's rules that AnsibleModule cannot declare, one message each (naming the option and the
+    fix). Called first thing in main(), before the container, the server or the catalog is looked at."""
+    errors = []
+    for k, v in (p['session_settings'] or {}).items():
+        if not SETTING_RE.match(str(k)) or not SETTING_RE.match(str(v)):
+            errors.append('session_settings: %s=%s is refused; names and values may hold letters, digits, "_", "." '
+                          'and "-" only' % (k, v))
+    if p['max_attempts'] < 1:
+        errors.append('max_attempts must be 1 or more (got %s)' % p['max_attempts'])
+    for name in ('max_age_hours', 'server_free_space_ratio'):
+        if p[name] is not None and p[name] < 0:
+            errors.append('%s must be 0 or more (got %s)' % (name, p[name]))
+    # a replace without database restores the target's own backups; anything else choosing "latest" must say whose
+    if (p['mode'] in ('new', 'replace') and (p['backup_id'] or 'latest') in CHOOSERS and not p['database']
+            and not (p['mode'] == 'replace' and p['target'])):
+        errors.append('mode=%s with backup_id=%s needs database, the database whose backups to restore: set '
+                      'database%s' % (p['mode'], p['backup_id'] or 'latest',
+                                      ' (or target, to restore its own backups)' if p['mode'] == 'replace' else ''))
+    return errors
 
 
 def main():
@@ -456,9 +483,16 @@ def main():
         age_identity_file=dict(type='path'),
         age_identity=dict(type='str', no_log=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[('age_identity_file', 'age_identity')])
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[('mode', 'new', ('target',)),
+                     ('mode', 'rollback', ('target', 'database'), True)],
+        mutually_exclusive=[('age_identity_file', 'age_identity')],
+        supports_check_mode=True,
+    )
     check_connection_params(module)
+    # failed_step as for the refusals the job makes itself (RV(failed_step))
+    fail_on_errors(module, option_errors(module.params), failed_step='options')
     run_pg_restore_verified(module)
 
 

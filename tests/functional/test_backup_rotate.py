@@ -175,7 +175,7 @@ def test_a_backup_in_progress_is_never_touched(dest, run_module):
 
 def test_options_are_validated_with_the_option_named(dest, run_module):
     res = run_module('backup_rotate', dict(path=dest, max_age_days={'weekly': 3}))
-    assert res['failed'] and "max_age_days has an unknown kind 'weekly'" in res['msg']
+    assert res['failed'] and 'max_age_days.weekly' in res['msg'] and 'pre_deploy, pre_restore' in res['msg'], res
     res = run_module('backup_rotate', dict(path=dest, min_keep=0))
     assert res['failed'] and 'min_keep must be at least 1' in res['msg']
     # an empty path is not "the current directory"
