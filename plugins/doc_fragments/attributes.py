@@ -17,3 +17,15 @@ attributes:
   idempotent:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
 '''
+
+    # The modules that connect: one connection for all of them with module_defaults.
+    ACTIONGROUP_CONNECT = r'''
+attributes:
+  action_group:
+    description: Use C(group/pgops.postgresql.connect) in C(module_defaults) to set the connection options for this
+      module and every other pgops module that connects (the roles do it with the lookup
+      C(pgops.postgresql.connection)).
+    support: full
+    membership:
+      - pgops.postgresql.connect
+'''

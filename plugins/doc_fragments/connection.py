@@ -32,17 +32,40 @@ options:
       - Directory of the server's Unix socket, when it is not the client's default.
     type: str
     aliases: [ unix_socket ]
-  port:
+  login_port:
     description:
       - Server port, 1 to 65535. Leave unset for the client's default (or, in a container, the container's
         E(PGPORT)); C(0) or a value out of range is refused, never taken as "the default".
     type: int
-    aliases: [ login_port ]
+    aliases: [ port ]
   connect_timeout:
     description:
       - Seconds to wait for a connection, 1 or more.
     type: int
     default: 10
+  ssl_mode:
+    description:
+      - How the client tools negotiate TLS with the server (libpq C(sslmode), passed as E(PGSSLMODE)).
+      - Use C(verify-full) with O(ca_cert) for a server reached over a network.
+      - When unset, libpq's default (C(prefer)) applies, or E(PGSSLMODE) of the environment.
+    type: str
+    choices: [ disable, allow, prefer, require, verify-ca, verify-full ]
+  ca_cert:
+    description:
+      - The CA certificate(s) that signed the server's certificate (libpq C(sslrootcert), E(PGSSLROOTCERT)).
+      - With O(container), a path inside the container, where the client tools run.
+    type: str
+    aliases: [ ssl_rootcert ]
+  ssl_cert:
+    description:
+      - Client certificate for certificate authentication (libpq C(sslcert), E(PGSSLCERT)).
+      - With O(container), a path inside the container.
+    type: str
+  ssl_key:
+    description:
+      - The key of O(ssl_cert) (libpq C(sslkey), E(PGSSLKEY)); the file must be readable by the client only
+        (mode 0600). With O(container), a path inside the container.
+    type: str
   container:
     description:
       - Run the PostgreSQL client tools inside this running container (C(docker exec)), so that their version
@@ -68,4 +91,6 @@ options:
     type: path
 notes:
   - The password never appears in argv, logs, metadata or task output.
+  - These modules form the action group C(pgops.postgresql.connect). Set the connection once with
+    C(module_defaults), as the roles do with the M(pgops.postgresql.connection#lookup) lookup.
 '''

@@ -20,10 +20,17 @@ import subprocess
 import tempfile
 from contextlib import suppress
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
     die_with_parent, failure_message, popen, run_checked, Stage,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import CONNECT, PREFLIGHT, QUERY
+
+
+SSL_MODES = ('disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full')
+# TLS options -> the libpq environment variables that carry them to every client tool
+SSL_ENV = (('ssl_mode', 'PGSSLMODE'), ('ca_cert', 'PGSSLROOTCERT'), ('ssl_cert', 'PGSSLCERT'),
+           ('ssl_key', 'PGSSLKEY'))
 
 
 def connection_argument_spec():
@@ -33,8 +40,12 @@ def connection_argument_spec():
         login_password=dict(type='str', no_log=True),
         login_host=dict(type='str', aliases=['host']),
         login_unix_socket=dict(type='str', aliases=['unix_socket']),
-        port=dict(type='int', aliases=['login_port']),
+        login_port=dict(type='int', aliases=['port']),
         connect_timeout=dict(type='int', default=10),
+        ssl_mode=dict(type='str', choices=list(SSL_MODES)),
+        ca_cert=dict(type='str', aliases=['ssl_rootcert']),
+        ssl_cert=dict(type='str'),
+        ssl_key=dict(type='str', no_log=False),
         container=dict(type='str'),
         container_runtime=dict(type='str', default='docker', choices=['docker', 'podman']),
         container_user=dict(type='str'),
@@ -53,9 +64,12 @@ def connection_param_errors(params):
     or more), ``jobs`` (1 or more) and ``databases`` (each name once).
     """
     errors = []
-    port = params.get('port')
+    port = params.get('login_port')
     if port is not None and not 1 <= port <= 65535:
-        errors.append('port must be between 1 and 65535 (got %s); leave it unset for the default port' % port)
+        errors.append('login_port (port) must be between 1 and 65535 (got %s); leave it unset for the default port'
+                      % port)
+    if params.get('ssl_key') and not params.get('ssl_cert'):
+        errors.append('ssl_key needs ssl_cert (the client certificate the key belongs to)')
     timeout = params.get('connect_timeout')
     if timeout is not None and timeout < 1:
         errors.append('connect_timeout must be 1 second or more (got %s)' % timeout)
@@ -84,6 +98,8 @@ def check_connection_params(module):
         module.fail_json(msg='; '.join(errors))
 
 
+# set by us for every client tool (an inherited value is dropped); the PGSSL* variables only when their option is
+# set (else an inherited PGSSLMODE etc. of the ops host still applies to native tools)
 CLIENT_ENV = ('PGPASSWORD', 'PGCONNECT_TIMEOUT', 'PGAPPNAME', 'PGCLIENTENCODING', 'PGOPTIONS')
 
 
@@ -109,7 +125,8 @@ class PgTarget(object):
         self.user = p.get('login_user')
         self.password = p.get('login_password')
         self.host = p.get('login_host') or p.get('login_unix_socket')
-        self.port = p.get('port')
+        self.port = p.get('login_port')
+        self.ssl = dict((name, p.get(option)) for option, name in SSL_ENV if p.get(option))
         self.timeout = p.get('connect_timeout') or 10
         self.container = p.get('container')
         self.runtime = p.get('container_runtime') or 'docker'
@@ -131,6 +148,7 @@ class PgTarget(object):
             env['PGPASSWORD'] = self.password
         if self.options:
             env['PGOPTIONS'] = ' '.join('-c %s=%s' % (k, v) for k, v in sorted(self.options.items()))
+        env.update(self.ssl)
         return env
 
     def container_prefix(self, interactive=False):
@@ -141,8 +159,11 @@ class PgTarget(object):
         if self.container_user:
             argv += ['-u', self.container_user]
         for name in CLIENT_ENV:
-            if (name != 'PGPASSWORD' or self.password) and (name != 'PGOPTIONS' or self.options):
-                argv += ['-e', name]   # the name only: the value comes from our environment, never argv
+            if name == 'PGPASSWORD' and not self.password or name == 'PGOPTIONS' and not self.options:
+                continue
+            argv += ['-e', name]   # the name only: the value comes from our environment, never argv
+        for name in sorted(self.ssl):
+            argv += ['-e', name]
         argv.append(self.container)
         return argv
 
@@ -163,7 +184,7 @@ class PgTarget(object):
         if self.bin_dir:
             path = os.path.join(self.bin_dir, name)
             if not os.access(path, os.X_OK):
-                raise PgOpsError('%s not found in pg_bin_dir %s' % (name, self.bin_dir), step='preflight')
+                raise PgOpsError('%s not found in pg_bin_dir %s' % (name, self.bin_dir), step=PREFLIGHT)
             return path
         if self.server_major:
             candidates = []
@@ -200,16 +221,16 @@ class PgTarget(object):
                               preexec_fn=die_with_parent())
         if proc.returncode != 0:
             raise PgOpsError('container %s not found (%s inspect: %s)' % (
-                self.container, self.runtime, proc.stderr.decode('utf-8', 'replace').strip()), step='preflight')
+                self.container, self.runtime, proc.stderr.decode('utf-8', 'replace').strip()), step=PREFLIGHT)
         status = proc.stdout.decode().strip()
         if status != 'running':
             raise PgOpsError('container %s is not running (status %s): start it (%s start %s) and check its logs '
                              '(%s logs %s); only if its data is lost, recover with the disaster recovery playbook'
                              % (self.container, status, self.runtime, self.container, self.runtime, self.container),
-                             step='preflight')
+                             step=PREFLIGHT)
 
     def tool_version(self, tool):
-        out = run_checked(self.argv_noconn(tool, ['--version']), self.env(), '%s --version' % tool)
+        out = run_checked(self.argv_noconn(tool, ['--version']), self.env(), '%s --version' % tool, PREFLIGHT)
         return out.strip()
 
     def psql(self, database):
@@ -236,7 +257,7 @@ class PsqlSession(object):
             self.proc = popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
                               env=target.env(), universal_newlines=True, encoding='utf-8', errors='replace')
         except OSError as e:
-            raise PgOpsError('cannot start psql: %s' % e, step='connect')
+            raise PgOpsError('cannot start psql: %s' % e, step=CONNECT)
         self.stage.proc = self.proc
 
     def query(self, sql):
@@ -250,7 +271,7 @@ class PsqlSession(object):
             if not line:
                 self.proc.wait()
                 raise PgOpsError(failure_message([self.stage], 'query on database %s (%s)'
-                                                 % (self.database, self.target.where())), step='query')
+                                                 % (self.database, self.target.where())), step=QUERY)
             line = line.rstrip('\n')
             if line == self.MARKER:
                 return lines

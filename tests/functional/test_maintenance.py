@@ -192,7 +192,7 @@ def test_vacuum_and_reindex_are_opt_in_and_checked_first(postgres, maint_db, des
 
 def test_all_databases_and_history_needs_a_directory(postgres, maint_db, run_module):
     res = run_module('pg_maintenance', dict(postgres.conn(), all_databases=True, analyze=False))
-    assert res['failed'] and 'write_history needs history_dir or backup_dir' in res['msg']
+    assert res['failed'] and 'write_history is True' in res['msg'] and 'history_dir, backup_dir' in res['msg'], res
     res = run_module('pg_maintenance_info', dict(postgres.conn(), all_databases=True, gather=['connections']))
     assert maint_db in [d['name'] for d in res['databases']] and 'postgres' in [d['name'] for d in res['databases']]
 
@@ -273,8 +273,8 @@ def test_health_check_playbook_fails_on_a_missing_table_and_passes_once_it_exist
     postgres.psql(maint_db, 'DROP TABLE IF EXISTS orders')
     backup = run_module('pg_backup', dict(postgres.conn(), databases=[maint_db], dest=dest))
     assert not backup.get('failed'), backup
-    extra = dict(maintenance_databases=[maint_db], maintenance_login_host='127.0.0.1', maintenance_port=postgres.port,
-                 maintenance_login_user='postgres', maintenance_backup_dir=dest,
+    extra = dict(maintenance_databases=[maint_db], pgops_login_host='127.0.0.1', pgops_port=postgres.port,
+                 pgops_login_user='postgres', maintenance_backup_dir=dest,
                  maintenance_expected_tables=['public.products', 'public.orders'])
     failed = playbook(collection_root, 'health_check.yml', extra)
     assert failed.returncode != 0, failed.stdout
@@ -293,6 +293,6 @@ def test_health_check_playbook_fails_on_a_missing_table_and_passes_once_it_exist
     finally:
         postgres.psql(maint_db, 'DROP TABLE orders')
 
-    stopped = playbook(collection_root, 'health_check.yml', dict(extra, maintenance_port=free_port()))
+    stopped = playbook(collection_root, 'health_check.yml', dict(extra, pgops_port=free_port()))
     assert stopped.returncode != 0
     assert 'FAIL connection: %s unreachable' % maint_db in stopped.stdout, stopped.stdout

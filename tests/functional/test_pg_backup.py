@@ -372,7 +372,7 @@ def run_playbook(collection_root, name, extra):
 def test_backup_role_records_the_failure_when_the_container_is_missing(dest, collection_root):
     name = 'pgops-no-such-container-%d' % os.getpid()
     out = run_playbook(collection_root, 'backup.yml', dict(
-        backup_dest=dest, backup_databases=['pim_dev', 'pim_prod'], backup_container=name, backup_log_file='',
+        backup_dest=dest, backup_databases=['pim_dev', 'pim_prod'], pgops_container=name, backup_log_file='',
         backup_summary=False, metrics_enabled=False))
     assert out.returncode != 0, out.stdout
     assert 'container %s not found' % name in out.stdout, out.stdout
@@ -447,9 +447,9 @@ def test_two_databases_return_no_stat_of_the_backup_directory(postgres, pim, des
 
 @pytest.mark.parametrize('module', ['pg_backup', 'pg_maintenance_info', 'pg_maintenance'])
 @pytest.mark.parametrize('option, value, expected', [
-    ('port', 0, 'port must be between 1 and 65535 (got 0)'),
-    ('port', 65536, 'port must be between 1 and 65535 (got 65536)'),
-    ('port', -5432, 'port must be between 1 and 65535'),
+    ('port', 0, 'login_port (port) must be between 1 and 65535 (got 0)'),
+    ('port', 65536, 'login_port (port) must be between 1 and 65535 (got 65536)'),
+    ('port', -5432, 'login_port (port) must be between 1 and 65535'),
     ('connect_timeout', -1, 'connect_timeout must be 1 second or more (got -1)'),
     ('connect_timeout', 0, 'connect_timeout must be 1 second or more (got 0)'),
     ('databases', ['pim_dev', 'x', 'pim_dev'], "databases names 'pim_dev' more than once"),

@@ -89,3 +89,17 @@ def test_drill_reports_every_backup_when_one_fails(postgres, play):
     assert rc != 0, out[-3000:]
     assert 'The restore drill failed' in out and 'PASS pb_prod' in out and 'FAIL pb_dev' in out, out[-4000:]
     assert 'default=None' not in out and 'object has no attribute' not in out
+
+
+@pytest.mark.parametrize('playbook, args', [
+    ('backup.yml', []),
+    ('restore.yml', ['-e', 'restore_database=pb_dev', '-e', 'restore_mode=test']),
+    ('restore_drill.yml', []),
+    ('disaster_recovery.yml', []),
+    ('maintenance.yml', []),
+])
+def test_every_role_connects_with_the_shared_pgops_variables(play, playbook, args):
+    """pgops_pg_bin_dir (and with it the whole connection) reaches every module of every role, through one
+    module_defaults: a directory without the client tools fails each of them, naming the option."""
+    rc, out = play['run'](playbook, '-e', 'pgops_pg_bin_dir=/nonexistent/pgops-bin', *args)
+    assert rc != 0 and 'not found in pg_bin_dir /nonexistent/pgops-bin' in out, out[-3000:]
