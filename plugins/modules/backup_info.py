@@ -80,8 +80,16 @@ options:
   limit:
     description:
       - Return at most this many backups (the newest). C(0) for all; negative values are refused.
+      - With O(limit_per_database), at most this many of each database.
     type: int
     default: 0
+  limit_per_database:
+    description:
+      - Apply O(limit) to each database, not to the whole list, so that every database is represented (a weekly
+        drill of the newest backup of each database, however many there are).
+    type: bool
+    default: false
+    version_added: 0.3.0
   stats:
     description:
       - Compute statistics and alerts over the filtered backups.
@@ -100,6 +108,15 @@ options:
     type: float
     default: 8
     version_added: 0.2.0
+  no_success_hours:
+    description:
+      - Alert when the newest successful backup of a database is older than this many hours, or when there is none
+        - the plan's daily backup with two hours of slack, so that backups that silently stopped are noticed.
+      - Every database of the catalog is checked, and every database named in O(database) / O(databases) even
+        when the catalog holds nothing of it. C(0) turns the alert off.
+    type: float
+    default: 26
+    version_added: 0.3.0
   size_change_threshold:
     description:
       - Flag a backup whose size differs from the previous one by more than this percentage (0 or more).
@@ -264,7 +281,8 @@ catalog_warnings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import KINDS, run_backup_info
+from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import KINDS
+from ansible_collections.pgops.postgresql.plugins.module_utils._info import run_backup_info
 
 
 def main():
@@ -279,10 +297,12 @@ def main():
             status=dict(type='str', default='any', choices=['success', 'failed', 'any']),
             max_age_days=dict(type='float'),
             limit=dict(type='int', default=0),
+            limit_per_database=dict(type='bool', default=False),
             stats=dict(type='bool', default=True),
             window_days=dict(type='int', default=30),
             size_change_threshold=dict(type='float', default=50),
             offsite_max_age_days=dict(type='float', default=8),
+            no_success_hours=dict(type='float', default=26),
             growth_threshold=dict(type='float', default=20),
             growth_days=dict(type='int', default=7),
             verify_checksums=dict(type='bool', default=False),

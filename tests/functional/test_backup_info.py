@@ -168,3 +168,43 @@ def test_empty_path_is_refused(run_module, tmp_path, monkeypatch):
 def test_negative_windows_and_thresholds_are_refused(run_module, tmp_path, option, value, expected):
     res = run_module('backup_info', {'path': str(tmp_path), option: value})
     assert res['failed'] and res['msg'].startswith(expected), res
+
+
+def test_backups_that_silently_stopped_are_alerted(postgres, dest, run_module):
+    """The plan's daily backup, seen from outside: a database whose newest successful backup is older than
+    no_success_hours, or that the caller names and the catalog has never seen, raises an alert."""
+    postgres.create_db('quiet_db')
+    made = run_module('pg_backup', dict(postgres.conn(), databases=['quiet_db'], dest=dest))
+    assert not made.get('failed'), made
+    fresh = run_module('backup_info', dict(path=dest, databases=['quiet_db', 'never_backed_up']))
+    assert [a for a in fresh['stats']['alerts'] if 'no successful backup' in a] == [
+        'never_backed_up: no successful backup in the catalog']
+    # the same backup, as if it were made two days ago (its start is the recovery point)
+    meta_path = os.path.join(dest, [n for n in os.listdir(dest) if n.endswith('.meta.json')][0])
+    with open(meta_path) as f:
+        meta = json.load(f)
+    meta['started_at'] = '2020-01-01T02:00:00+00:00'
+    with open(meta_path, 'w') as f:
+        json.dump(meta, f)
+    stale = run_module('backup_info', dict(path=dest))
+    [alert] = [a for a in stale['stats']['alerts'] if 'no successful backup' in a]
+    assert alert.startswith('quiet_db: no successful backup for ') and alert.endswith('h (threshold 26.0 h)'), alert
+    assert not [a for a in run_module('backup_info', dict(path=dest, no_success_hours=0))['stats']['alerts']
+                if 'no successful backup' in a]
+    # backup_metrics says it in the same words
+    metrics = run_module('backup_metrics', dict(path=dest, dest=os.path.join(os.path.dirname(dest), 'x.prom'),
+                                                databases=['quiet_db']))
+    assert alert in json.dumps(metrics), metrics
+
+
+def test_limit_per_database_lists_the_newest_of_each(postgres, dest, run_module):
+    for db in ('many_a', 'many_b'):
+        postgres.create_db(db)
+    for db in ('many_a', 'many_a', 'many_a', 'many_b'):
+        assert not run_module('pg_backup', dict(postgres.conn(), databases=[db], dest=dest)).get('failed')
+    across = run_module('backup_info', dict(path=dest, limit=1, stats=False))
+    assert [b['database'] for b in across['backups']] == ['many_b']
+    each = run_module('backup_info', dict(path=dest, limit=1, limit_per_database=True, stats=False))
+    assert sorted(b['database'] for b in each['backups']) == ['many_a', 'many_b']
+    newest_a = run_module('backup_info', dict(path=dest, database='many_a', stats=False))['backups'][0]['id']
+    assert [b['id'] for b in each['backups'] if b['database'] == 'many_a'] == [newest_a]

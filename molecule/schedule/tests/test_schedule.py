@@ -11,7 +11,7 @@ EXPECTED = {
     'backup': ('0 2 * * *', 'pgops.postgresql.backup', None),
     'stats': ('0 7 * * 1', 'pgops.postgresql.list_backups', {'list_backups_fail_on_alert': True}),
     'verify': ('30 3 * * 3', 'pgops.postgresql.restore_drill', {'restore_drill_count': 3}),
-    'drill': ('30 3 * * 5', 'pgops.postgresql.restore_drill', {'restore_drill_count': 1}),
+    'drill': ('30 3 * * 5', 'pgops.postgresql.restore_drill', {'restore_drill_count': 1, 'restore_drill_per_database': True}),
     'clean': ('0 4 1 * *', 'pgops.postgresql.rotate', {'rotate_older_than_days': 30}),
     'maintenance': ('0 5 15 * *', 'pgops.postgresql.maintenance', None),
 }
