@@ -92,5 +92,5 @@ options:
 notes:
   - The password never appears in argv, logs, metadata or task output.
   - These modules form the action group C(pgops.postgresql.connect). Set the connection once with
-    C(module_defaults), as the roles do with the M(pgops.postgresql.connection#lookup) lookup.
+    C(module_defaults), as the roles do with the lookup P(pgops.postgresql.connection#lookup).
 '''

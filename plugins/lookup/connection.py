@@ -7,7 +7,8 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 name: connection
-author: pgops.postgresql contributors
+author:
+  - pgops.postgresql maintainers (@pgops)
 short_description: The connection options of every pgops module, from the shared C(pgops_*) variables
 version_added: 0.3.0
 description:

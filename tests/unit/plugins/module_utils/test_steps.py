@@ -60,7 +60,7 @@ def test_every_job_set_is_inside_the_closed_set():
                                  ''])
 def test_pg_ops_error_refuses_free_text_as_its_step(bad):
     with pytest.raises(ValueError):
-        PgOpsError('boom', step=bad)
+        raise PgOpsError('boom', step=bad)
     err = PgOpsError('boom', step=steps.DUMP)
     with pytest.raises(ValueError):
         err.step = bad
