@@ -60,7 +60,8 @@ def run_backup_info(module):
         result['stats'] = catalog.catalog_stats(selected, now, p['window_days'], p['size_change_threshold'],
                                                 p['growth_threshold'], p['growth_days'], p['offsite_max_age_days'],
                                                 p['no_success_hours'],
-                                                p.get('databases') or ([p['database']] if p.get('database') else []))
+                                                (p.get('expected_databases') or []) + (p.get('databases') or [])
+                                                + ([p['database']] if p.get('database') else []))
         result['stats']['integrity'], alerts = integrity.summary(selected)
         result['stats']['alerts'].extend(alerts)
     for m in listed:

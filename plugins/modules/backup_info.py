@@ -112,10 +112,17 @@ options:
     description:
       - Alert when the newest successful backup of a database is older than this many hours, or when there is none
         - the plan's daily backup with two hours of slack, so that backups that silently stopped are noticed.
-      - Every database of the catalog is checked, and every database named in O(database) / O(databases) even
-        when the catalog holds nothing of it. C(0) turns the alert off.
+      - Every database of the catalog is checked, and every database named in O(database), O(databases) or
+        O(expected_databases) even when the catalog holds nothing of it. C(0) turns the alert off.
     type: float
     default: 26
+    version_added: 0.3.0
+  expected_databases:
+    description:
+      - Databases that should have backups, checked by O(no_success_hours) even when the catalog has never seen
+        them, without filtering the list as O(databases) does (for example C(pgops_databases)).
+    type: list
+    elements: str
     version_added: 0.3.0
   size_change_threshold:
     description:
@@ -303,6 +310,7 @@ def main():
             size_change_threshold=dict(type='float', default=50),
             offsite_max_age_days=dict(type='float', default=8),
             no_success_hours=dict(type='float', default=26),
+            expected_databases=dict(type='list', elements='str'),
             growth_threshold=dict(type='float', default=20),
             growth_days=dict(type='int', default=7),
             verify_checksums=dict(type='bool', default=False),

@@ -179,6 +179,10 @@ def test_backups_that_silently_stopped_are_alerted(postgres, dest, run_module):
     fresh = run_module('backup_info', dict(path=dest, databases=['quiet_db', 'never_backed_up']))
     assert [a for a in fresh['stats']['alerts'] if 'no successful backup' in a] == [
         'never_backed_up: no successful backup in the catalog']
+    # expected without filtering the list
+    listed = run_module('backup_info', dict(path=dest, expected_databases=['quiet_db', 'never_backed_up']))
+    assert [b['database'] for b in listed['backups']] == ['quiet_db']
+    assert 'never_backed_up: no successful backup in the catalog' in listed['stats']['alerts']
     # the same backup, as if it were made two days ago (its start is the recovery point)
     meta_path = os.path.join(dest, [n for n in os.listdir(dest) if n.endswith('.meta.json')][0])
     with open(meta_path) as f:
