@@ -161,6 +161,27 @@ def compare(meta, found):
     return problems
 
 
+def has_counts(meta):
+    """Whether the metadata holds row counts to compare a restore with: the dump's snapshot counts (pg_backup), or
+    the counts a first verified restore recorded for a backup that had none (an adopted one)."""
+    return meta.get('tables') is not None
+
+
+def counts_from_restore(found, when):
+    """The record of the counts a verified restore found, for a backup without counts of its own: the keys
+    pg_backup writes (``tables``, ``rows_total``, ``objects``, ``object_names``), marked as read from a restore."""
+    names = dict((k, v) for k, v in found.items() if k not in ('tables', 'indexes'))
+    tables = list(found.get('tables') or [])
+    return dict(
+        tables=tables, rows_total=sum(t['rows'] for t in tables), object_names=names,
+        objects=dict(tables=len(tables) + len(names.get('partitioned_tables') or []),
+                     views=len(names.get('views') or []), materialized_views=len(names.get('materialized_views') or []),
+                     sequences=len(names.get('sequences') or []), functions=len(names.get('functions') or []),
+                     indexes=found.get('indexes'), schemas=len(names.get('schemas') or []),
+                     extensions=len(names.get('extensions') or [])),
+        tables_source='drill', counts_from_restore=True, counts_recorded_at=when)
+
+
 SCRATCH_MARK = 'pgops:restore '   # a scratch database's comment: ours to drop after an interrupted run
 VERSION_RE = re.compile(r'^(\d+)')
 
@@ -344,6 +365,7 @@ class RestoreJob(object):
         self.pre_restore_done = False
         self.identity_file = None  # the age identity for encrypted backups (written 0600 from age_identity)
         self.identity_tmp = None
+        self.found_counts = None   # counts a restore found for a backup without any (recorded when it passed)
         self.stage = PREFLIGHT   # the step a session error (a lost connection, a refused query) belongs to
 
     # -- small helpers ------------------------------------------------------------------------------------
@@ -699,9 +721,20 @@ class RestoreJob(object):
         t = time.time()
         with self.target.psql(scratch) as s:
             found = read_objects(s, meta.get('format_version') or 1)
-            problems = compare(meta, found)
-            for check in (ROW_COUNTS, OBJECTS):
-                self.checks[check] = 'failed' if any(c == check for c, dummy in problems) else 'passed'
+            if has_counts(meta):
+                problems = compare(meta, found)
+                for check in (ROW_COUNTS, OBJECTS):
+                    self.checks[check] = 'failed' if any(c == check for c, dummy in problems) else 'passed'
+            else:
+                # no counts to compare with (an adopted backup before its first drill): it must restore and hold
+                # tables; the counts found are recorded with the verification (_attempted), never taken as passed
+                problems = [] if found.get('tables') else [(ROW_COUNTS, (
+                    'backup %s has no recorded row counts and its restore holds no table: nothing proves it holds '
+                    'the data' % meta['id']))]
+                self.checks[ROW_COUNTS] = 'failed' if problems else 'recorded (no counts to compare with)'
+                self.checks[OBJECTS] = 'recorded (no object names to compare with)'
+                if not problems:
+                    self.found_counts = counts_from_restore(found, _now().isoformat())
             self.checks['tables_verified'] = len(found.get('tables') or [])
             self.checks['rows_verified'] = sum(x['rows'] for x in found.get('tables') or [])
             for i, sql in enumerate(self.o.get('assertions') or []):
@@ -860,6 +893,7 @@ class RestoreJob(object):
         """Try the candidates in order; fall back to the next only when a failure is the backup's fault."""
         for n, meta in enumerate(candidates):
             self.checks = {}
+            self.found_counts = None
             self.phases = dict((k, v) for k, v in self.phases.items() if k == 'pre_restore_backup')
             try:
                 result = self._run(meta, target_db)
@@ -888,8 +922,11 @@ class RestoreJob(object):
                      failed_step=error.step if error else None, host=socket.gethostname(),
                      collection_version=COLLECTION_VERSION)
         try:
-            record_verification(self.path, meta, entry, self.o.get('lock_timeout', 300))
+            record_verification(self.path, meta, entry, self.o.get('lock_timeout', 300),
+                                counts=self.found_counts if error is None else None)
             self.result['recorded'] = True
+            if entry.get('counts_recorded'):
+                self.result['counts_recorded'] = True
         except (OSError, ValueError, PgOpsError) as e:
             self.warnings.append('could not record the verification of %s in its metadata: %s' % (meta['id'], e))
 
@@ -1016,8 +1053,12 @@ class RestoreJob(object):
             decrypt = ', decrypted with age on the fly' + (', one pg_restore job' if meta['format'] != 'plain' else '')
         steps.append('restore backup %s (%s, %s%s) into scratch database %s'
                      % (meta['id'], meta['format'], meta['compression'], decrypt, scratch))
-        steps.append('verify %d tables / %s rows and the object sets against the metadata'
-                     % (len(meta.get('tables') or []), meta.get('rows_total')))
+        if has_counts(meta):
+            steps.append('verify %d tables / %s rows and the object sets against the metadata'
+                         % (len(meta.get('tables') or []), meta.get('rows_total')))
+        else:
+            steps.append('no row counts are recorded (%s backup): check it restored tables and record the counts '
+                         'found in the metadata (tables_source: drill)' % (meta.get('origin') or 'this'))
         if mode == 'test':
             steps.append('drop %s and record the result in the backup metadata' % scratch)
         elif mode == 'new':
@@ -1074,14 +1115,18 @@ class RestoreJob(object):
 NOT_RECORDED = (OPTIONS, GUARD, CHOOSE, LOCK)   # refused before the backup was looked at
 
 
-def record_verification(path, meta, entry, lock_timeout):
-    """Append a verification to the backup's metadata (atomically, under the database's backup lock)."""
+def record_verification(path, meta, entry, lock_timeout, counts=None):
+    """Append a verification to the backup's metadata (atomically, under the database's backup lock). ``counts``:
+    the counts a passed restore found for a backup that had none, recorded unless the record has counts by now."""
     meta_path = meta.get('meta_path') or catalog.meta_path(path, meta['file'].rsplit('.', 1)[0])
     with DirLock(os.path.join(path, catalog.lock_name(meta['database'])), lock_timeout,
                  'database %s in %s' % (meta['database'], path)):
         with open(meta_path, 'rb') as f:
             record = json.loads(f.read().decode('utf-8'))
         record.setdefault('verifications', []).append(entry)
+        if counts and not has_counts(record):
+            record.update(counts)
+            entry['counts_recorded'] = True
         st = os.stat(meta_path)
         write_json_atomic(meta_path, record, st.st_uid, st.st_gid)
 

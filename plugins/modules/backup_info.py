@@ -203,6 +203,10 @@ backups:
     verified:
       description: True when the last conclusive verified restore of the backup passed.
       type: bool
+    origin:
+      description: C(adopted) for a dump registered by M(pgops.postgresql.backup_adopt); absent for the backups
+        pg_backup made.
+      type: str
     integrity:
       description:
         - C(ok) - the dump exists with the recorded size (and, with O(verify_checksums=true), the recorded sha256).

@@ -394,6 +394,13 @@ fallback_candidates:
   returned: when there are any
   type: list
   elements: str
+counts_recorded:
+  description:
+    - For a backup without row counts in its metadata (adopted with M(pgops.postgresql.backup_adopt)), the counts
+      this restore found, now recorded in the metadata (C(tables_source=drill)) so that later restores compare
+      against them. Such a backup is verified only by a real restore.
+  returned: when a backup without counts passed a restore that records
+  type: dict
 data_as_of:
   description: When the restored backup's data is from (the dump's snapshot) - the recovery point.
   returned: when a backup was chosen
