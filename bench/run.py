@@ -4,15 +4,25 @@
 
     python bench/run.py --size-mb 1000            # make bench
     python bench/run.py --size-mb 20 --quick      # the smoke run in make test
+    python bench/run.py --size-mb 400 --compression-matrix   # compressors and levels on both kinds of data
 
 Compares the team's seed pipeline (pg_dump | gzip to back up, gunzip | psql to restore) and a raw pg_dump (the
 floor) with pg_backup's defaults and each format and compression, pg_restore_verified in test and replace modes,
 and backup_rotate over 10,000 synthetic backups (bench/rotate_bench.py). Measures each module process's peak RSS
 (wait4). Prints a table and writes it as JSON (--json). Timings are wall clock, one run each; read the ratios.
+
+Two kinds of data, generated deterministically: "prose" (benchdb: repeated md5 text, regular numbers; compresses
+about 4:1) and "catalogue" (catalogdb: random codes, UUIDs, hashes, prices; about 2:1, like a real product
+catalogue). The seed, the floor and the default backup run on both and are reported apart.
+
+--compression-matrix runs only the compression comparison: pg_dump | compressor as pg_backup runs it, for every
+MATRIX entry on both kinds, in --rounds interleaved rounds after a warm-up; it prints medians and the ratios
+against the current default and the seed.
 """
 from __future__ import absolute_import, division, print_function
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -27,7 +37,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A deterministic PIM-like generator: text, jsonb, numeric, timestamps, indexes. ~420 bytes a row on disk.
+# Two kinds of data, both deterministic. "prose": the PIM-like generator the bench always had (text made of
+# repeated md5s and words, regular numbers and timestamps: compresses about 4:1). ~420 bytes a row on disk.
 GENERATOR = """
 CREATE TABLE categories (id int PRIMARY KEY, name text NOT NULL);
 INSERT INTO categories SELECT g, 'Category ' || g FROM generate_series(1, 200) g;
@@ -54,6 +65,51 @@ CREATE INDEX ON products (category_id); CREATE INDEX ON products (updated_at); C
 CREATE INDEX ON events (product_id); ANALYZE;
 """
 ROWS_PER_MB = 1700
+ROWS_PER_MB_CAT = 1470   # ~640 bytes a row on disk: the same database size as prose's for a --size-mb
+
+# "catalogue": data like a real PIM's, low in redundancy - random SKU-like codes and EANs, UUIDs, md5 and sha256
+# hex checksums, prices with cents, weights, stock counts and timestamps to the microsecond, short names, jsonb
+# with random attributes. random() is seeded per batch (setseed), so every run generates the same rows.
+CATALOGUE_GENERATOR = """
+CREATE TABLE categories (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO categories SELECT g, 'Category ' || g FROM generate_series(1, 200) g;
+CREATE TABLE items (
+  id bigint PRIMARY KEY, uuid uuid NOT NULL, sku text NOT NULL, ean text NOT NULL, name text NOT NULL,
+  category_id int NOT NULL REFERENCES categories (id), price numeric(12,2) NOT NULL, weight_kg numeric(9,3) NOT NULL,
+  stock int NOT NULL, image_md5 text NOT NULL, file_sha256 text NOT NULL, attrs jsonb NOT NULL,
+  updated_at timestamptz NOT NULL);
+CREATE TABLE price_history (id bigint, item_uuid uuid, currency text, price numeric(12,2), checksum text,
+  at timestamptz);
+"""
+CATALOGUE_BATCH = """
+SELECT setseed(:SEED);
+INSERT INTO items
+SELECT g, md5('u' || g || random())::uuid,
+       chr(65 + (random() * 25)::int) || chr(65 + (random() * 25)::int) || '-'
+         || lpad((random() * 999999)::int::text, 6, '0') || '-' || upper(substr(md5(random()::text), 1, 4)),
+       lpad((random() * 1e12)::bigint::text, 13, '4'),
+       (ARRAY['Bolt','Valve','Lamp','Cable','Hinge','Pump'])[1 + (random() * 5)::int] || ' '
+         || upper(substr(md5(random()::text), 1, 6)),
+       1 + (random() * 199)::int, round((random() * 5000)::numeric, 2), round((random() * 80)::numeric, 3),
+       (random() * 10000)::int, md5(random()::text), encode(sha256(random()::text::bytea), 'hex'),
+       jsonb_build_object('w', (random() * 1000)::int, 'batch', substr(md5(random()::text), 1, 10),
+                          'dims', jsonb_build_array(round((random() * 100)::numeric, 1), round((random() * 100)::numeric, 1))),
+       timestamptz '2024-01-01' + random() * interval '365 days'
+FROM generate_series(:LO, :HI) g;
+INSERT INTO price_history
+SELECT g, md5('u' || g || random())::uuid, (ARRAY['EUR','USD','GBP'])[1 + (random() * 2)::int],
+       round((random() * 5000)::numeric, 2), md5(random()::text), timestamptz '2024-01-01' + random() * interval '365 days'
+FROM generate_series(:LO, :HI) g;
+"""
+CATALOGUE_INDEXES = """
+CREATE INDEX ON items (category_id); CREATE UNIQUE INDEX ON items (sku, id); CREATE INDEX ON items USING gin (attrs);
+CREATE INDEX ON price_history (item_uuid); ANALYZE;
+"""
+KINDS = dict(
+    prose=dict(generator=GENERATOR, batch=BATCH, indexes=INDEXES, rows_per_mb=ROWS_PER_MB),
+    catalogue=dict(generator=CATALOGUE_GENERATOR, batch=CATALOGUE_BATCH, indexes=CATALOGUE_INDEXES,
+                   rows_per_mb=ROWS_PER_MB_CAT),
+)
 
 
 def sh(argv, **kw):
@@ -152,14 +208,17 @@ def run_module(root, name, args):
     return res, seconds, peak[0] / 1024.0
 
 
-def generate(cluster, db, size_mb):
+def generate(cluster, db, size_mb, kind='prose'):
+    k = KINDS[kind]
     cluster.psql('postgres', 'CREATE DATABASE %s' % db)
-    cluster.psql(db, GENERATOR)
-    rows = max(1000, int(size_mb * ROWS_PER_MB))
+    cluster.psql(db, k['generator'])
+    rows = max(1000, int(size_mb * k['rows_per_mb']))
     step = 200000
     for lo in range(1, rows + 1, step):
-        cluster.psql(db, BATCH.replace(':LO', str(lo)).replace(':HI', str(min(rows, lo + step - 1))))
-    cluster.psql(db, INDEXES)
+        seed = '%.6f' % (lo % 1000003 / 1000003.0)   # setseed wants [-1, 1]; one seed per batch
+        cluster.psql(db, k['batch'].replace(':LO', str(lo)).replace(':HI', str(min(rows, lo + step - 1)))
+                     .replace(':SEED', seed))
+    cluster.psql(db, k['indexes'])
     return int(cluster.psql(db, 'SELECT pg_database_size(current_database())'))
 
 
@@ -184,12 +243,137 @@ def offsite_bench(root, backups, work, add):
         server.stop()
 
 
+# The compressors pg_backup runs for plain SQL, with the argv of _backup.py's _compressor() (zstd -q -c -T0 -N,
+# pigz/gzip -c -N, lz4 -q -c -N), plus candidates the module cannot run today (zstd's fast levels, zstd without
+# -T0) and the seed's plain gzip. (label, compressor argv or None, decompressor argv or None)
+MATRIX = [
+    ('none (floor)', None, None),
+    ('zstd -T0 --fast=3', ['zstd', '-q', '-c', '-T0', '--fast=3'], ['zstd', '-q', '-d', '-c']),
+    ('zstd -T0 --fast=1', ['zstd', '-q', '-c', '-T0', '--fast=1'], ['zstd', '-q', '-d', '-c']),
+    ('zstd -T0 -1', ['zstd', '-q', '-c', '-T0', '-1'], ['zstd', '-q', '-d', '-c']),
+    ('zstd -T0 -3 (default)', ['zstd', '-q', '-c', '-T0', '-3'], ['zstd', '-q', '-d', '-c']),
+    ('zstd -T0 -6', ['zstd', '-q', '-c', '-T0', '-6'], ['zstd', '-q', '-d', '-c']),
+    ('zstd --fast=1 (no -T0)', ['zstd', '-q', '-c', '--fast=1'], ['zstd', '-q', '-d', '-c']),
+    ('zstd -1 (no -T0)', ['zstd', '-q', '-c', '-1'], ['zstd', '-q', '-d', '-c']),
+    ('zstd -3 (no -T0)', ['zstd', '-q', '-c', '-3'], ['zstd', '-q', '-d', '-c']),
+    ('lz4 -1', ['lz4', '-q', '-c', '-1'], ['lz4', '-q', '-d', '-c']),
+    ('pigz -1', ['pigz', '-c', '-1'], ['gzip', '-d', '-c']),
+    ('pigz -6 (gzip default)', ['pigz', '-c', '-6'], ['gzip', '-d', '-c']),
+    ('gzip -6 (seed)', ['gzip', '-c', '-6'], ['gzip', '-d', '-c']),
+]
+MATRIX_DEFAULT = 'zstd -T0 -3 (default)'
+MATRIX_SEED = 'gzip -6 (seed)'
+
+
+def dump_through(dump_argv, comp_argv, path):
+    """pg_dump | compressor, read by this process in 1 MiB chunks, hashed and written as pg_backup's run_to_file
+    does: (seconds, bytes)."""
+    t = time.time()
+    dump = subprocess.Popen(dump_argv, stdout=subprocess.PIPE)
+    last = dump
+    comp = None
+    if comp_argv:
+        comp = subprocess.Popen(comp_argv, stdin=dump.stdout, stdout=subprocess.PIPE)
+        dump.stdout.close()
+        last = comp
+    h, size = hashlib.sha256(), 0
+    with open(path, 'wb') as f:
+        while True:
+            buf = last.stdout.read(1 << 20)
+            if not buf:
+                break
+            h.update(buf)
+            f.write(buf)
+            size += len(buf)
+        f.flush()
+        os.fsync(f.fileno())
+    rcs = [p.wait() for p in (dump, comp) if p]
+    if any(rcs):
+        raise SystemExit('%s | %s failed: %s' % (dump_argv[0], comp_argv, rcs))
+    return time.time() - t, size
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2.0
+
+
+def compression_matrix(cluster, work, size_mb, rounds, methods=None):
+    """Every MATRIX compressor on both kinds of data, interleaved: round r runs every (kind, compressor) once, so
+    a load change on the machine hits all of them alike. Medians of the rounds; ratios against the default and the
+    seed of the same kind."""
+    out = os.path.join(work, 'matrix')
+    os.makedirs(out)
+    matrix = [m for m in MATRIX if not methods or m[0] in (MATRIX_DEFAULT, MATRIX_SEED, 'none (floor)') or
+              any(w.strip() and m[0].startswith(w.strip()) for w in methods.split(','))]
+    dbs = []
+    for kind in ('prose', 'catalogue'):
+        t = time.time()
+        db = 'm_' + kind
+        size = generate(cluster, db, size_mb, kind)
+        dbs.append((kind, db, size))
+        print('database %s (%s): %.0f MiB, generated in %.0f s' % (db, kind, size / 2 ** 20, time.time() - t),
+              flush=True)
+    for kind, db, dummy in dbs:   # warm-up: the tables into the page cache
+        dump_through([pg_bin('pg_dump'), '-Fp'] + cluster.conn() + ['-d', db], None, os.path.join(out, 'dump'))
+    samples = {}
+    for r in range(rounds):
+        for kind, db, dummy in dbs:
+            for label, comp, decomp in matrix:
+                path = os.path.join(out, 'dump')
+                secs, size = dump_through([pg_bin('pg_dump'), '-Fp'] + cluster.conn() + ['-d', db], comp, path)
+                dsecs = None
+                if decomp:
+                    t = time.time()
+                    with open(path, 'rb') as f:
+                        subprocess.run(decomp, stdin=f, stdout=subprocess.DEVNULL, check=True)
+                    dsecs = time.time() - t
+                os.unlink(path)
+                samples.setdefault((kind, label), []).append((secs, size, dsecs))
+                print('round %d %-10s %-26s %7.2f s %12d B  decompress %s' % (
+                    r + 1, kind, label, secs, size, '%.2f s' % dsecs if dsecs is not None else '-'), flush=True)
+    table = []
+    for kind, db, dbsize in dbs:
+        med = {}
+        for label, dummy, dummy2 in matrix:
+            s = samples[(kind, label)]
+            d = [x[2] for x in s if x[2] is not None]
+            med[label] = dict(seconds=median([x[0] for x in s]), size=s[0][1],
+                              decompress_seconds=median(d) if d else None)
+        floor_size = med['none (floor)']['size']
+        for label, dummy, dummy2 in matrix:
+            m = med[label]
+            table.append(dict(kind=kind, database_size=dbsize, method=label, seconds=round(m['seconds'], 2),
+                              size=m['size'], ratio=round(floor_size / float(m['size']), 2),
+                              decompress_seconds=m['decompress_seconds'] and round(m['decompress_seconds'], 2),
+                              time_vs_default=round(m['seconds'] / med[MATRIX_DEFAULT]['seconds'], 2),
+                              size_vs_default=round(m['size'] / float(med[MATRIX_DEFAULT]['size']), 3),
+                              time_vs_seed=round(m['seconds'] / med[MATRIX_SEED]['seconds'], 2),
+                              size_vs_seed=round(m['size'] / float(med[MATRIX_SEED]['size']), 3)))
+    print('\nmedians of %d interleaved rounds (pg_dump | compressor > file, hashed and fsynced as pg_backup does)'
+          % rounds)
+    header = ('kind', 'method', 'time s', 'MiB', 'ratio', 'dec s', 't/def', 'sz/def', 't/seed', 'sz/seed')
+    print('%-10s %-24s %8s %9s %6s %8s %8s %8s %8s %8s' % header)
+    for row in table:
+        print('%-10s %-24s %8.2f %9.1f %6.2f %8s %8.2f %8.3f %8.2f %8.3f' % (
+            row['kind'], row['method'], row['seconds'], row['size'] / 2 ** 20, row['ratio'],
+            '-' if row['decompress_seconds'] is None else '%.2f' % row['decompress_seconds'],
+            row['time_vs_default'], row['size_vs_default'], row['time_vs_seed'], row['size_vs_seed']))
+    return table
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     ap.add_argument('--size-mb', type=float, default=1000)
     ap.add_argument('--rss-size-mb', type=float, default=0, help='also measure peak RSS on a database this large')
     ap.add_argument('--quick', action='store_true', help='smoke run: defaults and the seed only')
     ap.add_argument('--json', help='write the results here')
+    ap.add_argument('--compression-matrix', action='store_true',
+                    help='only the compression matrix: every compressor and level on both kinds of data of --size-mb')
+    ap.add_argument('--rounds', type=int, default=3, help='interleaved rounds of the compression matrix (median)')
+    ap.add_argument('--methods', help='comma-separated prefixes of MATRIX labels to run (the floor, the default and the seed '
+                                      'always run): e.g. "none,zstd -T0 -1,zstd -1"')
     opts = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix='pgops-bench-')
@@ -210,6 +394,14 @@ def main():
         print('%-44s %8.2f s %12s %8s  %s' % shown, flush=True)
 
     try:
+        if opts.compression_matrix:
+            results['machine']['postgres'] = cluster.psql('postgres', 'SHOW server_version')
+            results['compression_matrix'] = compression_matrix(
+                cluster, work, opts.size_mb, opts.rounds, opts.methods)
+            if opts.json:
+                with open(opts.json, 'w') as f:
+                    json.dump(results, f, indent=2)
+            return 0
         t = time.time()
         db_size = generate(cluster, 'benchdb', opts.size_mb)
         results['machine']['postgres'] = cluster.psql('postgres', 'SHOW server_version')
@@ -278,6 +470,22 @@ def main():
                                   check=False, env=dict(os.environ, PYTHONPATH=root))
             add('backup_rotate over 10,000 backups (script)', time.time() - t, None, None,
                 proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else 'rc %d' % proc.returncode)
+        # the same backups on catalogue-like data (hashes, UUIDs, random numbers and codes): reported apart,
+        # because the compressors' speed and ratio differ most between the two kinds
+        t = time.time()
+        cat_size = generate(cluster, 'catalogdb', opts.size_mb, 'catalogue')
+        results['catalogue_database_size'] = cat_size
+        print('database catalogdb: %.0f MiB, generated in %.0f s' % (cat_size / 2 ** 20, time.time() - t), flush=True)
+        cat_seed = os.path.join(out, 'catalogue-seed.sql.gz')
+        add('catalogue: seed pg_dump | gzip',
+            timed_shell('%s %s catalogdb | gzip > %s' % (pg_dump, conn, cat_seed), env), os.path.getsize(cat_seed))
+        os.unlink(cat_seed)
+        add('catalogue: floor pg_dump (uncompressed)',
+            timed_shell('%s %s catalogdb > %s' % (pg_dump, conn, floor), env), os.path.getsize(floor))
+        os.unlink(floor)
+        res, secs, rss = run_module(root, 'pg_backup', dict(base, databases=['catalogdb'],
+                                                            dest=os.path.join(out, 'catalogue')))
+        add('catalogue: pg_backup plain zstd (default)', secs, res['size'], rss)
         if opts.rss_size_mb:
             generate(cluster, 'bigdb', opts.rss_size_mb)
             res, secs, rss = run_module(root, 'pg_backup', dict(base, databases=['bigdb'], dest=dest))
@@ -293,17 +501,24 @@ def main():
     restore_seed = get('seed restore')
     replace = get('pg_restore_verified replace')
     encrypted = get('pg_backup plain zstd + age')
+    cat_seed, cat_floor = get('catalogue: seed'), get('catalogue: floor')
+    cat_default = get('catalogue: pg_backup plain zstd')
     ratios = dict(
         encrypted_backup_time_vs_default=round(encrypted['seconds'] / default['seconds'], 3),
         backup_time_vs_seed=round(default['seconds'] / seed['seconds'], 3),
         backup_size_vs_seed=round(default['size'] / float(seed['size']), 3),
         backup_time_vs_floor=round(default['seconds'] / floor['seconds'], 3),
         verified_restore_vs_seed_restore=round(replace['seconds'] / restore_seed['seconds'], 3),
+        catalogue_backup_time_vs_seed=round(cat_default['seconds'] / cat_seed['seconds'], 3),
+        catalogue_backup_size_vs_seed=round(cat_default['size'] / float(cat_seed['size']), 3),
+        catalogue_backup_time_vs_floor=round(cat_default['seconds'] / cat_floor['seconds'], 3),
         # the streaming modules (backup_offsite holds boto3, ~55 MiB, whatever the size)
         module_peak_rss_mib=max(r['rss_mib'] or 0 for r in rows if not r['name'].startswith('backup_offsite')),
     )
     goals = dict(encrypted_backup_time_vs_default=1.10, backup_time_vs_seed=0.30, backup_size_vs_seed=1.0, backup_time_vs_floor=1.4,
-                 verified_restore_vs_seed_restore=0.70, module_peak_rss_mib=64)
+                 verified_restore_vs_seed_restore=0.70, module_peak_rss_mib=64,
+                 catalogue_backup_time_vs_seed=0.30, catalogue_backup_size_vs_seed=1.0,
+                 catalogue_backup_time_vs_floor=1.4)
     results['ratios'] = ratios
     print('\n%-36s %8s %8s' % ('ratio', 'measured', 'goal'))
     for k, v in ratios.items():

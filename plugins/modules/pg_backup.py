@@ -88,7 +88,9 @@ options:
     default: zstd
   compression_level:
     description:
-      - Compression level (zstd 1-19, default 3; gzip 1-9, default 6; lz4 1-12, default 1).
+      - Compression level (zstd 1-19, default 1; gzip 1-9, default 6; lz4 1-12, default 1).
+      - zstd's default is 1 because it measured smaller than level 3 and as fast or faster, on text-like and on
+        catalogue-like data (docs/backup.md).
     type: int
   jobs:
     description:
