@@ -46,6 +46,12 @@ IO = 'io'
 CATALOG = 'catalog'
 COLLECT = 'collect'
 MAINTAIN = 'maintain'
+STANZA = 'stanza'               # pgBackRest: stanza-create / check
+BACKUP = 'backup'               # pgBackRest: the physical backup itself
+INFO = 'info'                   # pgBackRest: reading the repository (info --output=json)
+TARGET = 'target'               # a point-in-time target checked against the recoverable window
+START = 'start'                 # starting a (scratch or switched) PostgreSQL instance
+RECOVERY = 'recovery'           # waiting for recovery to reach its target and promote
 
 # -- one set per job kind -------------------------------------------------------------------------------------
 BACKUP_STEPS = frozenset((OPTIONS, PREFLIGHT, CONNECT, LOCK, DUMP, COUNT, WRITE))
@@ -57,8 +63,11 @@ OFFSITE_STEPS = frozenset((OPTIONS, CONNECT, LIST, PLAN, UPLOAD, CHECK_UPLOAD, D
 MAINTENANCE_STEPS = frozenset((OPTIONS, PREFLIGHT, CONNECT, CATALOG, COLLECT, MAINTAIN, WRITE))
 # what a psql session or a tool probe raises on its own, before a job names the step it was in
 SESSION_STEPS = frozenset((QUERY, CONNECT, PREFLIGHT))
+PGBACKREST_STEPS = frozenset((OPTIONS, PREFLIGHT, CONNECT, SETTINGS, STANZA, BACKUP, INFO, TARGET, SCRATCH, RESTORE,
+                              START, RECOVERY, VERIFY, SWAP, ROLLBACK, INTERNAL))
 
-ALL_STEPS = frozenset(BACKUP_STEPS | RESTORE_STEPS | ROTATE_STEPS | OFFSITE_STEPS | MAINTENANCE_STEPS | SESSION_STEPS)
+ALL_STEPS = frozenset(BACKUP_STEPS | RESTORE_STEPS | ROTATE_STEPS | OFFSITE_STEPS | MAINTENANCE_STEPS |
+                      SESSION_STEPS | PGBACKREST_STEPS)
 
 
 def check_step(step):

@@ -51,7 +51,7 @@ class FakeModule(object):
 # -- the closed set ----------------------------------------------------------------------------------------------
 def test_every_job_set_is_inside_the_closed_set():
     for kind in (steps.BACKUP_STEPS, steps.RESTORE_STEPS, steps.ROTATE_STEPS, steps.OFFSITE_STEPS,
-                 steps.MAINTENANCE_STEPS, steps.SESSION_STEPS):
+                 steps.MAINTENANCE_STEPS, steps.SESSION_STEPS, steps.PGBACKREST_STEPS):
         assert kind <= steps.ALL_STEPS
     assert steps.QUERY not in steps.BACKUP_STEPS | steps.RESTORE_STEPS   # a session's step, never a job's
 
