@@ -22,8 +22,6 @@ import os
 import pwd
 import re
 import socket
-import tempfile
-import threading
 import time
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
@@ -31,18 +29,19 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
     conninfo_dbname, major_of,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
-    DB_SETTINGS_SQL, list_databases, read_objects,
+    DB_SETTINGS_SQL, list_databases,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._dump import AGE_SUFFIX, DumpOutput, dump_in_snapshot
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, TMP_MARK, DirLock, append_log_line, ensure_dir, free_bytes, remove_dead_temp_files,
-    remove_tree, temp_name, unusable_dir_reason, write_json_atomic, fsync_dir,
+    remove_tree, temp_name, unusable_dir_reason, write_json_atomic,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
-    Stage, close_stages, failure_message, fsync_tree, run_to_file, sha256_tree, start_stages, stop_stages,
+    Stage, run_to_file,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
-    BACKUP_STEPS, CONNECT, COUNT, DUMP, LOCK, OPTIONS, PREFLIGHT, QUERY, WRITE, job_step,
+    BACKUP_STEPS, CONNECT, DUMP, LOCK, OPTIONS, PREFLIGHT, QUERY, WRITE, job_step,
 )
 
 INSPECT_SQL = """
@@ -83,13 +82,47 @@ def _uid_gid(owner, group):
     return uid, gid
 
 
-AGE_SUFFIX = '.age'
 # an X25519 age recipient: "age1" and 58 lower-case bech32 characters (the encoding of a 32-byte key and checksum)
 AGE_RECIPIENT_RE = re.compile(r'^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$')
 
 _DUMP_SUFFIXES = set(catalog.dump_suffix(f, c) for f in catalog.FORMATS for c in catalog.COMPRESSIONS)
 _SUFFIXES = sorted(_DUMP_SUFFIXES | set(x + AGE_SUFFIX for x in _DUMP_SUFFIXES) | set([catalog.META_SUFFIX]),
                    key=len, reverse=True)
+
+
+def backup_argument_spec():
+    """pg_backup's own options (beside the connection options and the choice of databases)."""
+    return dict(
+        globals=dict(type='bool'),
+        globals_role_passwords=dict(type='bool', default=False, no_log=False),
+        dest=dict(type='path', required=True),
+        kind=dict(type='str', default='full', choices=list(catalog.KINDS)),
+        label=dict(type='str'),
+        format=dict(type='str', default='plain', choices=list(catalog.FORMATS)),
+        compression=dict(type='str', default='zstd', choices=list(catalog.COMPRESSIONS)),
+        compression_level=dict(type='int'),
+        jobs=dict(type='int', default=1),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+        free_space_ratio=dict(type='float', default=0.5),
+        lock_timeout=dict(type='int', default=300),
+        log_file=dict(type='path'),
+        encrypt_recipients=dict(type='list', elements='str', no_log=False),
+        encrypt_recipients_file=dict(type='path'),
+    )
+
+
+def backup_job_options(**given):
+    """The options of a BackupJob made by another job (the pre_restore backup): pg_backup's defaults (its argument
+    spec), then ``given``; unknown names are a programming error."""
+    spec = backup_argument_spec()
+    unknown = set(given) - set(spec) - set(('databases', 'all_databases', 'maintenance_db'))
+    if unknown:
+        raise ValueError('not options of pg_backup: %s' % ', '.join(sorted(unknown)))
+    opts = dict((name, option.get('default')) for name, option in spec.items())
+    opts.update(databases=None, all_databases=None, maintenance_db='postgres')
+    opts.update(given)
+    return opts
 
 
 def age_recipients(keys, keys_file):
@@ -169,56 +202,9 @@ class BackupJob(object):
         self.recipients = age_recipients(opts.get('encrypt_recipients'), opts.get('encrypt_recipients_file'))
         if self.recipients and opts.get('format') == 'directory':
             raise PgOpsError(DIRECTORY_ENCRYPTION_MSG, step=OPTIONS)
-        self._recipients_file = None
+        self.output = DumpOutput(module, opts['format'], self.compression, self.level, self.recipients, opts.get('jobs'))
 
     # -- helpers ----------------------------------------------------------------------------------------
-    def _encryptor(self):
-        """The ``age`` stage that ends the pipeline when recipients are given (None otherwise). The public keys go
-        into a 0600 file in the module's temporary directory (``-R``): they are no secret, but argv stays short."""
-        if not self.recipients:
-            return None
-        age = self.module.get_bin_path('age', required=True)
-        if self._recipients_file is None:
-            fd, path = tempfile.mkstemp(prefix='pgops-recipients-', suffix='.txt', dir=self.module.tmpdir)
-            with os.fdopen(fd, 'w') as f:
-                os.fchmod(f.fileno(), 0o600)
-                f.write(''.join(k + '\n' for k in self.recipients))
-            self._recipients_file = path
-        return Stage('age', [age, '--encrypt', '-R', self._recipients_file])
-
-    def _encryption_meta(self, meta):
-        meta['encrypted'] = bool(self.recipients)
-        if self.recipients:
-            meta['encryption'] = dict(tool='age', recipients=list(self.recipients))
-
-    def _suffix(self, fmt, compression):
-        return catalog.dump_suffix(fmt, compression) + (AGE_SUFFIX if self.recipients else '')
-
-    def _compressor(self):
-        """argv of the external compressor for plain SQL and globals (runs where the module runs)."""
-        c, lvl = self.compression, self.level
-        if c == 'none':
-            return None
-        if c == 'zstd':
-            return Stage('zstd', [self.module.get_bin_path('zstd', required=True), '-q', '-c', '-T0', '-%d' % lvl])
-        if c == 'gzip':
-            binary = self.module.get_bin_path('pigz') or self.module.get_bin_path('gzip', required=True)
-            return Stage(os.path.basename(binary), [binary, '-c', '-%d' % lvl])
-        return Stage('lz4', [self.module.get_bin_path('lz4', required=True), '-q', '-c', '-%d' % lvl])
-
-    def _internal_compress(self, dump_major):
-        """pg_dump -Z value for custom/directory formats; zstd and lz4 there need pg_dump 16 or newer."""
-        c, lvl = self.compression, self.level
-        if c == 'none':
-            return '0', 'none', 0
-        if c in ('zstd', 'lz4') and dump_major < 16:
-            self.warnings.append('compression=%s inside the %s format needs pg_dump 16 or newer (this is %s): '
-                                 'used gzip level 6 instead' % (c, self.o['format'], dump_major))
-            return '6', 'gzip', 6
-        if dump_major < 16:
-            return str(lvl), 'gzip', lvl
-        return '%s:%d' % (c, lvl), c, lvl
-
     def _log(self, line):
         if self.o.get('log_file') and not self.check_mode:
             stamp = _now().strftime('%Y-%m-%d %H:%M:%S')
@@ -300,7 +286,7 @@ class BackupJob(object):
 
     def _preflight(self, session, database):
         info = session.query_json(INSPECT_SQL)
-        self.target.server_major = major_of(info['server_version_num'])
+        self.target = self.target.for_server(major_of(info['server_version_num']))
         ratio = float(self.o.get('free_space_ratio') or 0)
         need = int(info['database_size'] * ratio)
         free = free_bytes(self.dest)
@@ -362,11 +348,14 @@ class BackupJob(object):
         try:
             backup_id, started = self._allocate_id(database)
             meta.update(id=backup_id, started_at=started.isoformat())
-            self._fill_names(meta, backup_id, version_major(dump_version))
+            pg_dump_z = self._fill_names(meta, backup_id, version_major(dump_version))
+            t0 = time.time()
             try:
-                self._dump(session, database, meta)
+                meta.update(dump_in_snapshot(self.target, session, database, self.output, meta['path'], pg_dump_z,
+                                             self.uid, self.gid))
             finally:
-                self._finish_timing(meta)
+                meta['finished_at'] = _now().isoformat()
+                meta['duration_seconds'] = round(time.time() - t0, 3)
             meta['status'] = 'success'
             meta['throughput_bytes_per_second'] = int(meta['size'] / max(meta['duration_seconds'], 0.001))
             # under the lock: the next backup of this database sees this id taken
@@ -382,22 +371,20 @@ class BackupJob(object):
                      meta['path'], meta['size'], meta['duration_seconds']))
         return meta
 
-    @staticmethod
-    def _finish_timing(meta):
-        meta['finished_at'] = _now().isoformat()
-        meta['duration_seconds'] = round(time.time() - meta.pop('_t0', time.time()), 3)
-
     def _fill_names(self, meta, backup_id, dump_major):
+        """The backup's id, file names and compression in ``meta``; returns pg_dump's -Z value (custom/directory)."""
         fmt = self.o['format']
+        pg_dump_z = None
         if fmt == 'plain':
             meta['compression'], meta['compression_level'] = self.compression, self.level
             meta['compressed_by'] = 'external' if self.compression != 'none' else None
         else:
-            meta['_z'], meta['compression'], meta['compression_level'] = self._internal_compress(dump_major)
+            pg_dump_z, meta['compression'], meta['compression_level'] = self.output.internal_compress(
+                dump_major, self.warnings)
             meta['compressed_by'] = 'pg_dump' if meta['compression'] != 'none' else None
         entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
-        name = entry_stem + self._suffix(fmt, meta['compression'])
-        self._encryption_meta(meta)
+        name = entry_stem + self.output.suffix(fmt, meta['compression'])
+        meta.update(self.output.encryption_meta())
         meta_file = catalog.meta_path(self.dest, entry_stem)
         # checked before the names are taken: a refused run must not record its failure over another backup
         if len(os.path.basename(temp_name(meta_file)).encode('utf-8')) > 255:
@@ -409,101 +396,7 @@ class BackupJob(object):
         meta['file'] = name
         meta['path'] = os.path.join(self.dest, name)
         meta['meta_path'] = meta_file
-
-    def _dump(self, session, database, meta):
-        meta['_t0'] = time.time()
-        session.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
-        snapshot = session.query('SELECT pg_export_snapshot()')[0].strip()
-        meta['snapshot'] = snapshot
-        counted = {}
-
-        def count():
-            try:
-                counted['objects'] = read_objects(session)
-            except PgOpsError as e:
-                counted['error'] = e
-
-        counter = threading.Thread(target=count, name='pgops-rowcount')
-        counter.start()
-        # the finished dump keeps a hidden temporary name until its row counts are in: a run killed before
-        # its metadata could be written leaves only a temporary name (removed by the next run), never a
-        # complete-looking dump without metadata
-        staged = temp_name(meta['path'])
-        try:
-            args = ['-w', '--snapshot=' + snapshot, '-d', conninfo_dbname(database)]
-            fmt = self.o['format']
-            env = self.target.env()
-            if fmt == 'directory':
-                self._dump_directory(args, meta, env)
-            else:
-                stages = []
-                if fmt == 'plain':
-                    stages.append(Stage('pg_dump', self.target.argv('pg_dump', ['-Fp'] + args)))
-                    comp = self._compressor()
-                    if comp:
-                        stages.append(comp)
-                else:
-                    stages.append(Stage('pg_dump', self.target.argv('pg_dump', ['-Fc', '-Z', meta['_z']] + args)))
-                enc = self._encryptor()
-                if enc:
-                    stages.append(enc)
-                meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], env, self.uid, self.gid,
-                                                           publish=False)
-        except PgOpsError as e:
-            counter.join()
-            if 'error' in counted:
-                # the count ended the snapshot's transaction: pg_dump then fails with "invalid snapshot
-                # identifier" (or reports the same cause second); the count's error is the one to report
-                raise PgOpsError('counting rows in the dump snapshot failed: %s (pg_dump then failed: %s)'
-                                 % (counted['error'].msg, e.msg), step=COUNT)
-            raise
-        finally:
-            counter.join()
-            meta.pop('_z', None)
-        if 'error' in counted:
-            remove_tree(staged, ignore_errors=True)
-            raise PgOpsError('counting rows in the dump snapshot failed: %s' % counted['error'].msg, step=COUNT)
-        try:
-            session.query('COMMIT')
-            os.rename(staged, meta['path'])
-            fsync_dir(self.dest)
-        except BaseException:
-            remove_tree(staged, ignore_errors=True)
-            raise
-        objects = counted['objects']
-        meta['tables'] = objects.pop('tables')
-        meta['rows_total'] = sum(t['rows'] for t in meta['tables'])
-        meta['objects'] = dict(
-            tables=len(meta['tables']) + len(objects['partitioned_tables']),
-            views=len(objects['views']), materialized_views=len(objects['materialized_views']),
-            sequences=len(objects['sequences']), functions=len(objects['functions']),
-            indexes=objects.pop('indexes'), schemas=len(objects['schemas']), extensions=len(objects['extensions']))
-        meta['object_names'] = objects
-
-    def _dump_directory(self, args, meta, env):
-        """pg_dump -Fd into the hidden temporary name (temp_name of the final path), fsynced and hashed; _dump
-        renames it into place once the row counts are in."""
-        if self.target.container:
-            raise PgOpsError('format=directory writes the dump from inside the container; use format=custom '
-                             'with container (or run pg_backup natively against the server)', step=OPTIONS)
-        tmp = temp_name(meta['path'])
-        jobs = int(self.o.get('jobs') or 1)
-        stage = Stage('pg_dump', self.target.argv(
-            'pg_dump', ['-Fd', '-j', str(jobs), '-Z', meta['_z'], '-f', tmp] + args))
-        try:
-            start_stages([stage], env)
-            stage.proc.stdout.read()
-            stage.proc.wait()
-            if stage.rc != 0:
-                raise PgOpsError(failure_message([stage], 'backup pipeline'), step=DUMP)
-            fsync_tree(tmp, uid=self.uid, gid=self.gid)
-            meta['size'], meta['sha256'], meta['files'] = sha256_tree(tmp)
-        except BaseException:
-            stop_stages([stage])
-            remove_tree(tmp)
-            raise
-        finally:
-            close_stages([stage])
+        return pg_dump_z
 
     def _write_meta(self, meta):
         path = meta['meta_path']
@@ -522,8 +415,6 @@ class BackupJob(object):
         meta['status'] = 'failed'
         meta['error'] = err.msg
         meta['failed_step'] = err.step
-        meta.pop('_z', None)
-        meta.pop('_t0', None)
         if not self.check_mode and os.path.isdir(self.dest):
             if locked:
                 self._record_failure(meta)
@@ -577,9 +468,9 @@ class BackupJob(object):
             if self.check_mode:
                 backup_id = catalog.make_id(_now())
                 entry_stem = catalog.stem(catalog.GLOBALS, meta['kind'], meta['label'], backup_id)
-                self._encryption_meta(meta)
+                meta.update(self.output.encryption_meta())
                 meta.update(status='planned', id=backup_id,
-                            path=os.path.join(self.dest, entry_stem + self._suffix('plain', self.compression)))
+                            path=os.path.join(self.dest, entry_stem + self.output.suffix('plain', self.compression)))
                 return meta
             with self._lock(catalog.GLOBALS):
                 return self._locked_globals(meta, any_database)
@@ -594,7 +485,7 @@ class BackupJob(object):
             backup_id, started = self._allocate_id(catalog.GLOBALS)
             entry_stem = catalog.stem(catalog.GLOBALS, meta['kind'], meta['label'], backup_id)
             meta.update(id=backup_id, started_at=started.isoformat(),
-                        file=entry_stem + self._suffix('plain', self.compression),
+                        file=entry_stem + self.output.suffix('plain', self.compression),
                         meta_path=catalog.meta_path(self.dest, entry_stem))
             meta['path'] = os.path.join(self.dest, meta['file'])
             t0 = time.time()
@@ -602,13 +493,13 @@ class BackupJob(object):
             if not meta['role_passwords']:
                 args.append('--no-role-passwords')
             stages = [Stage('pg_dumpall', self.target.argv('pg_dumpall', args))]
-            comp = self._compressor()
+            comp = self.output.compressor()
             if comp:
                 stages.append(comp)
-            enc = self._encryptor()
+            enc = self.output.encryptor()
             if enc:
                 stages.append(enc)
-            self._encryption_meta(meta)
+            meta.update(self.output.encryption_meta())
             meta['size'], meta['sha256'] = run_to_file(stages, meta['path'], self.target.env(), self.uid, self.gid)
             meta.update(status='success', finished_at=_now().isoformat(), duration_seconds=round(time.time() - t0, 3))
             self._write_meta(meta)
@@ -640,9 +531,7 @@ def run_pg_backup(module):
         job = BackupJob(module, PgTarget(module), p)
         results, failures = job.run()
     except PgOpsError as e:
-        step = job_step(e.step, BACKUP_STEPS, PREFLIGHT)
-        # ``step``: this key's name before 0.3.0, returned beside ``failed_step`` for one release
-        module.fail_json(msg=e.msg, failed_step=step, step=step)
+        module.fail_json(msg=e.msg, failed_step=job_step(e.step, BACKUP_STEPS, PREFLIGHT))
     for w in job.warnings:
         module.warn(w)
     out = dict(changed=True, backups=results, backup_dir=job.dest, removed_temp_files=job.removed_temp_files)

@@ -13,6 +13,7 @@ Secrets never reach argv: the password travels in the environment of the client 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import copy
 import glob
 import json
 import os
@@ -206,6 +207,18 @@ class PgTarget(object):
     def argv_noconn(self, tool, args, interactive=False):
         prefix = self.container_prefix(interactive) if self.container else []
         return prefix + [self.tool(tool)] + list(args)
+
+    def with_options(self, options):
+        """A copy whose tools' connections run with these session settings (PGOPTIONS), e.g. for a restore."""
+        other = copy.copy(self)
+        other.options = dict(options or {})
+        return other
+
+    def for_server(self, major):
+        """A copy that knows the server's major version (client tools are then chosen to match it)."""
+        other = copy.copy(self)
+        other.server_major = major
+        return other
 
     def where(self):
         return 'container %s' % self.container if self.container else (self.host or 'local socket')

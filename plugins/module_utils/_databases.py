@@ -10,7 +10,12 @@ verifies."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import csv
+import re
+
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import quote_ident, quote_literal
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import SETTINGS
 
 # every database (templates too); ``connectable`` only: the ones a backup or a collector can connect to
 _LIST_SQL = """
@@ -109,3 +114,110 @@ def read_objects(session, metadata_version=None):
     found = session.query_json(OBJECTS_SQL)   # an error ends the psql session: no RESET needed then
     session.query('RESET search_path')
     return found
+
+
+def objects_record(found):
+    """What a backup's metadata records of a database's objects, from read_objects()'s ``found``: ``tables``
+    (schema, name, rows), ``rows_total``, ``objects`` (a count per kind) and ``object_names`` (the other sets)."""
+    names = dict((k, v) for k, v in found.items() if k not in ('tables', 'indexes'))
+    tables = list(found.get('tables') or [])
+    return dict(
+        tables=tables, rows_total=sum(t['rows'] for t in tables), object_names=names,
+        objects=dict(tables=len(tables) + len(names.get('partitioned_tables') or []),
+                     views=len(names.get('views') or []), materialized_views=len(names.get('materialized_views') or []),
+                     sequences=len(names.get('sequences') or []), functions=len(names.get('functions') or []),
+                     indexes=found.get('indexes'), schemas=len(names.get('schemas') or []),
+                     extensions=len(names.get('extensions') or [])))
+
+
+FACTS_SQL = (
+    "SELECT jsonb_build_object('owner', pg_get_userbyid(datdba), 'collate', datcollate, 'ctype', datctype,"
+    " 'locale_provider', to_jsonb(d) ->> 'datlocprovider',"
+    " 'locale', coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'),"
+    " 'icu_rules', to_jsonb(d) ->> 'daticurules',"
+    " 'encoding', pg_encoding_to_char(encoding), 'allow', datallowconn,"
+    " 'comment', shobj_description(oid, 'pg_database'),"
+    " 'prepared', (SELECT coalesce(jsonb_agg(gid), '[]') FROM pg_prepared_xacts p WHERE p.database = datname)"
+    ")::text FROM pg_database d WHERE datname = %s")
+
+
+def database_facts(session, name):
+    """Owner, locale, encoding, whether it accepts connections, comment and prepared transactions of database
+    ``name``; None when there is no such database."""
+    return session.query_json(FACTS_SQL % quote_literal(name))
+
+
+# A database holds something of its own when it has a relation or function outside the system schemas that no
+# extension brought (a database the image's entrypoint just created empty holds nothing to protect)
+USER_OBJECTS_SQL = r"""
+SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.deptype = 'e'))
+     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.deptype = 'e'))
+"""
+
+
+def holds_data(session):
+    """Whether the session's database holds anything of its own (USER_OBJECTS_SQL)."""
+    return session.query(USER_OBJECTS_SQL)[0] != '0'
+
+
+def locale_clause(facts, server_major):
+    """CREATE DATABASE options giving a database the locale in ``facts`` (an existing database's or a backup's)."""
+    out = ''
+    if facts.get('collate'):
+        out += ' LC_COLLATE %s LC_CTYPE %s' % (quote_literal(facts['collate']), quote_literal(facts['ctype']))
+    provider = {'c': 'libc', 'i': 'icu', 'b': 'builtin'}.get(facts.get('locale_provider'))
+    if provider and server_major and server_major >= 15:
+        out += ' LOCALE_PROVIDER %s' % provider   # explicit: template0 may have another provider
+        if facts.get('locale') and provider != 'libc':
+            out += ' %s_LOCALE %s' % (provider.upper(), quote_literal(facts['locale']))
+        if facts.get('icu_rules') and provider == 'icu':
+            out += ' ICU_RULES %s' % quote_literal(facts['icu_rules'])
+    return out
+
+
+# settings whose value is a list: pg_dump quotes each element (GUC_LIST_QUOTE)
+LIST_SETTINGS = ('search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries',
+                 'shared_preload_libraries')
+
+
+GUC_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.]*$')
+
+
+def setting_value(name, value):
+    if name.lower() not in LIST_SETTINGS:
+        return quote_literal(value)
+    # the stored text quotes elements like identifiers ("a,b", public): csv reads that quoting exactly
+    parts = next(csv.reader([value], skipinitialspace=True))
+    return ', '.join(quote_literal(part.strip()) for part in parts)
+
+
+def database_settings_sql(facts, dest, comment=True):
+    """Statements giving database ``dest`` the privileges, settings, connection limit and comment in ``facts``
+    (without the comment when ``comment`` is false: a scratch database keeps its pgops mark until it is renamed)."""
+    db = quote_ident(dest)
+    out = []
+    if facts.get('acl') is not None:
+        out.append('REVOKE ALL ON DATABASE %s FROM PUBLIC' % db)
+        for a in facts['acl']:
+            out.append('GRANT %s ON DATABASE %s TO %s%s' % (
+                a['privilege'], db, quote_ident(a['grantee']) if a['grantee'] else 'PUBLIC',
+                ' WITH GRANT OPTION' if a['grantable'] else ''))
+    for s in facts.get('settings') or []:
+        for item in s['config'] or []:
+            name, dummy, value = item.partition('=')
+            target = ('ROLE %s IN DATABASE %s' % (quote_ident(s['role']), db)) if s['role'] else 'DATABASE %s' % db
+            if not GUC_NAME_RE.match(name):
+                raise PgOpsError('unexpected setting name %r on the database' % name, step=SETTINGS)
+            out.append('ALTER %s SET %s TO %s' % (target, name, setting_value(name, value)))
+    if facts.get('connlimit') is not None and facts['connlimit'] != -1:
+        out.append('ALTER DATABASE %s CONNECTION LIMIT %d' % (db, facts['connlimit']))
+    if comment and facts.get('comment') is not None:
+        out.append('COMMENT ON DATABASE %s IS %s' % (db, quote_literal(facts['comment'])))
+    return out

@@ -21,7 +21,7 @@ from contextlib import suppress
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import LOCK
 
-COLLECTION_VERSION = '0.3.0'
+COLLECTION_VERSION = '0.4.0'
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640

@@ -441,7 +441,7 @@ class Collector(object):
 
     def server(self, s):
         server = s.query_json(SERVER_SQL)
-        self.target.server_major = major_of(server['version_num'])
+        self.target = self.target.for_server(major_of(server['version_num']))
         if 'connections' in self.gather:
             conn = s.query_json(CONNECTIONS_SQL)
             conn['pct'] = _pct(conn['total'], server['max_connections'])

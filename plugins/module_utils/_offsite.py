@@ -702,24 +702,25 @@ def rotate(remote, p, check_mode):
 
 
 # -- module entry ---------------------------------------------------------------------------------------------
-def validate(p):
+def option_errors(p):
+    """backup_offsite's rules that AnsibleModule cannot declare (the declared ones - object_lock_mode needs
+    object_lock_days, access_key with secret_key, profile or keys - are in its argument spec), one message each,
+    naming the option and the fix; [] when fine."""
+    errors = []
     if not (p.get('bucket') or '').strip():
-        raise PgOpsError('bucket must not be empty', step=OPTIONS)
-    if p.get('object_lock_mode') and p.get('object_lock_days') is None:
-        raise PgOpsError('object_lock_mode %s needs object_lock_days (the retention in days, at least 1)'
-                         % p['object_lock_mode'], step=OPTIONS)
+        errors.append('bucket must not be empty')
     if p.get('object_lock_days') is not None and p['object_lock_days'] < 1:
-        raise PgOpsError('object_lock_days must be 1 or more (got %s)' % p['object_lock_days'], step=OPTIONS)
-    if bool(p.get('access_key')) != bool(p.get('secret_key')):
-        raise PgOpsError('access_key and secret_key go together: set both, or neither (then profile, the '
-                         'environment or an instance role provide the credentials)', step=OPTIONS)
-    clean_prefix(p.get('prefix'))
+        errors.append('object_lock_days must be 1 or more (got %s)' % p['object_lock_days'])
+    try:
+        clean_prefix(p.get('prefix'))
+    except PgOpsError as e:
+        errors.append(e.msg)
     endpoint = p.get('endpoint_url') or ''
     if endpoint and not endpoint.startswith(('http://', 'https://')):
-        raise PgOpsError('endpoint_url %r must start with http:// or https://' % endpoint, step=OPTIONS)
+        errors.append('endpoint_url %r must start with http:// or https://' % endpoint)
     if '@' in endpoint.split('://', 1)[-1].split('/', 1)[0]:
-        raise PgOpsError('endpoint_url must not carry credentials (user:password@): use access_key and secret_key',
-                         step=OPTIONS)
+        errors.append('endpoint_url must not carry credentials (user:password@): use access_key and secret_key')
+    return errors
 
 
 def run_backup_offsite(module):
@@ -731,7 +732,6 @@ def run_backup_offsite(module):
         if p.get(name):
             module.no_log_values.add(p[name])
     try:
-        validate(p)
         remote = Remote(p)
         remote.check_bucket()
         state = p['state']

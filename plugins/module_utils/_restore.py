@@ -19,265 +19,44 @@ Any failure drops the scratch database and leaves the target untouched. Every ru
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import csv
 import datetime
-import hashlib
 import json
 import os
 import pwd
 import re
-import signal
 import socket
-import tempfile
 import time
 from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
-from ansible_collections.pgops.postgresql.plugins.module_utils._backup import BackupJob
-from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
-    conninfo_dbname, major_of, quote_ident, quote_literal,
-)
+from ansible_collections.pgops.postgresql.plugins.module_utils._age import AgeIdentity, recipients
+from ansible_collections.pgops.postgresql.plugins.module_utils._backup import BackupJob, backup_job_options
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import major_of, quote_ident, quote_literal
 from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
-    DB_SETTINGS_SQL, drop_database, end_sessions, list_databases, read_objects,
+    database_facts, drop_database, holds_data, list_databases,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    COLLECTION_VERSION, DirLock, append_log_line, disk_space, sha256_file, write_json_atomic,
+    COLLECTION_VERSION, DirLock, append_log_line, disk_space, write_json_atomic,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
-    Stage, run_checked, run_drained, run_framed, run_pipeline, sha256_tree,
+from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import run_checked
+from ansible_collections.pgops.postgresql.plugins.module_utils._restore_data import FileDigest, check_file, restore_data
+from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import (
+    apply_recorded_settings, copy_database_settings, create_scratch, leftover_scratches, rename_in, rollback_name,
+    rollback_prefix, scratch_name, swap,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
-    CHOOSE, FILE_CHECK, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS,
-    ROLLBACK, SCRATCH, SETTINGS, SWAP, VERIFY, job_step,
+    CHOOSE, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS,
+    ROLLBACK, SCRATCH, SWAP, VERIFY, job_step,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
+from ansible_collections.pgops.postgresql.plugins.module_utils._verify import has_counts, verify_scratch
 
-NAMEDATALEN = 63
-ROLLBACK_TAG = '__rollback_'
-RESTORE_TAG = '__restore_'
-DECOMPRESS = {'zstd': ['zstd', '-q', '-d', '-c'], 'gzip': ['gzip', '-d', '-c'], 'lz4': ['lz4', '-q', '-d', '-c']}
-TEST_STREAM = {'zstd': ['zstd', '-q', '-t'], 'gzip': ['gzip', '-t'], 'lz4': ['lz4', '-q', '-t']}
-SET_KEYS = ('partitioned_tables', 'views', 'materialized_views', 'sequences', 'functions', 'schemas', 'extensions')
-BTREE_CHECK_SQL = """
-SELECT count(@SCHEMA@.bt_index_check(c.oid))::text FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
-"""
-AMCHECK_SCHEMA = 'pgops_amcheck'   # amcheck's own schema in the scratch database: a database may have no public
-
-# settings whose value is a list: pg_dump quotes each element (GUC_LIST_QUOTE)
-LIST_SETTINGS = ('search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries',
-                 'shared_preload_libraries')
-
-
-GUC_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_.]*$')
-
-
-def _setting_value(name, value):
-    if name.lower() not in LIST_SETTINGS:
-        return quote_literal(value)
-    # the stored text quotes elements like identifiers ("a,b", public): csv reads that quoting exactly
-    parts = next(csv.reader([value], skipinitialspace=True))
-    return ', '.join(quote_literal(part.strip()) for part in parts)
-
-
-def database_settings_sql(facts, dest, comment=True):
-    """Statements giving database ``dest`` the privileges, settings, connection limit and comment in ``facts``
-    (without the comment when ``comment`` is false: a scratch database keeps its pgops mark until it is renamed)."""
-    db = quote_ident(dest)
-    out = []
-    if facts.get('acl') is not None:
-        out.append('REVOKE ALL ON DATABASE %s FROM PUBLIC' % db)
-        for a in facts['acl']:
-            out.append('GRANT %s ON DATABASE %s TO %s%s' % (
-                a['privilege'], db, quote_ident(a['grantee']) if a['grantee'] else 'PUBLIC',
-                ' WITH GRANT OPTION' if a['grantable'] else ''))
-    for s in facts.get('settings') or []:
-        for item in s['config'] or []:
-            name, dummy, value = item.partition('=')
-            target = ('ROLE %s IN DATABASE %s' % (quote_ident(s['role']), db)) if s['role'] else 'DATABASE %s' % db
-            if not GUC_NAME_RE.match(name):
-                raise PgOpsError('unexpected setting name %r on the database' % name, step=SETTINGS)
-            out.append('ALTER %s SET %s TO %s' % (target, name, _setting_value(name, value)))
-    if facts.get('connlimit') is not None and facts['connlimit'] != -1:
-        out.append('ALTER DATABASE %s CONNECTION LIMIT %d' % (db, facts['connlimit']))
-    if comment and facts.get('comment') is not None:
-        out.append('COMMENT ON DATABASE %s IS %s' % (db, quote_literal(facts['comment'])))
-    return out
+VERSION_RE = re.compile(r'^(\d+)')
 
 
 def _now():
     return datetime.datetime.now().astimezone().replace(microsecond=0)
-
-
-def derived_name(base, suffix):
-    """``base + suffix`` within PostgreSQL's 63-byte limit: a long base is cut and given a short hash."""
-    full = base + suffix
-    if len(full.encode('utf-8')) <= NAMEDATALEN:
-        return full
-    digest = hashlib.sha1(base.encode('utf-8')).hexdigest()[:6]
-    room = NAMEDATALEN - len(suffix.encode('utf-8')) - 7
-    cut = base.encode('utf-8')[:room].decode('utf-8', 'ignore')
-    return '%s~%s%s' % (cut, digest, suffix)
-
-
-def rollback_prefix(target):
-    """Every rollback name of ``target`` starts with this (the cut, if any, depends only on the suffix length)."""
-    return derived_name(target, ROLLBACK_TAG + '00000000_000000')[:-15]
-
-
-ROW_COUNTS = 'row_counts'     # the checks compare() reports under (keys of a verification's ``checks``)
-OBJECTS = 'objects'
-ASSERTIONS = 'assertions'
-
-
-def compare(meta, found):
-    """Differences between the metadata (the dump's snapshot) and a restored database, as (check, message) pairs:
-    ``row_counts`` for tables missing, unexpected or with other row counts, ``objects`` for the other object sets."""
-    problems = []
-    want = dict(('%s.%s' % (t['schema'], t['name']), t['rows']) for t in meta.get('tables') or [])
-    got = dict(('%s.%s' % (t['schema'], t['name']), t['rows']) for t in found.get('tables') or [])
-    missing = sorted(set(want) - set(got))
-    extra = sorted(set(got) - set(want))
-    if missing:
-        problems.append((ROW_COUNTS, 'tables missing: %s' % ', '.join(missing)))
-    if extra:
-        problems.append((ROW_COUNTS, 'unexpected tables: %s' % ', '.join(extra)))
-    wrong = ['%s has %d rows, the backup says %d' % (k, got[k], want[k]) for k in sorted(want)
-             if k in got and got[k] != want[k]]
-    if wrong:
-        problems.append((ROW_COUNTS, 'row counts differ: %s' % '; '.join(wrong)))
-    names = meta.get('object_names') or {}
-    for key in SET_KEYS:
-        if key not in names:
-            continue
-        a, b = set(names[key]), set(found.get(key) or [])
-        if a - b:
-            problems.append((OBJECTS, '%s missing: %s' % (key.replace('_', ' '), ', '.join(sorted(a - b)))))
-        if b - a and key != 'extensions':
-            problems.append((OBJECTS, 'unexpected %s: %s' % (key.replace('_', ' '), ', '.join(sorted(b - a)))))
-    return problems
-
-
-def has_counts(meta):
-    """Whether the metadata holds row counts to compare a restore with: the dump's snapshot counts (pg_backup), or
-    the counts a first verified restore recorded for a backup that had none (an adopted one)."""
-    return meta.get('tables') is not None
-
-
-def counts_from_restore(found, when):
-    """The record of the counts a verified restore found, for a backup without counts of its own: the keys
-    pg_backup writes (``tables``, ``rows_total``, ``objects``, ``object_names``), marked as read from a restore."""
-    names = dict((k, v) for k, v in found.items() if k not in ('tables', 'indexes'))
-    tables = list(found.get('tables') or [])
-    return dict(
-        tables=tables, rows_total=sum(t['rows'] for t in tables), object_names=names,
-        objects=dict(tables=len(tables) + len(names.get('partitioned_tables') or []),
-                     views=len(names.get('views') or []), materialized_views=len(names.get('materialized_views') or []),
-                     sequences=len(names.get('sequences') or []), functions=len(names.get('functions') or []),
-                     indexes=found.get('indexes'), schemas=len(names.get('schemas') or []),
-                     extensions=len(names.get('extensions') or [])),
-        tables_source='drill', counts_from_restore=True, counts_recorded_at=when)
-
-
-SCRATCH_MARK = 'pgops:restore '   # a scratch database's comment: ours to drop after an interrupted run
-VERSION_RE = re.compile(r'^(\d+)')
-
-# What a failed restore says about the backup. Only evidence about the backup itself marks it failed: its file
-# (missing, sha256, unreadable archive), a restore error caused by the dump's content, row counts or objects
-# that differ, an assertion that runs and returns false. Anything else - a killed client, a full disk, a lost
-# connection, a missing role, an assertion that cannot run - is inconclusive and leaves its verdict as it was.
-ENV_SQLSTATE_CLASSES = ('08', '25', '28', '3D', '40', '53', '55', '57', '58', 'F0', 'HV', 'XX')
-ENV_SQLSTATES = ('42501',)          # insufficient privilege
-ENV_PATTERNS = (
-    'no space left on device', 'could not extend file', 'could not write to file', 'out of memory',
-    'server closed the connection', 'connection to server', 'terminating connection', 'could not connect',
-    'too many connections', 'the database system is', 'canceling statement', 'deadlock detected',
-    'could not obtain lock', 'permission denied', 'must be owner', 'could not open extension control file',
-    'could not access file', 'error response from daemon', 'no such container', 'is not running',
-    'oci runtime', 'cannot connect to the docker daemon', 'read error', 'input/output error',
-)
-# a truncated compressed stream: zstd says "Read error (39) : premature end", which is about the file's content
-# (it ends too early), not an I/O error, although it holds "read error"
-CONTENT_PATTERNS = ('premature end',)
-MISSING_GLOBAL_RE = re.compile(r'(role|tablespace) "[^"]*" does not exist')
-SQLSTATE_RE = re.compile(r'(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):')
-KILLED_CODES = (128 + signal.SIGKILL, 128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGHUP)
-RUNTIME_CODES = (125, 126, 127)     # docker/podman exec could not run the command
-
-
-class BackupFault(PgOpsError):
-    """A failure that is evidence about the backup itself: the backup's verdict becomes ``failed``."""
-
-
-def judge(err):
-    """``err`` as a BackupFault when its cause is the backup's content, unchanged (inconclusive) otherwise."""
-    stages = getattr(err, 'stages', None)
-    if not stages:
-        return err                 # a program that could not start, a session error: nothing about the backup
-    by_age = _judge_age(err, stages)
-    if by_age is not None:
-        return by_age
-    for name, rc, text in stages:
-        low = text.lower()
-        if rc is None or rc < 0 or rc in KILLED_CODES or rc in RUNTIME_CODES:
-            return err
-        if name in ('zstd', 'gzip', 'lz4') and any(p in low for p in CONTENT_PATTERNS):
-            continue
-        if any(p in low for p in ENV_PATTERNS) or MISSING_GLOBAL_RE.search(text):
-            return err
-        if name == 'psql' and rc in (1, 2):
-            return err             # psql: 2 = the connection was lost, 1 = a fatal error of its own
-        for code in SQLSTATE_RE.findall(text):
-            if code[:2] in ENV_SQLSTATE_CLASSES or code in ENV_SQLSTATES:
-                return err
-    fault = BackupFault(err.msg, step=err.step)
-    fault.stages = stages
-    return fault
-
-
-def _judge_age(err, stages):
-    """The verdict when ``age -d`` failed: its failure decides (the stages after it only saw its stream end).
-    A key that does not fit, or an identity that cannot be read, says nothing about the backup (inconclusive);
-    a ciphertext that does not decrypt - after its sha256 matched the metadata - is the backup's fault."""
-    for name, rc, text in stages:
-        if name != 'age' or rc in (0, None):
-            continue
-        low = text.lower()
-        if (rc < 0 or rc in KILLED_CODES or rc in RUNTIME_CODES or 'identit' in low
-                or any(p in low for p in ENV_PATTERNS)):
-            return err
-        fault = BackupFault(err.msg, step=err.step)
-        fault.stages = stages
-        return fault
-    return None
-
-
-USER_OBJECTS_SQL = r"""
-SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
-          AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                          AND d.deptype = 'e'))
-     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.deptype = 'e'))
-"""
-
-
-def scratch_info(comment):
-    """What a scratch database's comment says of the run that made it (backup, target, host, pid, start), or None
-    when the database is not one of ours."""
-    if not comment or not comment.startswith(SCRATCH_MARK):
-        return None
-    try:
-        info = json.loads(comment[len(SCRATCH_MARK):])
-    except ValueError:
-        return None
-    return info if isinstance(info, dict) and info.get('target') else None
 
 
 def restore_lock_path(directory, target):
@@ -325,28 +104,10 @@ def run_marker_path(directory, target):
     return os.path.join(directory, '.%s.restore.running' % catalog.slug(target))
 
 
-def scratch_prefix(target):
-    """Every scratch name of ``target`` starts with this."""
-    return derived_name(target, RESTORE_TAG + '00000000_000000')[:-15]
-
-
-def locale_clause(facts, server_major):
-    """CREATE DATABASE options giving a database the locale in ``facts`` (an existing database's or a backup's)."""
-    out = ''
-    if facts.get('collate'):
-        out += ' LC_COLLATE %s LC_CTYPE %s' % (quote_literal(facts['collate']), quote_literal(facts['ctype']))
-    provider = {'c': 'libc', 'i': 'icu', 'b': 'builtin'}.get(facts.get('locale_provider'))
-    if provider and server_major and server_major >= 15:
-        out += ' LOCALE_PROVIDER %s' % provider   # explicit: template0 may have another provider
-        if facts.get('locale') and provider != 'libc':
-            out += ' %s_LOCALE %s' % (provider.upper(), quote_literal(facts['locale']))
-        if facts.get('icu_rules') and provider == 'icu':
-            out += ' ICU_RULES %s' % quote_literal(facts['icu_rules'])
-    return out
-
-
 class RestoreJob(object):
-    """One run of pg_restore_verified. ``run()`` decides (choose, guard, plan), then acts attempt by attempt."""
+    """One run of pg_restore_verified. ``run()`` decides (choose, guard, plan), then acts attempt by attempt; the
+    steps themselves live with what they work on: _restore_data (check the file, restore its data), _verify,
+    _scratch (create, swap, settings), _age (the identity)."""
 
     def __init__(self, module, target, opts):
         self.module = module
@@ -354,6 +115,7 @@ class RestoreJob(object):
         self.o = opts
         self.check_mode = module.check_mode
         self.path = os.path.abspath(opts['path'])
+        self.identity = AgeIdentity(module, opts.get('age_identity_file'), opts.get('age_identity'))
         self.phases = {}
         self.checks = {}
         self.warnings = []
@@ -363,8 +125,6 @@ class RestoreJob(object):
         self.started = _now()
         self.result = dict(changed=False)
         self.pre_restore_done = False
-        self.identity_file = None  # the age identity for encrypted backups (written 0600 from age_identity)
-        self.identity_tmp = None
         self.found_counts = None   # counts a restore found for a backup without any (recorded when it passed)
         self.stage = PREFLIGHT   # the step a session error (a lost connection, a refused query) belongs to
 
@@ -375,64 +135,19 @@ class RestoreJob(object):
     def admin(self):
         return self.target.psql(self.o.get('maintenance_db') or 'postgres')
 
-    def _db_info(self, admin, name):
-        return admin.query_json(
-            "SELECT jsonb_build_object('owner', pg_get_userbyid(datdba), 'collate', datcollate, 'ctype', datctype,"
-            " 'locale_provider', to_jsonb(d) ->> 'datlocprovider',"
-            " 'locale', coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale'),"
-            " 'icu_rules', to_jsonb(d) ->> 'daticurules',"
-            " 'encoding', pg_encoding_to_char(encoding), 'allow', datallowconn,"
-            " 'comment', shobj_description(oid, 'pg_database'),"
-            " 'prepared', (SELECT coalesce(jsonb_agg(gid), '[]') FROM pg_prepared_xacts p WHERE p.database = datname)"
-            ")::text FROM pg_database d WHERE datname = %s" % quote_literal(name))
-
-    def copy_database_settings(self, admin, source, dest):
-        """Carry what pg_dump without --create leaves out from the replaced database to its replacement:
-        database privileges, per-database (and per-role-in-database) settings, connection limit and comment.
-        Without this a restore could reopen a database to PUBLIC or lose the application's search_path."""
-        t = time.time()
-        facts = admin.query_json(DB_SETTINGS_SQL % quote_literal(source))
-        if facts is None:
-            raise PgOpsError('database %s disappeared during the restore' % source, step=SETTINGS)
-        statements = database_settings_sql(facts, dest, comment=False)
-        try:
-            for sql in statements:
-                admin.query(sql)
-        except PgOpsError as e:
-            raise PgOpsError('carrying the database settings of %s over to %s failed: %s' % (source, dest, e.msg),
-                             step=SETTINGS)
-        self.checks['database_settings'] = '%d statements' % len(statements)
-        self._phase('settings', t)
-
-    def apply_recorded_settings(self, admin, meta, dest):
-        """The database settings recorded with the backup, on ``dest``. One that cannot be applied (a role that
-        does not exist on this server) is a warning: the restored data is good all the same."""
-        facts = meta.get('database_settings')
-        if not facts:
-            return admin
-        applied = 0
-        for sql in database_settings_sql(facts, dest, comment=False):
-            try:
-                admin.query(sql)
-                applied += 1
-            except PgOpsError as e:
-                self.warnings.append('a database setting of the backup could not be applied (%s): %s' % (sql, e.msg))
-                admin = self.admin()   # psql stopped on the error
-        self.checks['database_settings'] = '%d statements' % applied
-        return admin
+    def holds_data(self, target_db):
+        with self.target.psql(target_db) as s:
+            return holds_data(s)
 
     # -- deciding -----------------------------------------------------------------------------------------
     def source_database(self):
-        """The database whose backups to choose from: ``database``, else (replace) the target itself."""
-        mode, database, target = self.o['mode'], self.o.get('database'), self.o.get('target')
-        backup_id = self.o.get('backup_id') or 'latest'
+        """The database whose backups to choose from: ``database``, else (replace) the target itself. (mode=new
+        without a target, and a chooser without database for new/replace, are refused by option_errors.)"""
+        database, target = self.o.get('database'), self.o.get('target')
         if database:
             return database
-        if mode == 'replace' and target:
+        if self.o['mode'] == 'replace' and target:
             return target          # never another database's backup: a replace across databases names its source
-        if mode in ('replace', 'new') and backup_id in catalog.CHOOSERS:
-            raise PgOpsError('mode=%s with backup_id=%s needs database, the database whose backups to restore'
-                             % (mode, backup_id), step=OPTIONS)
         return None
 
     def candidates(self, database):
@@ -454,13 +169,6 @@ class RestoreJob(object):
         if not self.o.get('fallback') or backup_id not in catalog.CHOOSERS:
             return found[:1]
         return found[:max(1, int(self.o.get('max_attempts') or 1))]
-
-    def holds_data(self, target_db):
-        """Whether ``target_db`` holds anything of its own: a relation or function outside the system schemas that
-        no extension brought. A database the image's entrypoint just created empty (POSTGRES_DB on a new volume)
-        holds nothing to protect."""
-        with self.target.psql(target_db) as s:
-            return s.query(USER_OBJECTS_SQL)[0] != '0'
 
     def guard(self, target_db, exists):
         """Production guard: replacing or rolling back a protected database that holds data needs confirm."""
@@ -522,130 +230,63 @@ class RestoreJob(object):
             return disk_space(datadir)[0], datadir
         return None, 'the data directory %s is not on this host' % datadir
 
-    # -- encryption -----------------------------------------------------------------------------------------
-    @staticmethod
-    def recipients(meta):
-        return list((meta.get('encryption') or {}).get('recipients') or [])
-
-    def identity(self, meta):
-        """Path of the age identity for an encrypted backup; a clear error when none was given."""
-        if self.identity_file:
-            return self.identity_file
-        if self.o.get('age_identity_file'):
-            path = os.path.abspath(self.o['age_identity_file'])
-            if not os.path.isfile(path) or not os.access(path, os.R_OK):
-                raise PgOpsError('age_identity_file: %s is not a readable file (backup %s is encrypted to %s)'
-                                 % (path, meta['id'], ', '.join(self.recipients(meta))), step=OPTIONS)
-            self.identity_file = path
-        elif self.o.get('age_identity'):
-            fd, path = tempfile.mkstemp(prefix='pgops-identity-', suffix='.txt', dir=self.module.tmpdir)
-            self.identity_tmp = path
-            with os.fdopen(fd, 'w') as f:
-                os.fchmod(f.fileno(), 0o600)
-                f.write(self.o['age_identity'].strip() + '\n')
-            self.identity_file = path
-        else:
-            raise PgOpsError('backup %s is encrypted with age to %s: set age_identity_file (or age_identity) to an '
-                             'identity of one of these recipients; nothing was created'
-                             % (meta['id'], ', '.join(self.recipients(meta)) or 'unknown recipients'), step=OPTIONS)
-        return self.identity_file
-
-    def remove_identity(self):
-        if self.identity_tmp:
-            with suppress(OSError):
-                os.unlink(self.identity_tmp)
-            self.identity_tmp = self.identity_file = None
-
-    def decryptor(self, meta):
-        """The ``age -d`` stage reading the ciphertext on stdin, for an encrypted backup (None otherwise)."""
-        if not meta.get('encrypted'):
-            return None
-        age = self.module.get_bin_path('age', required=True)
-        return Stage('age', [age, '--decrypt', '-i', self.identity(meta)])
-
-    def _check_identity(self, meta):
-        """Refuse an identity none of whose public keys is a recipient of the backup (inconclusive: a wrong key
-        says nothing about the backup). An identity age-keygen cannot read is left to ``age -d`` to judge."""
-        keygen = self.module.get_bin_path('age-keygen')
-        recipients = self.recipients(meta)
-        if not keygen or not recipients:
-            return
-        try:
-            out = run_checked([keygen, '-y', self.identity(meta)], None, 'age-keygen', FILE_CHECK)
-        except PgOpsError:
-            return
-        mine = [line.strip() for line in out.splitlines() if line.strip()]
-        if mine and not set(mine) & set(recipients):
-            raise PgOpsError('the age identity given (public key %s) is not one of the recipients of backup %s (%s): '
-                             'use the identity of one of them; this says nothing about the backup'
-                             % (', '.join(mine), meta['id'], ', '.join(recipients)), step=FILE_CHECK)
-        self.checks['age_identity'] = 'matches a recipient'
-
-    # -- acting -------------------------------------------------------------------------------------------
-    def check_file(self, meta):
-        """sha256 against the metadata and a readable format, before anything is touched. An encrypted backup is
-        decrypted in full into the format test (proving the ciphertext's integrity too), never onto disk."""
-        t = time.time()
-        path = os.path.join(self.path, meta['file'])
-        if meta.get('encrypted'):
-            self.identity(meta)     # no identity: refused before the file is even read
-        if not os.path.exists(path):
-            raise BackupFault('backup file %s is missing' % path, step=FILE_CHECK)
+    def _plan(self, mode, meta, target_db, scratch, rollback, info):
         if meta['format'] == 'directory':
-            size, digest, dummy = sha256_tree(path)
+            steps = ['check sha256 and format of %s' % meta['file']]
         else:
-            size, digest = sha256_file(path)
-        if digest != meta['sha256'] or size != meta['size']:
-            raise BackupFault('backup %s is damaged: sha256 %s and size %d, the metadata says %s and %d'
-                              % (meta['file'], digest, size, meta['sha256'], meta['size']), step=FILE_CHECK)
-        self.checks['sha256'] = 'passed'
-        env = self.target.env()
+            steps = ['check the size and header of %s; its sha256 and stream are checked while the restore reads it'
+                     % meta['file']]
+        decrypt = ''
         if meta.get('encrypted'):
-            self._check_identity(meta)
-        try:
-            age = self.decryptor(meta)
-            if age is not None:
-                if meta['format'] != 'plain':
-                    # pg_restore --list reads the table of contents only: the rest is drained through age
-                    run_drained([age], Stage('pg_restore', self.target.argv_noconn(
-                        'pg_restore', ['--list'], interactive=bool(self.target.container))), env, FILE_CHECK, path)
-                else:
-                    stages = [age]
-                    if meta['compression'] != 'none':
-                        argv = list(TEST_STREAM[meta['compression']])
-                        argv[0] = self.module.get_bin_path(argv[0], required=True)
-                        stages.append(Stage(os.path.basename(argv[0]), argv + ['-']))
-                    run_pipeline(stages, env, FILE_CHECK, stdin_path=path)
-                self.checks['decryption'] = 'passed'
-            elif meta['format'] == 'plain':
-                if meta['compression'] != 'none':
-                    argv = list(TEST_STREAM[meta['compression']])
-                    argv[0] = self.module.get_bin_path(argv[0], required=True)
-                    run_pipeline([Stage(os.path.basename(argv[0]), argv + [path])], env, FILE_CHECK)
-            elif meta['format'] == 'directory' or not self.target.container:
-                run_pipeline([Stage('pg_restore', self.target.argv_noconn('pg_restore', ['--list', path]))], env,
-                             FILE_CHECK)
-            else:
-                run_pipeline([Stage('pg_restore', self.target.argv_noconn('pg_restore', ['--list'], interactive=True))],
-                             env, FILE_CHECK, stdin_path=path)
-        except PgOpsError as e:
-            e.step = FILE_CHECK
-            judged = judge(e)
-            if meta.get('encrypted') and not isinstance(judged, BackupFault):
-                judged.msg += ' (backup %s is encrypted to %s)' % (meta['id'], ', '.join(self.recipients(meta)))
-            raise judged
-        self.checks['format'] = 'passed'
+            decrypt = ', decrypted with age on the fly' + (', one pg_restore job' if meta['format'] != 'plain' else '')
+        steps.append('restore backup %s (%s, %s%s) into scratch database %s'
+                     % (meta['id'], meta['format'], meta['compression'], decrypt, scratch))
+        if has_counts(meta):
+            steps.append('verify %d tables / %s rows and the object sets against the metadata'
+                         % (len(meta.get('tables') or []), meta.get('rows_total')))
+        else:
+            steps.append('no row counts are recorded (%s backup): check it restored tables and record the counts '
+                         'found in the metadata (tables_source: drill)' % (meta.get('origin') or 'this'))
+        if mode == 'replace' and info and self.o.get('pre_restore_backup', True):
+            steps.append('pre_restore backup of %s%s' % (
+                target_db, ', encrypted to the same recipients' if meta.get('encrypted') else ''))
+        if mode == 'test':
+            steps.append('drop %s and record the result in the backup metadata' % scratch)
+        elif mode == 'new':
+            steps.append('rename %s to %s' % (scratch, target_db))
+        elif info:
+            steps.append('give %s the database-level settings of %s (privileges, ALTER DATABASE/ROLE ... SET, '
+                         'connection limit, comment)' % (scratch, target_db))
+            steps.append('end sessions on %s, rename it to %s and %s to %s' % (target_db, rollback, scratch,
+                                                                               target_db))
+        else:
+            steps.append('%s does not exist: rename %s to it' % (target_db, scratch))
+        if self.result.get('fallback_candidates'):
+            steps.append('if backup %s proves bad, fall back to %s in this order'
+                         % (meta['id'], ', '.join(self.result['fallback_candidates'])))
+        return steps
+
+    # -- the steps ----------------------------------------------------------------------------------------
+    def one_pass(self, meta):
+        """Whether the sha256 and the stream test ride on the restore's own read of the file (see _restore_data):
+        not in check mode, which restores nothing, nor for a directory-format backup (many files)."""
+        return not self.check_mode and meta['format'] != 'directory'
+
+    def check_file(self, meta):
+        t = time.time()
+        check_file(self.module, self.target, self.identity, meta, os.path.join(self.path, meta['file']), self.checks,
+                   full=not self.one_pass(meta))
         self._phase('file_check', t)
 
     def pre_restore_backup(self, target_db, meta):
         """A backup of the target before it is replaced; encrypted to the recipients of the backup being
         restored when that one is encrypted, so a restore never leaves a clear copy of an encrypted database."""
         t = time.time()
-        opts = dict(dest=self.path, kind='pre_restore', label=None, format='plain', compression='zstd',
-                    compression_level=None, jobs=1, owner=self.o.get('backup_owner'), group=self.o.get('backup_group'),
-                    free_space_ratio=self.o.get('free_space_ratio', 0.5), lock_timeout=self.o.get('lock_timeout', 300),
-                    log_file=self.o.get('backup_log_file'), databases=[target_db], globals=False, all_databases=False,
-                    encrypt_recipients=self.recipients(meta) if meta.get('encrypted') else None)
+        opts = backup_job_options(
+            dest=self.path, kind='pre_restore', databases=[target_db], owner=self.o.get('backup_owner'),
+            group=self.o.get('backup_group'), free_space_ratio=self.o.get('free_space_ratio', 0.5),
+            lock_timeout=self.o.get('lock_timeout', 300), log_file=self.o.get('backup_log_file'),
+            encrypt_recipients=recipients(meta) if meta.get('encrypted') else None)
         job = BackupJob(self.module, self.target, opts)
         entry = job.backup_one(target_db)
         self.warnings += job.warnings
@@ -659,173 +300,21 @@ class RestoreJob(object):
     def restore_into(self, meta, scratch):
         t = time.time()
         path = os.path.join(self.path, meta['file'])
-        self.target.options = dict(self.o.get('session_settings') or {})
-        try:
-            env = self.target.env()
-            self._restore_with(meta, scratch, path, env)
-        except PgOpsError as e:
-            e.step = RESTORE
-            raise judge(e)
-        finally:
-            self.target.options = {}
+        digest = FileDigest(path) if self.one_pass(meta) else None
+        restore_data(self.module, self.target.with_options(self.o.get('session_settings')), self.identity, meta,
+                     path, scratch, self.checks, jobs=int(self.o.get('jobs') or 1),
+                     no_owner=bool(self.o.get('no_owner')), digest=digest)
         self._phase('restore', t)
 
-    def _restore_with(self, meta, scratch, path, env):
-        dbarg = conninfo_dbname(scratch)
-        if meta['format'] == 'plain':
-            # BEGIN and COMMIT are ours: COMMIT is sent only after the whole dump went through and every stage
-            # exited 0, so a killed run or a failed stage can never commit a partial restore
-            psql = Stage('psql', self.target.argv('psql', ['-X', '-w', '-q', '-v', 'ON_ERROR_STOP=1', '-v',
-                                                           'VERBOSITY=verbose', '-o', '/dev/null', '-d', dbarg],
-                                                  interactive=True))
-            producers = []
-            age = self.decryptor(meta)
-            if age is not None:
-                producers.append(age)     # age -d | zstd -d | psql: a failing age means no COMMIT is sent
-            if meta['compression'] != 'none':
-                argv = list(DECOMPRESS[meta['compression']])
-                argv[0] = self.module.get_bin_path(argv[0], required=True)
-                producers.append(Stage(os.path.basename(argv[0]), argv))
-            run_framed(producers, psql, env, RESTORE, b'BEGIN;\n', b'\nCOMMIT;\n', stdin_path=path)
-        else:
-            args = ['--exit-on-error', '--no-password', '-d', dbarg]
-            if self.o.get('no_owner'):
-                args += ['--no-owner', '--no-privileges']
-            # one pg_restore job (a container or an encrypted archive read from stdin, or jobs: 1) restores in one
-            # transaction: killed, or reading a stream that ends early, it commits nothing. Parallel jobs commit
-            # each item as they finish it; a killed run's scratch database is dropped by the next one.
-            single = ['--single-transaction']
-            age = self.decryptor(meta)
-            if age is not None:
-                # age -d | pg_restore reading stdin (natively and in a container): the clear dump never reaches
-                # a disk, and pg_restore -j needs a seekable file, so an encrypted archive is restored by one job.
-                # Drained: age authenticates the whole file even if pg_restore stops reading before its end.
-                run_drained([age], Stage('pg_restore', self.target.argv(
-                    'pg_restore', single + args, interactive=bool(self.target.container))), env, RESTORE, path)
-                return
-            if self.target.container:
-                if meta['format'] == 'directory':
-                    raise PgOpsError('a directory-format backup cannot be restored with container; restore it '
-                                     'natively', step=OPTIONS)
-                run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', single + args, interactive=True))],
-                             env, RESTORE, stdin_path=path)
-            else:
-                jobs = int(self.o.get('jobs') or 1)
-                parallel = ['-j', str(jobs)] if jobs > 1 else single
-                run_pipeline([Stage('pg_restore', self.target.argv('pg_restore', parallel + args + [path]))],
-                             env, RESTORE)
-
     def verify(self, meta, scratch):
-        """Against the metadata: a difference is the backup's fault; an assertion that cannot run, or amcheck
-        finding a damaged index just built by this server, is not (inconclusive)."""
         t = time.time()
-        with self.target.psql(scratch) as s:
-            found = read_objects(s, meta.get('format_version') or 1)
-            if has_counts(meta):
-                problems = compare(meta, found)
-                for check in (ROW_COUNTS, OBJECTS):
-                    self.checks[check] = 'failed' if any(c == check for c, dummy in problems) else 'passed'
-            else:
-                # no counts to compare with (an adopted backup before its first drill): it must restore and hold
-                # tables; the counts found are recorded with the verification (_attempted), never taken as passed
-                problems = [] if found.get('tables') else [(ROW_COUNTS, (
-                    'backup %s has no recorded row counts and its restore holds no table: nothing proves it holds '
-                    'the data' % meta['id']))]
-                self.checks[ROW_COUNTS] = 'failed' if problems else 'recorded (no counts to compare with)'
-                self.checks[OBJECTS] = 'recorded (no object names to compare with)'
-                if not problems:
-                    self.found_counts = counts_from_restore(found, _now().isoformat())
-            self.checks['tables_verified'] = len(found.get('tables') or [])
-            self.checks['rows_verified'] = sum(x['rows'] for x in found.get('tables') or [])
-            for i, sql in enumerate(self.o.get('assertions') or []):
-                try:
-                    lines = s.query(sql)
-                except PgOpsError as e:
-                    self.checks[ASSERTIONS] = 'error'
-                    raise PgOpsError('assertion %d (%s) could not run: %s; this says nothing about the backup (fix '
-                                     'the assertion)' % (i + 1, sql, e.msg), step=VERIFY)
-                if not lines or lines[0].strip() not in ('t', 'true'):
-                    problems.append((ASSERTIONS, 'assertion %d is not true: %s (returned %r)'
-                                     % (i + 1, sql, lines[0] if lines else None)))
-            if self.o.get('assertions'):
-                self.checks[ASSERTIONS] = 'failed' if any(c == ASSERTIONS for c, dummy in problems) else 'passed'
-            amcheck = []
-            if self.o.get('amcheck'):
-                self.checks['amcheck'] = self._amcheck(s, amcheck)
-        if problems:
-            raise BackupFault('verification of %s against backup %s failed: %s'
-                              % (scratch, meta['id'], '; '.join([m for dummy, m in problems] + amcheck)), step=VERIFY)
-        if amcheck:
-            raise PgOpsError('verification of %s failed: %s (an index this server just built: check the server)'
-                             % (scratch, '; '.join(amcheck)), step=VERIFY)
+        self.found_counts = verify_scratch(self.target, meta, scratch, self.o.get('assertions'),
+                                           self.o.get('amcheck'), self.checks, self.warnings, _now().isoformat())
         self._phase('verify', t)
 
-    def _amcheck(self, s, problems):
-        available = s.query("SELECT count(*) FROM pg_available_extensions WHERE name = 'amcheck'")
-        if not available or available[0] != '1':
-            return 'unavailable'
-        schema = s.query("SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n "
-                         "ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'")
-        had = bool(schema)
-        if not had:
-            try:
-                # its own schema: a database may have no public schema
-                s.query('CREATE SCHEMA %s' % AMCHECK_SCHEMA)
-                s.query('CREATE EXTENSION amcheck SCHEMA %s' % AMCHECK_SCHEMA)
-            except PgOpsError as e:   # not allowed to (no superuser): no check was made, nothing was found
-                self.warnings.append('amcheck was not run: CREATE EXTENSION amcheck failed: %s' % e.msg)
-                return 'unavailable (CREATE EXTENSION amcheck failed)'
-        try:
-            checked = s.query(BTREE_CHECK_SQL.replace('@SCHEMA@', schema[0] if had else AMCHECK_SCHEMA))
-            if not had:
-                s.query('DROP EXTENSION amcheck')
-                s.query('DROP SCHEMA %s' % AMCHECK_SCHEMA)
-        except PgOpsError as e:
-            problems.append('amcheck found corruption: %s' % e.msg)
-            return 'failed'
-        return 'passed (%s B-tree indexes)' % checked[0]
-
-    def swap(self, admin, target_db, scratch, rollback_name, comment=False):
-        """End the target's sessions and rename target -> rollback, scratch -> target in one transaction.
-
-        ``comment`` (a SQL literal or NULL) replaces the incoming database's comment in the same transaction: a
-        scratch database keeps its pgops mark until the swap commits, so a run killed before that leaves a
-        scratch database the next run recognises and drops."""
-        t = time.time()
-        terminated = 0
-        for attempt in range(10):
-            terminated += end_sessions(admin, target_db)
-            try:
-                admin.query('BEGIN')
-                admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(target_db), quote_ident(rollback_name)))
-                admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
-                if comment is not False:
-                    admin.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(target_db), comment))
-                admin.query('COMMIT')
-                break
-            except PgOpsError as e:
-                # psql stopped on the error (ON_ERROR_STOP): nothing was renamed; retry with a new session
-                admin.close()
-                if attempt == 9 or 'being accessed by other users' not in e.msg:
-                    raise PgOpsError('swapping %s and %s failed: %s' % (scratch, target_db, e.msg), step=SWAP)
-                admin = self.admin()
-                time.sleep(0.2)
-        self.result['sessions_terminated'] = terminated
-        self._phase('swap', t)
-        return admin
-
     def clean_leftovers(self, admin, target_db, scratch):
-        """Drop the scratch databases of earlier runs of ours on this target that were killed (we hold the
-        target's restore lock, so none of them is running); refuse a database of that name we did not make."""
-        for name in list_databases(admin, prefix=scratch_prefix(target_db)):
-            comment = admin.query_json("SELECT to_jsonb(shobj_description(oid, 'pg_database'))::text FROM pg_database "
-                                       "WHERE datname = %s" % quote_literal(name))
-            info = scratch_info(comment)
-            if not info or info.get('target') != target_db:
-                if name == scratch:
-                    raise PgOpsError('a database named %s exists and was not made by pgops (no pgops comment): '
-                                     'refusing to drop it; rename or drop it yourself' % name, step=SCRATCH)
-                continue
+        """Drop the scratch databases killed runs of ours left on this target (audited as interrupted)."""
+        for name, info in leftover_scratches(admin, target_db, scratch):
             drop_database(admin, name)
             # the same killed run may be known by its run marker already: keep the entry naming its scratch
             self.interrupted = [i for i in self.interrupted if (i.get('pid'), i.get('host'), i.get('started')) !=
@@ -839,8 +328,6 @@ class RestoreJob(object):
         mode = self.o['mode']
         if mode == 'rollback':
             target_db = self.o.get('target') or self.o.get('database')
-            if not target_db:
-                raise PgOpsError('mode=rollback needs target (or database): the database to roll back', step=OPTIONS)
             self.result.update(mode='rollback', target=target_db)
             self.target.check_container()
             self.stage = ROLLBACK
@@ -849,8 +336,6 @@ class RestoreJob(object):
             except PgOpsError as e:
                 e.step = job_step(e.step, RESTORE_STEPS, ROLLBACK)
                 raise
-        if mode == 'new' and not self.o.get('target'):
-            raise PgOpsError('mode=new needs target, the name of the new database', step=OPTIONS)
         database = self.source_database()
         self.target.check_container()
         candidates = self.candidates(database)
@@ -931,8 +416,10 @@ class RestoreJob(object):
             self.warnings.append('could not record the verification of %s in its metadata: %s' % (meta['id'], e))
 
     def _run(self, meta, target_db):
+        """One attempt: decide against the server (guard, plan, checks, the file), then act on a scratch database
+        that is dropped whatever fails; the target is touched only by the final swap."""
         mode = self.o['mode']
-        scratch = derived_name(target_db, RESTORE_TAG + meta['id'])
+        scratch = scratch_name(target_db, meta['id'])
         data_as_of = catalog.data_time(meta)
         self.result.update(backup_id=meta['id'], backup_path=os.path.join(self.path, meta['file']),
                            database=meta['database'], scratch_database=scratch,
@@ -942,15 +429,15 @@ class RestoreJob(object):
         self.stage = PREFLIGHT
         admin = self.admin()
         try:
-            info = self._db_info(admin, target_db)
-            self.target.server_major = major_of(admin.query('SHOW server_version_num')[0])
+            info = database_facts(admin, target_db)
+            self.target = self.target.for_server(major_of(admin.query('SHOW server_version_num')[0]))
             if mode == 'new' and info:
                 raise PgOpsError('target database %s already exists; mode=new restores into a new database only '
                                  '(use mode=replace to replace it)' % target_db, step=OPTIONS)
             if mode == 'replace':
                 self.guard(target_db, bool(info))
-            rollback_name = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
-            self.result['plan'] = self._plan(mode, meta, target_db, scratch, rollback_name, info)
+            rollback = rollback_name(target_db, catalog.make_id(_now()))
+            self.result['plan'] = self._plan(mode, meta, target_db, scratch, rollback, info)
             self.server_checks(admin, meta, target_db, info)
             self.check_file(meta)
             if self.check_mode:
@@ -958,42 +445,30 @@ class RestoreJob(object):
                 return self.result
             self.stage = SCRATCH
             self.clean_leftovers(admin, target_db, scratch)
-            if mode == 'replace' and info and self.o.get('pre_restore_backup', True) and not self.pre_restore_done:
-                if self.holds_data(target_db):
-                    self.pre_restore_backup(target_db, meta)
-                else:   # e.g. the empty POSTGRES_DB of a recreated container: nothing to keep
-                    self.checks['pre_restore_backup'] = 'skipped: %s holds nothing of its own' % target_db
-                self.pre_restore_done = True
-            owner = self.o.get('owner') or (info or {}).get('owner') or self.target.user
             self.result['changed'] = True
-            create = 'CREATE DATABASE %s TEMPLATE template0 OWNER %s' % (quote_ident(scratch), quote_ident(owner))
-            if meta.get('encoding'):
-                create += ' ENCODING %s' % quote_literal(meta['encoding'])
-            create += locale_clause(info or meta, self.target.server_major)
-            mark = SCRATCH_MARK + json.dumps(dict(backup_id=meta['id'], database=meta['database'], target=target_db,
-                                                  mode=mode, host=socket.gethostname(), pid=os.getpid(),
-                                                  started=self.started.isoformat(), path=self.path),
-                                             sort_keys=True)
+            schemas = (meta.get('object_names') or {}).get('schemas')
+            admin = create_scratch(
+                admin, self.admin, scratch, self.o.get('owner') or (info or {}).get('owner') or self.target.user,
+                dict(info or meta, encoding=meta.get('encoding')), self.target.server_major,
+                dict(backup_id=meta['id'], database=meta['database'], target=target_db, mode=mode,
+                     host=socket.gethostname(), pid=os.getpid(), started=self.started.isoformat(), path=self.path),
+                drop_public=schemas is not None and 'public' not in schemas, target=self.target)
             try:
-                admin.query(create)
-                admin.query('COMMENT ON DATABASE %s IS %s' % (quote_ident(scratch), quote_literal(mark)))
-            except PgOpsError as e:
-                admin = self.admin()
-                with suppress(PgOpsError):
-                    drop_database(admin, scratch)
-                raise PgOpsError('creating the scratch database %s failed: %s' % (scratch, e.msg), step=SCRATCH)
-            try:
-                schemas = (meta.get('object_names') or {}).get('schemas')
-                if schemas is not None and 'public' not in schemas:
-                    # template0 has a public schema and pg_dump does not drop it: the database had none
-                    with self.target.psql(scratch) as session:
-                        session.query('DROP SCHEMA IF EXISTS public')
                 self.stage = RESTORE
                 self.restore_into(meta, scratch)
                 self.stage = VERIFY
                 self.verify(meta, scratch)
+                if mode == 'replace' and info and self.o.get('pre_restore_backup', True) and not self.pre_restore_done:
+                    # the target's state as late as possible before the swap, and only once the backup to restore
+                    # is proven: a damaged one costs no backup of the target
+                    self.stage = PRE_RESTORE_BACKUP
+                    if self.holds_data(target_db):
+                        self.pre_restore_backup(target_db, meta)
+                    else:   # e.g. the empty POSTGRES_DB of a recreated container: nothing to keep
+                        self.checks['pre_restore_backup'] = 'skipped: %s holds nothing of its own' % target_db
+                    self.pre_restore_done = True
                 self.stage = SWAP
-                admin = self._finish(admin, mode, meta, target_db, scratch, rollback_name, info)
+                admin = self._finish(admin, mode, meta, target_db, scratch, rollback, info)
             except BaseException:
                 # whatever failed, the scratch database goes; the target was not touched before the swap
                 with suppress(Exception):   # the session may be broken already; a new one follows
@@ -1013,67 +488,38 @@ class RestoreJob(object):
         finally:
             admin.close()
 
-    def _finish(self, admin, mode, meta, target_db, scratch, rollback_name, info):
+    def _finish(self, admin, mode, meta, target_db, scratch, rollback, info):
         t = time.time()
         if mode == 'test':
             drop_database(admin, scratch)
             self._phase('drop_scratch', t)
             return admin
         if mode == 'replace' and info:
-            self.copy_database_settings(admin, target_db, scratch)
+            ts = time.time()
+            self.checks['database_settings'] = '%d statements' % copy_database_settings(admin, target_db, scratch)
+            self._phase('settings', ts)
             # a replace of the same target that finished in the same second took this name already
             taken = set(list_databases(admin, prefix=rollback_prefix(target_db)))
-            while rollback_name in taken:
+            while rollback in taken:
                 time.sleep(1.05 - (time.time() % 1))
-                rollback_name = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
-            admin = self.swap(admin, target_db, scratch, rollback_name,
-                              comment='NULL' if info.get('comment') is None else quote_literal(info['comment']))
-            self.result['rollback_database'] = rollback_name
+                rollback = rollback_name(target_db, catalog.make_id(_now()))
+            t = time.time()
+            admin, self.result['sessions_terminated'] = swap(
+                admin, self.admin, target_db, scratch, rollback,
+                comment='NULL' if info.get('comment') is None else quote_literal(info['comment']))
+            self._phase('swap', t)
+            self.result['rollback_database'] = rollback
             return admin
         # new, or replace with no existing target (disaster recovery): the scratch becomes the target, with the
         # database settings recorded in the backup (pg_dump without --create has none of them)
-        admin = self.apply_recorded_settings(admin, meta, scratch)
-        recorded = (meta.get('database_settings') or {}).get('comment')
+        recorded = meta.get('database_settings')
+        if recorded:
+            admin, applied = apply_recorded_settings(admin, self.admin, recorded, scratch, self.warnings)
+            self.checks['database_settings'] = '%d statements' % applied
         # the mark goes in the transaction that renames: a run killed before it leaves a scratch database pgops drops
-        admin.query('BEGIN')
-        admin.query('COMMENT ON DATABASE %s IS %s' % (
-            quote_ident(scratch), 'NULL' if recorded is None else quote_literal(recorded)))
-        admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(scratch), quote_ident(target_db)))
-        admin.query('COMMIT')
+        admin = rename_in(admin, scratch, target_db, (recorded or {}).get('comment'))
         self._phase('swap', t)
         return admin
-
-    def _plan(self, mode, meta, target_db, scratch, rollback_name, info):
-        steps = ['check sha256 and format of %s' % meta['file']]
-        if mode == 'replace' and info and self.o.get('pre_restore_backup', True):
-            steps.append('pre_restore backup of %s%s' % (
-                target_db, ', encrypted to the same recipients' if meta.get('encrypted') else ''))
-        decrypt = ''
-        if meta.get('encrypted'):
-            decrypt = ', decrypted with age on the fly' + (', one pg_restore job' if meta['format'] != 'plain' else '')
-        steps.append('restore backup %s (%s, %s%s) into scratch database %s'
-                     % (meta['id'], meta['format'], meta['compression'], decrypt, scratch))
-        if has_counts(meta):
-            steps.append('verify %d tables / %s rows and the object sets against the metadata'
-                         % (len(meta.get('tables') or []), meta.get('rows_total')))
-        else:
-            steps.append('no row counts are recorded (%s backup): check it restored tables and record the counts '
-                         'found in the metadata (tables_source: drill)' % (meta.get('origin') or 'this'))
-        if mode == 'test':
-            steps.append('drop %s and record the result in the backup metadata' % scratch)
-        elif mode == 'new':
-            steps.append('rename %s to %s' % (scratch, target_db))
-        elif info:
-            steps.append('give %s the database-level settings of %s (privileges, ALTER DATABASE/ROLE ... SET, '
-                         'connection limit, comment)' % (scratch, target_db))
-            steps.append('end sessions on %s, rename it to %s and %s to %s' % (target_db, rollback_name, scratch,
-                                                                               target_db))
-        else:
-            steps.append('%s does not exist: rename %s to it' % (target_db, scratch))
-        if self.result.get('fallback_candidates'):
-            steps.append('if backup %s proves bad, fall back to %s in this order'
-                         % (meta['id'], ', '.join(self.result['fallback_candidates'])))
-        return steps
 
     def rollback(self, target_db):
         admin = self.admin()
@@ -1085,15 +531,15 @@ class RestoreJob(object):
             if not wanted or wanted not in found:
                 raise PgOpsError('no rollback database of %s%s (found: %s)' % (
                     target_db, ' named %s' % wanted if wanted else '', ', '.join(found) or 'none'), step=ROLLBACK)
-            info = self._db_info(admin, target_db)
+            info = database_facts(admin, target_db)
             self.guard(target_db, bool(info))
             if info and info.get('prepared'):
                 raise PgOpsError('%s has prepared transactions (%s): COMMIT PREPARED or ROLLBACK PREPARED them first'
                                  % (target_db, ', '.join(info['prepared'])), step=PREFLIGHT)
-            swapped_out = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
+            swapped_out = rollback_name(target_db, catalog.make_id(_now()))
             if swapped_out == wanted:
                 time.sleep(1)
-                swapped_out = derived_name(target_db, ROLLBACK_TAG + catalog.make_id(_now()))
+                swapped_out = rollback_name(target_db, catalog.make_id(_now()))
             self.result.update(rollback_database=wanted, replaced_database=swapped_out if info else None,
                                plan=['end sessions on %s, rename it to %s and %s to %s'
                                      % (target_db, swapped_out, wanted, target_db)] if info else
@@ -1102,7 +548,9 @@ class RestoreJob(object):
             if self.check_mode:
                 return self.result
             if info:
-                admin = self.swap(admin, target_db, wanted, swapped_out)
+                t = time.time()
+                admin, self.result['sessions_terminated'] = swap(admin, self.admin, target_db, wanted, swapped_out)
+                self._phase('swap', t)
             else:
                 admin.query('ALTER DATABASE %s RENAME TO %s' % (quote_ident(wanted), quote_ident(target_db)))
             self.result['rto_seconds'] = round(time.time() - self.t0, 3)
@@ -1194,7 +642,7 @@ def run_pg_restore_verified(module):
         # still audited and reported; the scratch database was dropped on the way out
         error = PgOpsError('unexpected %s: %s' % (type(e).__name__, e), step=INTERNAL)
     finally:
-        job.remove_identity()
+        job.identity.remove()
     if error is not None:
         error.step = job_step(error.step, RESTORE_STEPS, job.stage)
         result = job.result

@@ -31,9 +31,8 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._errors import Pg
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     TMP_MARK, DirLock, fsync_dir, is_temp_name, open_paths_under, pid_alive, remove_tree,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore import (
-    audit_interrupted, restore_lock_path, scratch_info, who,
-)
+from ansible_collections.pgops.postgresql.plugins.module_utils._restore import audit_interrupted, restore_lock_path, who
+from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import scratch_info
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import DROP, OPTIONS, PLAN, ROTATE_STEPS, job_step
 
 DEFAULT_MAX_AGE_DAYS = {'full': 30, 'pre_deploy': 7, 'snapshot': 3, 'pre_restore': 7, 'manual': 7}

@@ -40,6 +40,7 @@ requirements:
   - boto3 on the managed host
 extends_documentation_fragment:
   - pgops.postgresql.attributes
+  - pgops.postgresql.retention
 attributes:
   check_mode:
     support: full
@@ -167,25 +168,6 @@ options:
     description: Files larger than this are uploaded in parts of this size (MiB, at least 5).
     type: int
     default: 64
-  max_age_days:
-    description: As in M(pgops.postgresql.backup_rotate), for O(state=rotated).
-    type: dict
-    suboptions:
-      full:
-        description: Days for C(full) backups (default 30).
-        type: float
-      manual:
-        description: Days for C(manual) backups (default 7).
-        type: float
-      snapshot:
-        description: Days for C(snapshot) backups (default 3).
-        type: float
-      pre_deploy:
-        description: Days for C(pre_deploy) backups (default 7).
-        type: float
-      pre_restore:
-        description: Days for C(pre_restore) backups (default 7).
-        type: float
   older_than_days:
     description: As in M(pgops.postgresql.backup_rotate), for O(state=rotated).
     type: float
@@ -419,9 +401,9 @@ catalog_warnings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._offsite import run_backup_offsite
+from ansible_collections.pgops.postgresql.plugins.module_utils._offsite import option_errors, run_backup_offsite
 from ansible_collections.pgops.postgresql.plugins.module_utils._options import (
-    drop_unset_suboptions, max_age_days_argument_spec,
+    drop_unset_suboptions, fail_on_errors, max_age_days_argument_spec,
 )
 
 
@@ -471,6 +453,7 @@ def main():
         supports_check_mode=True,
     )
     drop_unset_suboptions(module.params, 'max_age_days')
+    fail_on_errors(module, option_errors(module.params), failed_step='options')
     run_backup_offsite(module)
 
 

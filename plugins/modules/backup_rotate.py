@@ -34,6 +34,7 @@ author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
   - pgops.postgresql.attributes
+  - pgops.postgresql.retention
   - pgops.postgresql.attributes.actiongroup_connect
   - pgops.postgresql.connection
 attributes:
@@ -55,29 +56,6 @@ options:
     type: path
     required: true
     aliases: [ dest ]
-  max_age_days:
-    description:
-      - Maximum age in days per kind, merged over the defaults C(full=30), C(pre_deploy=7), C(snapshot=3),
-        C(pre_restore=7), C(manual=7). Fractions are allowed.
-      - Keys must be kinds (C(full), C(manual), C(snapshot), C(pre_deploy), C(pre_restore)); another key is
-        refused.
-    type: dict
-    suboptions:
-      full:
-        description: Days for C(full) backups (default 30).
-        type: float
-      manual:
-        description: Days for C(manual) backups (default 7).
-        type: float
-      snapshot:
-        description: Days for C(snapshot) backups (default 3).
-        type: float
-      pre_deploy:
-        description: Days for C(pre_deploy) backups (default 7).
-        type: float
-      pre_restore:
-        description: Days for C(pre_restore) backups (default 7).
-        type: float
   older_than_days:
     description:
       - One maximum age in days for every kind, overriding O(max_age_days) (the plan's C(clean N days)).

@@ -204,10 +204,6 @@ failed_step:
   returned: on failure
   type: str
   sample: preflight
-step:
-  description: The same as RV(failed_step), kept for one release; use RV(failed_step).
-  returned: on failure
-  type: str
 backups:
   description: One entry per backup made (or, in check mode, planned), with its metadata.
   returned: always
@@ -321,7 +317,9 @@ rows_total:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._backup import DIRECTORY_ENCRYPTION_MSG, run_pg_backup
+from ansible_collections.pgops.postgresql.plugins.module_utils._backup import (
+    DIRECTORY_ENCRYPTION_MSG, backup_argument_spec, run_pg_backup,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import (
     check_connection_params, connection_argument_spec,
@@ -367,24 +365,7 @@ def option_errors(p):
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(database_choice_argument_spec())
-    argument_spec.update(
-        globals=dict(type='bool'),
-        globals_role_passwords=dict(type='bool', default=False, no_log=False),
-        dest=dict(type='path', required=True),
-        kind=dict(type='str', default='full', choices=list(catalog.KINDS)),
-        label=dict(type='str'),
-        format=dict(type='str', default='plain', choices=list(catalog.FORMATS)),
-        compression=dict(type='str', default='zstd', choices=list(catalog.COMPRESSIONS)),
-        compression_level=dict(type='int'),
-        jobs=dict(type='int', default=1),
-        owner=dict(type='str'),
-        group=dict(type='str'),
-        free_space_ratio=dict(type='float', default=0.5),
-        lock_timeout=dict(type='int', default=300),
-        log_file=dict(type='path'),
-        encrypt_recipients=dict(type='list', elements='str', no_log=False),
-        encrypt_recipients_file=dict(type='path'),
-    )
+    argument_spec.update(backup_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec,
         required_one_of=CHOICE['required_one_of'],

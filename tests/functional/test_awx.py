@@ -389,7 +389,7 @@ def test_awx_configure_against_a_recording_api(fake_awx, tmp_path):
     variables, never in the output), their attachment to every job template, the EE, inventory source, schedules."""
     secrets = tmp_path / 'awx-secrets.yml'
     secrets.write_text(yaml.safe_dump(SECRETS))
-    r = run_configure(fake_awx, '-e', '@%s' % secrets, '-e', 'awx_execution_environment_image=registry.example.com/pgops-ee:0.3.0')
+    r = run_configure(fake_awx, '-e', '@%s' % secrets, '-e', 'awx_execution_environment_image=registry.example.com/pgops-ee:0.4.0')
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     for value in ('s3cr3t-hook', 's3cr3t-smtp-password'):
         assert value not in r.stdout + r.stderr
@@ -402,7 +402,7 @@ def test_awx_configure_against_a_recording_api(fake_awx, tmp_path):
     assert email['port'] == 587 and email['use_tls'] is True
 
     ee = fake_awx.named('execution_environments')['pgops']
-    assert ee['image'] == 'registry.example.com/pgops-ee:0.3.0'
+    assert ee['image'] == 'registry.example.com/pgops-ee:0.4.0'
     [source] = fake_awx.objects['inventory_sources'].values()
     assert source['source_path'] == 'playbooks/inventory/awx.yml'
 
@@ -428,7 +428,7 @@ def test_awx_configure_against_a_recording_api(fake_awx, tmp_path):
 
     # as code: a second run against the same API changes no job template and writes no new object
     before = len(fake_awx.objects.get('job_templates', {}))
-    again = run_configure(fake_awx, '-e', '@%s' % secrets, '-e', 'awx_execution_environment_image=registry.example.com/pgops-ee:0.3.0')
+    again = run_configure(fake_awx, '-e', '@%s' % secrets, '-e', 'awx_execution_environment_image=registry.example.com/pgops-ee:0.4.0')
     assert again.returncode == 0, again.stdout[-4000:]
     assert len(fake_awx.objects['job_templates']) == before
     assert re.search(r'localhost\s+: ok=\d+\s+changed=0 ', again.stdout), again.stdout[-3000:]

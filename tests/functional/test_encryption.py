@@ -303,7 +303,7 @@ def test_age_failing_mid_restore_commits_nothing(postgres, dest, run_module, key
     sys.path.insert(0, collection_root)
     try:
         from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import Stage, run_framed
-        from ansible_collections.pgops.postgresql.plugins.module_utils._restore import BackupFault, judge
+        from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault, judge
         from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
     finally:
         sys.path.remove(collection_root)

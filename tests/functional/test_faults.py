@@ -107,14 +107,13 @@ def metas(dest):
 
 # -- pg_restore_verified: kill -9 of the module at each stage -----------------------------------------------
 @pytest.mark.parametrize('stage,pattern', [
-    ('file_check', r'zstd -q -t'),
-    ('pre_restore_backup', r'pg_dump.*--snapshot'),
+    ('restore', r'zstd -q -d -c'),                  # the sha256 thread reads the same file meanwhile
+    ('pre_restore_backup', r'pg_dump.*--snapshot'),  # after the verify, before the swap: the scratch exists
 ])
-def test_restore_killed_before_scratch_is_audited_as_interrupted(postgres, dest, run_module, stage, pattern):
+def test_restore_killed_at_a_stage_is_audited_as_interrupted(postgres, dest, run_module, stage, pattern):
     name = 'kb_' + stage.replace('pre_restore_backup', 'prb')
     big_db(postgres, name, 600000)
-    b = backup(run_module, postgres, dest, name, compression_level=19) if stage == 'file_check' else \
-        backup(run_module, postgres, dest, name)
+    b = backup(run_module, postgres, dest, name)
     counts = postgres.row_counts(name)
     proc = run_module.popen('pg_restore_verified', restore_args(postgres, dest, database=name, mode='replace'))
     wait_for(lambda: pgrep(pattern), timeout=60, interval=0.005)

@@ -250,3 +250,62 @@ def test_failures_outside_the_backup_do_not_unverify_it_and_latest_skips_pre_res
     for backup_id in ('latest', 'latest_verified'):
         plan = restore(run_module, postgres, dest, check_mode=True, database='shop', backup_id=backup_id)
         assert plan['backup_id'] == shop['id'], (backup_id, plan['backup_id'])
+
+
+def rewrite_metadata(dest, backup_id, database, path):
+    """Make the metadata describe the file as it is now (a damage the sha256 cannot see)."""
+    import hashlib
+    with open(path, 'rb') as f:
+        data = f.read()
+    for name in os.listdir(dest):
+        if name.endswith('.meta.json'):
+            meta_path = os.path.join(dest, name)
+            with open(meta_path) as f:
+                meta = json.load(f)
+            if meta['id'] == backup_id and meta['database'] == database:
+                meta.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+                with open(meta_path, 'w') as f:
+                    json.dump(meta, f)
+                return
+    raise AssertionError('no metadata for %s' % backup_id)
+
+
+def stream_tests(argvs):
+    """The command lines that read a whole dump a second time: a stream test (zstd/lz4 -t, gzip -t)."""
+    return [a for a in argvs if os.path.basename(a[0]) in ('zstd', 'gzip', 'lz4', 'pigz') and '-t' in a]
+
+
+@pytest.mark.parametrize('compression', ['zstd', 'gzip', 'lz4'])
+def test_one_pass_restore_reads_the_file_once_and_still_finds_a_damaged_stream(postgres, dest, run_module,
+                                                                               compression):
+    """A drill reads the dump once (no stream test before the restore: the restore's own decompression and a
+    sha256 computed beside it are the check). A stream damaged behind matching metadata still fails at file_check,
+    as the backup's fault, with the target untouched and no pre_restore backup taken."""
+    from conftest import argv_while_running
+    name = 'onepass_' + compression
+    postgres.create_db(name)
+    b = run_module('pg_backup', dict(postgres.conn(), databases=[name], dest=dest, compression=compression))
+    assert not b.get('failed'), b
+    proc = run_module.popen('pg_restore_verified', dict(postgres.conn(), path=dest, database=name, mode='test'))
+    seen = [[part.decode('utf-8', 'replace') for part in c.split(b'\0') if part] for c in argv_while_running(proc)]
+    seen = [a for a in seen if a]
+    res = run_module.result(proc)
+    assert not res.get('failed'), res
+    assert res['checks']['sha256'] == res['checks']['format'] == res['checks']['row_counts'] == 'passed'
+    assert stream_tests(seen) == [], 'the dump was read twice: %s' % stream_tests(seen)
+    assert any(os.path.basename(a[0]) in (compression, 'pigz') and '-d' in a for a in seen), seen
+
+    with open(b['backup_path'], 'r+b') as f:      # damage the middle of the stream, then hide it from sha256
+        f.seek(os.path.getsize(b['backup_path']) // 2)
+        chunk = f.read(64)
+        f.seek(-64, 1)
+        f.write(bytes(x ^ 0x5a for x in chunk))
+    rewrite_metadata(dest, b['id'], name, b['backup_path'])
+    postgres.psql(name, 'DELETE FROM product_attributes WHERE product_id > 1000')
+    counts, before = postgres.row_counts(name), databases(postgres)
+    res = restore(run_module, postgres, dest, database=name, mode='replace')
+    assert res['failed'] and res['failed_step'] == 'file_check' and res['verdict'] == 'failed', res
+    assert res['checks']['sha256'] == 'passed'            # the file is the one recorded: its stream is bad
+    assert databases(postgres) == before and postgres.row_counts(name) == counts
+    assert [n for n in os.listdir(dest) if 'pre_restore' in n] == []
+    assert meta_of(dest, b['id'], name)['verifications'][-1]['result'] == 'failed'

@@ -15,7 +15,7 @@ import os
 import pytest
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _adopt as adopt
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore import compare, counts_from_restore, has_counts
+from ansible_collections.pgops.postgresql.plugins.module_utils._verify import compare, counts_from_restore, has_counts
 
 ID = '20241219_143022'
 

@@ -201,15 +201,15 @@ def test_explain_unreachable():
 
 @pytest.mark.parametrize('params, words', [
     (dict(bucket=' '), 'bucket must not be empty'),
-    (dict(bucket='b', object_lock_mode='COMPLIANCE'), 'needs object_lock_days'),
     (dict(bucket='b', object_lock_mode='COMPLIANCE', object_lock_days=0), 'object_lock_days must be 1'),
-    (dict(bucket='b', access_key='x'), 'go together'),
     (dict(bucket='b', prefix='a//b'), 'prefix'),
+    (dict(bucket='b', endpoint_url='localhost:9000'), 'must start with http://'),
+    (dict(bucket='b', endpoint_url='http://u:p@localhost:9000'), 'must not carry credentials'),
 ])
-def test_validate(params, words):
-    with pytest.raises(PgOpsError) as e:
-        offsite.validate(params)
-    assert words in e.value.msg
+def test_option_errors(params, words):
+    errors = offsite.option_errors(params)
+    assert len(errors) == 1 and words in errors[0], errors
+    assert offsite.option_errors(dict(bucket='b', prefix='pgops/prod', endpoint_url='https://s3.example')) == []
 
 
 # -- the module's declarative rules ---------------------------------------------------------------------------

@@ -17,9 +17,8 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import (
     CatalogError, backup_candidates, make_id,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore import (
-    SCRATCH_MARK, BackupFault, judge, scratch_info, scratch_prefix,
-)
+from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import SCRATCH_MARK, scratch_info, scratch_prefix
+from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault, judge
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)

@@ -24,9 +24,9 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import Pg
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
     Stage, run_checked, run_drained, run_framed, run_pipeline, run_to_file,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore import (
-    OBJECTS, ROW_COUNTS, BackupFault, RestoreJob, compare,
-)
+from ansible_collections.pgops.postgresql.plugins.module_utils._restore import RestoreJob
+from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
+from ansible_collections.pgops.postgresql.plugins.module_utils._verify import OBJECTS, ROW_COUNTS, compare
 
 MODULE_UTILS = os.path.join(os.path.dirname(steps.__file__))
 ENV = dict(os.environ, LC_ALL='C')
@@ -228,7 +228,7 @@ def test_pg_backup_fails_with_failed_step_and_the_old_step_key(tmp_path, monkeyp
     with pytest.raises(Failed) as out:
         _backup.run_pg_backup(Module(tmp_path))
     result = out.value.args[0]
-    assert result['failed_step'] == result['step'] == 'options' and 'compression_level 42' in result['msg']
+    assert result['failed_step'] == 'options' and 'step' not in result and 'compression_level 42' in result['msg']
 
 
 # -- a restore ---------------------------------------------------------------------------------------------------
@@ -253,13 +253,14 @@ def gzip_backup(tmp_path, damage):
     lambda b: b[:len(b) // 2] + bytes([b[len(b) // 2] ^ 0xff]) + b[len(b) // 2 + 1:],  # a flipped byte
 ], ids=['truncated', 'flipped-byte'])
 def test_a_damaged_gzip_stream_is_file_check_and_failed_not_inconclusive(tmp_path, damage):
+    """The full file check (check mode; a real run finds the same in the restore's own pass: test_restore.py)."""
     job = restore_job(tmp_path)
+    job.check_mode = True    # the full check; and _attempted records nothing in check mode
     meta = gzip_backup(tmp_path, damage)
     with pytest.raises(PgOpsError) as err:
         job.check_file(meta)
     assert err.value.step == 'file_check', err.value.msg
     assert isinstance(err.value, BackupFault), err.value.msg     # evidence about the backup: verdict failed
-    job.check_mode = True    # _attempted records nothing in check mode; the attempt's outcome is what counts here
     job._attempted(meta, err.value)
     assert job.attempts[-1]['result'] == 'failed' and job.attempts[-1]['failed_step'] == 'file_check'
 

@@ -20,6 +20,13 @@ REFUSED = [
     pytest.param(dict(path='/b', access_key='AK', secret_key='SK', profile='ops'),
                  ['mutually exclusive', 'profile', 'access_key'], id='profile-or-keys'),
     pytest.param(dict(path='/b', state='gone'), ['state', 'pushed, fetched, listed, rotated'], id='state-choices'),
+    # the rules AnsibleModule cannot declare (option_errors), refused before the job all the same
+    pytest.param(dict(path='/b', object_lock_mode='GOVERNANCE', object_lock_days=0), ['object_lock_days', '1 or more'],
+                 id='object_lock_days-at-least-1'),
+    pytest.param(dict(path='/b', prefix='a/../b'), ['prefix', 'plain key prefix'], id='prefix-plain'),
+    pytest.param(dict(path='/b', endpoint_url='minio:9000'), ['endpoint_url', 'http://'], id='endpoint-scheme'),
+    pytest.param(dict(path='/b', endpoint_url='https://u:pw@s3.example'), ['endpoint_url', 'credentials'],
+                 id='endpoint-no-credentials'),
 ]
 
 
