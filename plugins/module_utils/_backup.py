@@ -98,7 +98,7 @@ def backup_argument_spec():
         dest=dict(type='path', required=True),
         kind=dict(type='str', default='full', choices=list(catalog.KINDS)),
         label=dict(type='str'),
-        format=dict(type='str', default='plain', choices=list(catalog.FORMATS)),
+        format=dict(type='str', default='auto', choices=['auto'] + list(catalog.FORMATS)),
         compression=dict(type='str', default='zstd', choices=list(catalog.COMPRESSIONS)),
         compression_level=dict(type='int'),
         jobs=dict(type='int', default=1),
@@ -110,6 +110,16 @@ def backup_argument_spec():
         encrypt_recipients=dict(type='list', elements='str', no_log=False),
         encrypt_recipients_file=dict(type='path'),
     )
+
+
+def resolve_format(requested, dump_major, encrypted):
+    """The format ``auto`` stands for: ``custom`` where pg_dump compresses with zstd inside the archive (16 or
+    newer), so that a restore runs ``pg_restore -j``; ``plain`` otherwise (an older pg_dump only has gzip inside,
+    slower than plain SQL through zstd -T0) and for encrypted backups (an encrypted archive is restored by one
+    job, reading age's output). Any other value is itself."""
+    if requested != 'auto':
+        return requested
+    return 'custom' if dump_major >= 16 and not encrypted else 'plain'
 
 
 def backup_job_options(**given):
@@ -348,10 +358,10 @@ class BackupJob(object):
         try:
             backup_id, started = self._allocate_id(database)
             meta.update(id=backup_id, started_at=started.isoformat())
-            pg_dump_z = self._fill_names(meta, backup_id, version_major(dump_version))
+            pg_dump_z, output = self._fill_names(meta, backup_id, version_major(dump_version))
             t0 = time.time()
             try:
-                meta.update(dump_in_snapshot(self.target, session, database, self.output, meta['path'], pg_dump_z,
+                meta.update(dump_in_snapshot(self.target, session, database, output, meta['path'], pg_dump_z,
                                              self.uid, self.gid))
             finally:
                 meta['finished_at'] = _now().isoformat()
@@ -372,19 +382,21 @@ class BackupJob(object):
         return meta
 
     def _fill_names(self, meta, backup_id, dump_major):
-        """The backup's id, file names and compression in ``meta``; returns pg_dump's -Z value (custom/directory)."""
-        fmt = self.o['format']
+        """The backup's format (``auto`` resolved), id, file names and compression in ``meta``; returns pg_dump's -Z
+        value (custom/directory) and the DumpOutput to write it with."""
+        fmt = meta['format'] = resolve_format(self.o['format'], dump_major, bool(self.recipients))
+        output = self.output.with_format(fmt)
         pg_dump_z = None
         if fmt == 'plain':
             meta['compression'], meta['compression_level'] = self.compression, self.level
             meta['compressed_by'] = 'external' if self.compression != 'none' else None
         else:
-            pg_dump_z, meta['compression'], meta['compression_level'] = self.output.internal_compress(
+            pg_dump_z, meta['compression'], meta['compression_level'] = output.internal_compress(
                 dump_major, self.warnings)
             meta['compressed_by'] = 'pg_dump' if meta['compression'] != 'none' else None
         entry_stem = catalog.stem(meta['database'], meta['kind'], meta.get('label'), backup_id)
-        name = entry_stem + self.output.suffix(fmt, meta['compression'])
-        meta.update(self.output.encryption_meta())
+        name = entry_stem + output.suffix(fmt, meta['compression'])
+        meta.update(output.encryption_meta())
         meta_file = catalog.meta_path(self.dest, entry_stem)
         # checked before the names are taken: a refused run must not record its failure over another backup
         if len(os.path.basename(temp_name(meta_file)).encode('utf-8')) > 255:
@@ -396,7 +408,7 @@ class BackupJob(object):
         meta['file'] = name
         meta['path'] = os.path.join(self.dest, name)
         meta['meta_path'] = meta_file
-        return pg_dump_z
+        return pg_dump_z, output
 
     def _write_meta(self, meta):
         path = meta['meta_path']

@@ -242,6 +242,39 @@ class PgTarget(object):
                              % (self.container, status, self.runtime, self.container, self.runtime, self.container),
                              step=PREFLIGHT)
 
+    def container_path(self, path):
+        """Where the container sees the host file ``path`` (a bind mount or volume holding it), or None.
+
+        Checked, not assumed: the file must be readable there with the same size (``stat`` as the exec user), so a
+        remote container runtime, or a mount of another file system, gives None."""
+        if not self.container:
+            return None
+        runtime = self.module.get_bin_path(self.runtime, required=True)
+        try:
+            out = run_checked([runtime, 'inspect', '--format', '{{json .Mounts}}', self.container], None,
+                              '%s inspect' % self.runtime, PREFLIGHT)
+            mounts = json.loads(out or 'null') or []
+        except (PgOpsError, ValueError):
+            return None
+        real = os.path.realpath(path)
+        inner = None
+        for m in sorted(mounts, key=lambda m: -len(m.get('Source') or '')):
+            src, dst = (m.get('Source') or '').rstrip('/'), m.get('Destination') or ''
+            if src and dst and (real == src or real.startswith(src + '/')):
+                inner = dst.rstrip('/') + real[len(src):]
+                break
+        if inner is None:
+            return None
+        try:
+            seen = run_checked(self.container_prefix() + ['stat', '-L', '-c', '%s', inner], None,
+                               'stat in the container', PREFLIGHT)
+            run_checked(self.container_prefix() + ['test', '-r', inner], None, 'test -r in the container', PREFLIGHT)
+        except PgOpsError:
+            return None
+        if seen.strip() != str(os.path.getsize(real)):
+            return None
+        return inner
+
     def tool_version(self, tool):
         out = run_checked(self.argv_noconn(tool, ['--version']), self.env(), '%s --version' % tool, PREFLIGHT)
         return out.strip()

@@ -13,6 +13,7 @@ hidden temporary name until its row counts are in, so that nothing half-made eve
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import copy
 import os
 import tempfile
 import threading
@@ -41,6 +42,12 @@ class DumpOutput(object):
         self.recipients = list(recipients or [])
         self.jobs = int(jobs or 1)
         self.recipients_file = None
+
+    def with_format(self, fmt):
+        """A copy writing format ``fmt`` (``auto`` resolved by the job once pg_dump's version is known)."""
+        other = copy.copy(self)
+        other.format = fmt
+        return other
 
     def encryptor(self):
         """The ``age`` stage that ends the pipeline when recipients are given (None otherwise). The public keys go

@@ -214,7 +214,7 @@ def restore_data(module, target, identity, meta, path, scratch, checks, jobs=1, 
     if not, that is the failure (step file_check), whatever the restore said. A stream that does not decrypt or
     decompress is the file's fault too (step file_check)."""
     try:
-        _restore_with(module, target, identity, meta, path, scratch, jobs, no_owner)
+        checks['restore_method'] = _restore_with(module, target, identity, meta, path, scratch, jobs, no_owner)
     except PgOpsError as e:
         e.step = RESTORE
         judged = judge(e)
@@ -259,7 +259,7 @@ def _restore_with(module, target, identity, meta, path, scratch, jobs, no_owner)
         if meta['compression'] != 'none':
             producers.append(_tool(module, DECOMPRESS, meta['compression']))
         run_framed(producers, psql, env, RESTORE, b'BEGIN;\n', b'\nCOMMIT;\n', stdin_path=path)
-        return
+        return 'psql, one transaction'
     args = ['--exit-on-error', '--no-password', '-d', dbarg]
     if no_owner:
         args += ['--no-owner', '--no-privileges']
@@ -273,13 +273,21 @@ def _restore_with(module, target, identity, meta, path, scratch, jobs, no_owner)
         # Drained: age authenticates the whole file even if pg_restore stops reading before its end.
         run_drained([age], Stage('pg_restore', target.argv(
             'pg_restore', single + args, interactive=bool(target.container))), env, RESTORE, path)
-        return
+        return 'pg_restore reading age -d, one transaction'
     if target.container:
         if meta['format'] == 'directory':
             raise PgOpsError('a directory-format backup cannot be restored with container; restore it '
                              'natively', step=OPTIONS)
+        inner = target.container_path(path) if jobs > 1 else None
+        if inner:
+            # the backup directory is mounted in the container: pg_restore -j reads the file there, no copy
+            run_pipeline([Stage('pg_restore', target.argv('pg_restore', ['-j', str(jobs)] + args + [inner]))],
+                         env, RESTORE)
+            return 'pg_restore -j %d in the container (%s)' % (jobs, inner)
+        # not mounted: one job reading stdin (-j needs a seekable file; copying the dump in would double it)
         run_pipeline([Stage('pg_restore', target.argv('pg_restore', single + args, interactive=True))],
                      env, RESTORE, stdin_path=path)
-        return
+        return 'pg_restore reading stdin, one transaction'
     parallel = ['-j', str(jobs)] if jobs > 1 else single
     run_pipeline([Stage('pg_restore', target.argv('pg_restore', parallel + args + [path]))], env, RESTORE)
+    return 'pg_restore -j %d' % jobs if jobs > 1 else 'pg_restore, one transaction'

@@ -76,9 +76,13 @@ options:
       - C(plain) is SQL piped through an external compressor (fastest with zstd, portable).
       - C(custom) is pg_dump's archive (selective and parallel restore with C(pg_restore)), compressed by pg_dump.
       - C(directory) writes one file per table with O(jobs) parallel workers; not available with O(container).
+      - C(auto) (the default since 0.4.0) is C(custom) where pg_dump is 16 or newer (zstd inside the archive), so
+        that a verified restore runs C(pg_restore -j); C(plain) with an older pg_dump (gzip only inside the archive,
+        slower than plain SQL through zstd) and for encrypted backups (an encrypted archive restores with one job).
+        The metadata and RV(backups) say which format was used.
     type: str
-    choices: [ plain, custom, directory ]
-    default: plain
+    choices: [ auto, plain, custom, directory ]
+    default: auto
   compression:
     description:
       - Compression method. For C(custom) and C(directory), zstd and lz4 need pg_dump 16 or newer; with an older
