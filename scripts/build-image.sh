@@ -27,8 +27,9 @@ t0=$(date +%s)
 # iproute2 (ss) + procps: testinfra; util-linux: setpriv for the entrypoint; zstd/lz4/gzip: dump compression.
 # postgresql-contrib-N is provided by postgresql-N on bookworm and trixie (no separate package).
 # C.UTF-8 is built into libc, so no locales package.
+# pgbackrest: physical backups + WAL archive (docs/pitr.md); the distribution's package (bookworm 2.45: PG <= 15).
 debootstrap --variant=minbase \
-  --include="python3,python3-psycopg2,python3-requests,sudo,iproute2,procps,util-linux,zstd,lz4,gzip,postgresql-$PGMAJOR,postgresql-client-$PGMAJOR" \
+  --include="python3,python3-psycopg2,python3-requests,sudo,iproute2,procps,util-linux,zstd,lz4,gzip,postgresql-$PGMAJOR,postgresql-client-$PGMAJOR,pgbackrest" \
   "$SUITE" "$ROOTFS" "$MIRROR" >"$LOG" 2>&1 || { tail -n 20 "$LOG" >&2; die "debootstrap $SUITE failed (above)"; }
 t1=$(date +%s)
 
@@ -36,6 +37,7 @@ R=$ROOTFS
 [ -x "$R/usr/lib/postgresql/$PGMAJOR/bin/postgres" ] || die "postgresql-$PGMAJOR not installed in rootfs"
 [ -f "$R/usr/share/postgresql/$PGMAJOR/extension/pg_stat_statements.control" ] || die "contrib extensions missing"
 grep -q '^postgres:' "$R/etc/passwd" || die "user postgres missing in rootfs"
+[ -x "$R/usr/bin/pgbackrest" ] || die "pgbackrest not installed in rootfs"
 # the Debian default cluster: we run initdb ourselves (entrypoint), not pg_ctlcluster
 rm -rf "$R/var/lib/postgresql/$PGMAJOR" "$R/etc/postgresql"
 # slim: apt caches/lists, docs, man pages, translations, logs, LLVM JIT (~150 MB; JIT is then simply off)
@@ -47,6 +49,10 @@ rm -rf "$R"/var/cache/apt/archives/*.deb "$R"/var/cache/apt/*.bin "$R"/var/lib/a
 install -m 0755 "$ENTRYPOINT" "$R/usr/local/bin/pgops-entrypoint.sh"
 install -d -o "$(stat -c %u "$R/var/lib/postgresql")" -g "$(stat -c %g "$R/var/lib/postgresql")" -m 0700 \
   "$R/var/lib/postgresql/data"
+# pgBackRest's log, repository (local repo1-path default), spool (archive-async) and config directories, all
+# writable by postgres (archive_command runs as postgres; the pgbackrest role copies its config into /etc/pgbackrest)
+install -d -o "$(stat -c %u "$R/var/lib/postgresql")" -g "$(stat -c %g "$R/var/lib/postgresql")" -m 0750 \
+  "$R/var/log/pgbackrest" "$R/var/lib/pgbackrest" "$R/var/spool/pgbackrest" "$R/etc/pgbackrest"
 
 tar --numeric-owner -C "$R" -c . | docker import \
   --change 'ENV LANG=C.UTF-8' \

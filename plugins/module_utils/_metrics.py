@@ -83,10 +83,11 @@ def format_value(value):
     return repr(value)
 
 
-def render(samples):
-    """The textfile: HELP and TYPE for every family, then its samples sorted by labels."""
+def render(samples, families=None):
+    """The textfile: HELP and TYPE for every family (``families``: (name, type, help) triples, default the
+    backup catalog's), then its samples sorted by labels."""
     lines = []
-    for name, mtype, text in FAMILIES:
+    for name, mtype, text in FAMILIES if families is None else families:
         lines.append('# HELP %s %s' % (name, text))
         lines.append('# TYPE %s %s' % (name, mtype))
         mine = sorted((s for s in samples if s['name'] == name), key=lambda s: sorted(s['labels'].items()))

@@ -18,6 +18,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import pwd
 import signal
 import subprocess
 import tempfile
@@ -41,15 +42,28 @@ except (OSError, AttributeError):   # not Linux: children are stopped by stop_st
     _PRCTL = None
 
 
-def die_with_parent():
+def die_with_parent(user=None):
     """A ``preexec_fn`` for every child: SIGKILL it when the module dies (kill -9 included), so that no client
-    goes on writing behind a killed module (a psql committing a restore, a pg_dump filling a disk)."""
-    if _PRCTL is None:
+    goes on writing behind a killed module (a psql committing a restore, a pg_dump filling a disk).
+
+    ``user``: the child first becomes that OS user (its uid, gid and groups), then asks for the signal (a change
+    of credentials clears the request): a direct child as another user, where ``runuser`` would stay between us
+    and it and leave it running when the module is killed."""
+    ids = None
+    if user is not None:
+        pw = pwd.getpwnam(user)      # in the parent: no lookups between fork and exec
+        ids = (pw.pw_uid, pw.pw_gid, os.getgrouplist(pw.pw_name, pw.pw_gid))
+    if _PRCTL is None and ids is None:
         return None
     parent = os.getpid()
 
     def preexec():
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if ids is not None:
+            os.setgroups(ids[2])
+            os.setgid(ids[1])
+            os.setuid(ids[0])
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:   # the module died before prctl took effect
             os._exit(1)
     return preexec
@@ -202,15 +216,16 @@ def run_to_file(stages, path, env, uid=-1, gid=-1, publish=True):
     return size, digest.hexdigest()
 
 
-def run_checked(argv, env, label, step=PREFLIGHT, stdin_path=None):
+def run_checked(argv, env, label, step=PREFLIGHT, stdin_path=None, user=None):
     """Run one command; return its stdout text, or raise PgOpsError at ``step`` (a _steps name) with rc and stderr.
-    ``label`` names the command in the message only."""
+    ``label`` names the command in the message only; ``user``: run it as that OS user (see die_with_parent)."""
     check_step(step)
     stage = Stage(os.path.basename(argv[0]), argv)
     stage.err = tempfile.TemporaryFile()
     stdin = open(stdin_path, 'rb') if stdin_path else subprocess.DEVNULL
     try:
-        stage.proc = popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stage.err, env=env)
+        stage.proc = popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stage.err, env=env,
+                           preexec_fn=die_with_parent(user))
         out = stage.proc.stdout.read()
         stage.proc.wait()
         if stage.rc != 0:
