@@ -12,6 +12,9 @@ SCENARIOS ?= native container restore dr maintenance
 # run on the first PostgreSQL major only (they do not depend on it); schedule installs cron and a venv in its
 # container from Debian's mirror and PyPI, like scripts/build-image.sh
 SCENARIOS_ONCE ?= schedule
+# run on the last major only: pitr (pgBackRest on the container path) is tested on 15 by the functional tests
+# (natively and in a container, pgBackRest 2.45); here with trixie's pgBackRest and PostgreSQL 17
+SCENARIOS_LAST ?= pitr
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(BIN):$(PATH)
 
@@ -82,6 +85,12 @@ molecule: images
 	done; \
 	major=$(firstword $(PG_MAJORS)); image=$$(awk -v m=$$major '$$1 == m {print $$2}' .cache/images.txt); \
 	for scenario in $(SCENARIOS_ONCE); do \
+	  echo "=== molecule $$scenario on PostgreSQL $$major ($$image)"; \
+	  PGOPS_PG_MAJOR=$$major PGOPS_IMAGE=$$image PGOPS_PG_PORT=$$($(PY) scripts/free_port.py) \
+	  PGOPS_DOCKER_CLI=$$(command -v docker) molecule test -s $$scenario || exit 1; \
+	done; \
+	major=$(lastword $(PG_MAJORS)); image=$$(awk -v m=$$major '$$1 == m {print $$2}' .cache/images.txt); \
+	for scenario in $(SCENARIOS_LAST); do \
 	  echo "=== molecule $$scenario on PostgreSQL $$major ($$image)"; \
 	  PGOPS_PG_MAJOR=$$major PGOPS_IMAGE=$$image PGOPS_PG_PORT=$$($(PY) scripts/free_port.py) \
 	  PGOPS_DOCKER_CLI=$$(command -v docker) molecule test -s $$scenario || exit 1; \

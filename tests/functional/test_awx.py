@@ -257,7 +257,7 @@ def test_notification_templates_are_attached_and_their_secrets_are_variables():
     assert nt['no_log'] is True
     # success notifications where a human waits for the outcome
     assert set(jt['playbook'] for jt in TEMPLATES if jt.get('notify_success')) == {
-        'playbooks/restore.yml', 'playbooks/disaster_recovery.yml'}
+        'playbooks/restore.yml', 'playbooks/disaster_recovery.yml', 'playbooks/pitr_restore.yml'}
 
 
 # --- awx_configure.yml against a recording stand-in for the AWX API ----------------------------------------

@@ -113,7 +113,7 @@ def metas(dest):
 def test_restore_killed_at_a_stage_is_audited_as_interrupted(postgres, dest, run_module, stage, pattern):
     name = 'kb_' + stage.replace('pre_restore_backup', 'prb')
     big_db(postgres, name, 600000)
-    b = backup(run_module, postgres, dest, name)
+    backup(run_module, postgres, dest, name)
     counts = postgres.row_counts(name)
     proc = run_module.popen('pg_restore_verified', restore_args(postgres, dest, database=name, mode='replace'))
     wait_for(lambda: pgrep(pattern), timeout=60, interval=0.005)
