@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
 """How a verified restore into PostgreSQL in a container reads a custom archive: the alternatives, measured.
 
 PostgreSQL 16 and newer compress inside the custom format with zstd, which makes ``format: auto`` choose custom
@@ -120,8 +121,8 @@ def main():
         base = dict(container=name, login_user='postgres', free_space_ratio=0)
         ids = {}
         for fmt in ('plain', 'auto'):
-            res, secs, dummy = run_module(root, 'pg_backup', dict(base, databases=['catalogdb'], dest=backups,
-                                                                    format=fmt))
+            args = dict(base, databases=['catalogdb'], dest=backups, format=fmt)
+            res, secs, dummy = run_module(root, 'pg_backup', args)
             meta = res['backups'][0]
             ids[fmt] = (res['id'], meta)
             add('pg_backup format=%s -> %s %s' % (fmt, meta['format'], meta['compression']), secs,
@@ -134,8 +135,8 @@ def main():
             res, secs, dummy = run_module(root, 'pg_restore_verified', dict(restore, backup_id=ids[backup][0],
                                                                             jobs=jobs))
             results[label] = secs
-            add('pg_restore_verified test: ' + label, secs, '%s; phases %s' % (res['checks'].get('restore_method'),
-                                                                           res['phases']))
+            note = '%s; phases %s' % (res['checks'].get('restore_method'), res['phases'])
+            add('pg_restore_verified test: ' + label, secs, note)
         # the alternative pgops does not take: copy the dump into the container, then pg_restore -j 2
         meta = ids['auto'][1]
         t = time.time()
