@@ -48,7 +48,7 @@ def _free_ports(count):
     return ports
 
 
-def _die_with_parent():
+def die_with_parent():
     """In the child: SIGTERM when the test process dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
     try:
         import ctypes
@@ -90,7 +90,7 @@ class S3Server(object):
         self.out = open(os.path.join(self.base, 'weed.out'), 'wb')
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
                                      start_new_session=True,
-                                     preexec_fn=None if self.lifetime else _die_with_parent)
+                                     preexec_fn=None if self.lifetime else die_with_parent)
         self.endpoint = 'http://127.0.0.1:%d' % ports['s3.port']
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -207,7 +207,7 @@ def container(request, collection_root):
     """A PostgreSQL container of the test image (network host, a free port), removed afterwards."""
     image = request.param
     if shutil.which('docker') is None or docker('version', check=False).returncode != 0:
-        pytest.skip('no Docker daemon')   # make test starts one (scripts/ensure-docker.sh)
+        pytest.fail('docker does not answer: run make test (scripts/ensure-docker.sh starts dockerd)')
     if docker('image', 'inspect', image, check=False).returncode != 0:
         pytest.fail('%s missing: scripts/images.sh builds it' % image)
     name = '%s%s' % (PREFIX, uuid.uuid4().hex[:8])

@@ -12,33 +12,17 @@ proxy listens on a free loopback port; stopped with its whole process group and 
 """
 from __future__ import absolute_import, division, print_function
 
-import json
 import os
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 
-
-def _free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _die_with_parent():
-    """In the child: SIGTERM when the test process dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+from conftest import free_port
+from s3server import die_with_parent
 
 
 def stunnel_binary():
@@ -80,15 +64,13 @@ def make_ca(base, hostname='localhost'):
 
 
 class TlsProxy(object):
-    """stunnel: TLS on 127.0.0.1:``port`` -> plain TCP to 127.0.0.1:``target_port``. ``lifetime`` (seconds): stopped
-    by ``timeout`` after it whatever happens to its caller (for a proxy started by one playbook, stopped by another)."""
+    """stunnel: TLS on 127.0.0.1:``port`` -> plain TCP to 127.0.0.1:``target_port``; it dies with the test process."""
 
-    def __init__(self, target_port, base=None, hostname='localhost', lifetime=0):
+    def __init__(self, target_port, hostname='localhost'):
         self.target_port = int(target_port)
-        self.base = base or tempfile.mkdtemp(prefix='pgops-tls-')
+        self.base = tempfile.mkdtemp(prefix='pgops-tls-')
         os.chmod(self.base, 0o755)
         self.hostname = hostname
-        self.lifetime = lifetime
         self.proc = None
         self.port = None
         self.ca_file = None
@@ -96,19 +78,16 @@ class TlsProxy(object):
 
     def start(self, timeout=20):
         self.ca_file, crt, key = make_ca(self.base, self.hostname)
-        self.port = _free_port()
+        self.port = free_port()
         config = os.path.join(self.base, 'stunnel.conf')
         with open(config, 'w') as f:
             f.write('foreground = yes\npid =\nsyslog = no\ndebug = notice\n\n[s3]\n'
                     'accept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\ncert = %s\nkey = %s\n'
                     % (self.port, self.target_port, crt, key))
         argv = [stunnel_binary(), config]
-        if self.lifetime:
-            argv = ['timeout', '--kill-after=10', str(int(self.lifetime))] + argv
         self.out = open(os.path.join(self.base, 'stunnel.out'), 'wb')
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
-                                     start_new_session=True,
-                                     preexec_fn=None if self.lifetime else _die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         context = ssl.create_default_context(cafile=self.ca_file)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -155,47 +134,3 @@ class TlsProxy(object):
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def main(argv):
-    """``tlsproxy.py start DIR TARGET_PORT LIFETIME``: start a detached proxy with its files in DIR and write
-    DIR/state.json (port, ca_file, endpoint, pid); ``tlsproxy.py stop DIR``: stop it and remove DIR."""
-    if len(argv) == 4 and argv[0] == 'start':
-        base, target, lifetime = os.path.abspath(argv[1]), int(argv[2]), int(argv[3])
-        main(['stop', base])
-        os.makedirs(base)
-        proxy = TlsProxy(target, base=base, lifetime=lifetime).start()
-        proxy.out.close()
-        state = {'port': proxy.port, 'ca_file': proxy.ca_file, 'endpoint': proxy.endpoint, 'pid': proxy.proc.pid}
-        with open(os.path.join(base, 'state.json'), 'w') as f:
-            json.dump(state, f)
-        print(proxy.endpoint)
-        return 0
-    if len(argv) == 2 and argv[0] == 'stop':
-        base = os.path.abspath(argv[1])
-        try:
-            with open(os.path.join(base, 'state.json')) as f:
-                pid = json.load(f)['pid']
-        except (IOError, OSError, ValueError, KeyError):
-            pid = None
-        if pid:
-            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-                try:
-                    os.killpg(pid, sig)
-                except OSError:
-                    break
-                deadline = time.time() + wait
-                while time.time() < deadline:
-                    try:
-                        os.killpg(pid, 0)
-                    except OSError:
-                        break
-                    time.sleep(0.1)
-        shutil.rmtree(base, ignore_errors=True)
-        return 0
-    sys.stderr.write('usage: tlsproxy.py start DIR TARGET_PORT LIFETIME_SECONDS | tlsproxy.py stop DIR\n')
-    return 2
-
-
-if __name__ == '__main__':
-    sys.exit(main(sys.argv[1:]))
