@@ -30,8 +30,14 @@ description:
     of a replace, a failure switches back automatically. A scratch left by a killed run is removed by the next run.
   - O(mode=replace) and O(mode=rollback) need O(confirm=true).
   - Every real run appends a JSON line to an audit log (O(audit_log)).
-  - Runs on the server's host (natively, as root or as O(os_user)). With O(container), modes C(replace) and
-    C(rollback) are refused (not supported yet).
+  - Runs on the server's host (natively, as root or as O(os_user)).
+  - With O(container), the scratch is a new container on the server's image with a new volume, the server's other
+    mounts read-only. O(mode=replace) then stops the server container, swaps the content of its data volume with
+    the verified scratch volume's (renames of the plain local volumes' directories, done by a helper container of
+    the same image - instant whatever the size; the volume keeps its name, so a compose file stays right), keeps the
+    old content in a new volume C(<volume>-pgops-rollback-<ts>), starts the container and verifies again;
+    O(mode=rollback) swaps it back. The data directory must be in a plain local volume (no driver options, not a
+    bind mount) that no other running container uses; else use O(mode=new).
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
@@ -119,16 +125,22 @@ options:
     description:
       - With O(mode=rollback), the kept directory to switch back. Default the newest C(<data>.pgops-rollback-*).
     type: path
+  rollback_volume:
+    description:
+      - With O(container) and O(mode=rollback), the kept volume to swap back. Default the newest volume labelled
+        C(pgops.rollback.of=<data volume>) (C(<volume>-pgops-rollback-<ts>)).
+    type: str
   server_stop_command:
     description:
       - argv that stops the server for a switch (e.g. C([systemctl, stop, postgresql@15-main])). Default
-        C(pg_ctl stop -m fast) as O(os_user).
+        C(pg_ctl stop -m fast) as O(os_user); with O(container), client sessions are ended then C(docker stop).
     type: list
     elements: str
   server_start_command:
     description:
       - argv that starts the server after a switch. Default C(pg_ctl start) as O(os_user) with the arguments of the
-        data directory's C(postmaster.opts) (how it was started), logging to O(server_log_file).
+        data directory's C(postmaster.opts) (how it was started), logging to O(server_log_file); with O(container),
+        C(docker start).
     type: list
     elements: str
   server_log_file:
@@ -306,7 +318,7 @@ verification:
   type: dict
 rollback:
   description: The kept data directory (C(directory)) and, with O(mode=rollback), where the replaced one went
-    (C(replaced_directory)).
+    (C(replaced_directory)); with O(container), the kept volume (C(volume)) and C(replaced_volume).
   returned: with mode replace and rollback
   type: dict
 cleaned:
@@ -343,8 +355,9 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest impor
     pgbackrest_argument_spec, pgbackrest_param_errors,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pitr import (
-    MODES, TARGET_OPTIONS, option_errors, run_pgbackrest_restore,
+    MODES, TARGET_OPTIONS, PitrJob, option_errors, run_pgbackrest_restore,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._pitr_container import ContainerPitrJob
 
 
 def main():
@@ -364,6 +377,7 @@ def main():
         scratch_settings=dict(type='dict', default={}),
         data_directory=dict(type='path'),
         rollback_directory=dict(type='path'),
+        rollback_volume=dict(type='str'),
         server_stop_command=dict(type='list', elements='str'),
         server_start_command=dict(type='list', elements='str'),
         server_log_file=dict(type='path'),
@@ -391,7 +405,7 @@ def main():
     check_connection_params(module)
     fail_on_errors(module, pgbackrest_param_errors(module.params) + option_errors(module.params),
                    failed_step='options')
-    run_pgbackrest_restore(module)
+    run_pgbackrest_restore(module, ContainerPitrJob if module.params.get('container') else PitrJob)
 
 
 if __name__ == '__main__':

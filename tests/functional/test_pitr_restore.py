@@ -404,6 +404,69 @@ def test_container_target_outside_the_window_creates_nothing(run_module, pg_cont
     assert c.scratches() == [] and c.scratch_volumes() == []
 
 
+def test_container_replace_swaps_the_data_volume_then_rollback_swaps_it_back(run_module, pg_container):
+    # the last test on pg_container: it stops the server container and swaps its data volume's content
+    c = pg_container
+    volume = CONTAINER + '-data'
+
+    def kept_volumes(label):
+        return docker('volume', 'ls', '-q', '--filter', 'label=%s=%s' % (label, volume)).split()
+
+    started = docker('inspect', '--format', '{{.State.StartedAt}}', c.name)
+    r = run_module(MODULE, c.module_args(mode='replace', confirm=True, target_time=c.noted), check_mode=True)
+    assert not r.get('failed') and r['changed'], r
+    assert any('swap the volumes' in step and volume in step for step in r['plan']), r['plan']
+    assert c.scratches() == [] and c.scratch_volumes() == [] and kept_volumes('pgops.rollback.of') == []
+    assert docker('inspect', '--format', '{{.State.StartedAt}}', c.name) == started
+
+    # the switched server fails its check (this assertion holds on the scratch's port only): swapped back
+    from conftest import free_port
+    port = free_port()
+    r = run_module(MODULE, c.module_args(mode='replace', confirm=True, target_time=c.noted, scratch_port=port,
+                                         assertions=[dict(sql="SELECT current_setting('port') = '%d'" % port)]))
+    assert r.get('failed') and r['failed_step'] == 'swap', r
+    assert 'swapped back' in r['msg'] and 'FAILED' not in r['msg'], r['msg']
+    assert r['verification']['switched']['assertions'] == 'failed'
+    assert c.psql('SELECT count(*) FROM orders') == '20'
+    assert c.scratches() == [] and c.scratch_volumes() == [] and kept_volumes('pgops.rollback.of') == []
+    assert 'rollback' not in r
+
+    original_sysid = c.psql('SELECT system_identifier FROM pg_control_system()')
+    r = run_module(MODULE, c.module_args(mode='replace', confirm=True, target_time=c.noted,
+                                         assertions=[dict(sql='SELECT count(*) = 100 FROM orders')]))
+    assert not r.get('failed'), r['msg']
+    print('RTO container replace: %.2fs phases %s' % (r['rto_seconds'], r['phases']))
+    kept = r['rollback']['volume']
+    try:
+        assert kept.startswith(volume + '-pgops-rollback-') and kept_volumes('pgops.rollback.of') == [kept]
+        assert c.psql('SELECT count(*) FROM orders') == '100'
+        assert c.psql('SELECT system_identifier FROM pg_control_system()') == original_sysid
+        assert c.psql('SHOW archive_mode') == 'on'
+        assert c.scratches() == [] and c.scratch_volumes() == []
+        # the kept volume holds the data the server had: its own files, untouched
+        assert docker('run', '--rm', '--network', 'none', '--entrypoint', 'cat', '--mount',
+                      'type=volume,source=%s,target=/kept' % kept, os.environ.get('PGOPS_IMAGE_15', 'pgops/postgres:15'),
+                      '/kept/PG_VERSION') == '15'
+        # the new timeline reaches the archive: the server archives again
+        c.psql("INSERT INTO orders VALUES (1000, 'after the replace')")
+        c.psql('SELECT pg_switch_wal()')
+        wait_for(lambda: '00000002.history' in docker('exec', c.name, 'find', '/var/lib/pgbackrest/archive'),
+                 timeout=60, interval=0.3)
+        assert c.psql('SELECT failed_count FROM pg_stat_archiver') == '0'
+
+        r = run_module(MODULE, c.module_args(mode='rollback'))
+        assert r.get('failed') and 'confirm' in r['msg'], r
+        r = run_module(MODULE, c.module_args(mode='rollback', confirm=True))
+        assert not r.get('failed'), r
+        print('RTO container rollback: %.2fs' % r['rto_seconds'])
+        assert c.psql('SELECT count(*) FROM orders') == '20'
+        assert r['rollback']['volume'] == kept and kept_volumes('pgops.rollback.of') == []
+        assert kept_volumes('pgops.replaced.of') == [r['rollback']['replaced_volume']]
+    finally:
+        for name in kept_volumes('pgops.rollback.of') + kept_volumes('pgops.replaced.of'):
+            docker('volume', 'rm', name, check=False)
+
+
 def test_encrypted_repository_passphrase_never_in_argv_nor_output(run_module):
     from conftest import argv_while_running
     secret = 'Pitr-Cipher-%d-Secret' % os.getpid()

@@ -53,3 +53,17 @@ def test_the_server_archives_into_pgbackrest(host):
     assert psql(host, 'SHOW archive_mode') == 'on'
     assert 'archive-push' in psql(host, 'SHOW archive_command')
     assert psql(host, 'SELECT failed_count FROM pg_stat_archiver') == '0'
+
+
+def test_replace_took_the_cluster_back_and_rollback_undid_it(host):
+    res = json.loads(host.file('/tmp/pgops-pitr-replace.json').content_string)
+    replace, rollback = res['replace'], res['rollback']
+    assert replace['result'] == 'passed' and replace['mode'] == 'replace', replace
+    assert replace['verification']['switched']['assertions'] == 'passed'
+    assert res['after_replace'] == 0      # the category added after the target was gone
+    kept = replace['rollback']['volume']
+    assert kept.startswith('pgops-molecule-pitr-pgdata-pgops-rollback-'), kept
+    assert rollback['result'] == 'passed' and rollback['rollback']['volume'] == kept, rollback
+    assert res['after_rollback'] == 1     # and back
+    volumes = host.check_output('docker volume ls -q').split()
+    assert kept not in volumes and rollback['rollback']['replaced_volume'] in volumes

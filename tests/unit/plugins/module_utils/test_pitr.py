@@ -91,8 +91,12 @@ REFUSED = [
     pytest.param(dict(process_max=0), 'process_max must be 1 or more', id='process-max'),
     pytest.param(dict(target_timeline='newest'), 'target_timeline must be current, latest or a timeline number',
                  id='timeline'),
-    pytest.param(dict(container='pg', mode='replace', confirm=True), 'with container is not supported yet',
-                 id='container-replace'),
+    pytest.param(dict(container='pg', mode='rollback', confirm=True, rollback_directory='/srv/pg.pgops-rollback-1'),
+                 'with container: rollback_volume', id='container-rollback-directory'),
+    pytest.param(dict(mode='rollback', confirm=True, rollback_volume='pg-data-pgops-rollback-1'),
+                 'rollback_volume names the kept volume', id='rollback-volume-without-container'),
+    pytest.param(dict(mode='test', rollback_directory='/srv/x'), 'rollback_directory names a kept data directory',
+                 id='rollback-directory-outside-rollback'),
 ]
 
 
@@ -118,6 +122,9 @@ ACCEPTED = [
     pytest.param(dict(target_timeline='current'), id='timeline-current'),
     pytest.param(dict(target_timeline='3'), id='timeline-number'),
     pytest.param(dict(container='pg', mode='new'), id='container-new'),
+    pytest.param(dict(container='pg', mode='replace', confirm=True), id='container-replace'),
+    pytest.param(dict(container='pg', mode='rollback', confirm=True, rollback_volume='pg-data-pgops-rollback-1'),
+                 id='container-rollback-volume'),
 ]
 
 
