@@ -97,6 +97,29 @@ def render(samples, families=None):
     return '\n'.join(lines) + '\n'
 
 
+def textfile_dir_error(path, option):
+    """The message naming ``option`` when the directory of the textfile ``path`` is missing, else None."""
+    directory = os.path.dirname(path) or '.'
+    if os.path.isdir(directory):
+        return None
+    return ('the directory of %s (%s) does not exist: create it (node_exporter\'s --collector.textfile.directory) '
+            'or point %s elsewhere' % (option, directory, option))
+
+
+def read_textfile(path):
+    """The textfile as it is ('' when there is none), to compare before writing."""
+    try:
+        with open(path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+    except (IOError, OSError):
+        return ''
+
+
+def write_textfile(path, text):
+    """Atomically, mode 0644: node_exporter runs as its own user. Raises OSError or PgOpsError."""
+    write_file_atomic(path, text.encode('utf-8'), mode=FILE_MODE)
+
+
 def read_audit_log(path):
     """Records of the restore audit log (JSON lines), oldest first, and warnings for unreadable lines."""
     records, warnings = [], []
@@ -240,9 +263,8 @@ def run_backup_metrics(module):
         if p['%s_action' % name] not in ACTIONS:  # pragma: no cover - choices= guards this
             module.fail_json(msg='%s_action must be one of %s' % (name, ', '.join(ACTIONS)))
     dest = p['dest']
-    if not os.path.isdir(os.path.dirname(dest) or '.'):
-        module.fail_json(msg='the directory of dest (%s) does not exist: create it (node_exporter\'s '
-                             '--collector.textfile.directory) or point dest elsewhere' % (os.path.dirname(dest) or '.'))
+    if textfile_dir_error(dest, 'dest'):
+        module.fail_json(msg=textfile_dir_error(dest, 'dest'))
     try:
         entries, warnings = catalog.load_catalog(path)
     except OSError as e:
@@ -258,11 +280,7 @@ def run_backup_metrics(module):
     samples, alerts, stats = compute(entries, audit, now, free, size, cfg)
     samples.append(dict(name='pgops_backup_catalog_warnings', labels={}, value=len(warnings)))
     text = render(samples)
-    try:
-        with open(dest, 'rb') as f:
-            before = f.read().decode('utf-8', 'replace')
-    except (IOError, OSError):
-        before = ''
+    before = read_textfile(dest)
     changed = before != text
     result = dict(changed=changed, dest=dest, audit_log=audit_path, metrics=samples, alerts=alerts,
                   messages=[a['message'] for a in alerts], catalog_warnings=warnings,
@@ -273,7 +291,7 @@ def run_backup_metrics(module):
         result['diff'] = dict(before=before, after=text, before_header=dest, after_header=dest)
     if changed and not module.check_mode:
         try:
-            write_file_atomic(dest, text.encode('utf-8'), mode=FILE_MODE)
+            write_textfile(dest, text)
         except (IOError, OSError, PgOpsError) as e:
             module.fail_json(msg='cannot write %s (dest): %s' % (dest, e), **result)
     for a in alerts:

@@ -30,8 +30,9 @@ import time
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import CatalogError, KINDS, validate_label
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget, quote_literal
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import FILE_MODE, write_file_atomic
-from ansible_collections.pgops.postgresql.plugins.module_utils._metrics import render
+from ansible_collections.pgops.postgresql.plugins.module_utils._metrics import (
+    read_textfile, render, textfile_dir_error, write_textfile,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import run_checked
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     BACKUP, CONNECT, INFO, OPTIONS, PGBACKREST_STEPS, PREFLIGHT, SETTINGS, STANZA, job_step,
@@ -696,20 +697,13 @@ def run_info(module):
 
 def write_metrics(module, path, text):
     """Write the textfile atomically when its content changes (not in check mode); whether it changed."""
-    if not os.path.isdir(os.path.dirname(path) or '.'):
-        module.fail_json(msg='the directory of metrics_file (%s) does not exist: create it (node_exporter\'s '
-                             '--collector.textfile.directory) or point metrics_file elsewhere'
-                             % (os.path.dirname(path) or '.'), failed_step=OPTIONS)
-    try:
-        with open(path, 'rb') as f:
-            before = f.read().decode('utf-8', 'replace')
-    except (IOError, OSError):
-        before = ''
-    if before == text:
+    if textfile_dir_error(path, 'metrics_file'):
+        module.fail_json(msg=textfile_dir_error(path, 'metrics_file'), failed_step=OPTIONS)
+    if read_textfile(path) == text:
         return False
     if not module.check_mode:
         try:
-            write_file_atomic(path, text.encode('utf-8'), mode=FILE_MODE)
+            write_textfile(path, text)
         except (IOError, OSError, PgOpsError) as e:
             module.fail_json(msg='cannot write %s (metrics_file): %s' % (path, e), failed_step=OPTIONS)
     return True

@@ -202,7 +202,7 @@ def test_info_writes_prometheus_metrics_of_the_window_and_the_archive(run_module
     assert samples['pgops_pitr_backups{stanza="%s",type="full"}' % cluster.stanza] == '1'
     assert samples['pgops_pitr_alerts' + stanza] == str(len(result['alerts']))
     assert '# TYPE pgops_pitr_archive_age_seconds gauge' in text
-    assert stat.S_IMODE(os.stat(prom).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(prom).st_mode) == 0o644   # node_exporter runs as its own user
     missing = run_module('pgbackrest_info', cluster.module_args(metrics_file=str(tmp_path / 'no' / 'x.prom')))
     assert missing['failed'] and 'metrics_file' in missing['msg'] and missing['failed_step'] == 'options'
 
