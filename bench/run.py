@@ -174,6 +174,16 @@ def _vmhwm_kib(pid):
     return None
 
 
+def backup_phases(res):
+    """pg_backup's phase breakdown of its (first) backup, as a note: dump, count, finish and CPU per process."""
+    phases = (res.get('backups') or [{}])[0].get('phases')
+    if not phases:
+        return ''
+    cpu = ', '.join('%s %.2f' % kv for kv in sorted((phases.get('cpu_seconds') or {}).items()))
+    return 'phases: dump %.2f s, count %.2f s (waited %.2f s), finish %.2f s; CPU s: %s' % (
+        phases['dump'], phases['count'], phases['count_wait'], phases['finish'], cpu or '-')
+
+
 def run_module(root, name, args):
     """Run a module file as Ansible does; return (result, seconds, peak RSS in MiB of the module process itself).
 
@@ -433,7 +443,7 @@ def main():
             label = 'pg_backup %s %s%s' % (fmt, comp, ' (default)' if (fmt, comp) == ('plain', 'zstd') else '')
             note = 'custom zstd needs pg_dump 16+: gzip used' if (fmt, comp) == ('custom', 'zstd') and \
                 res['backups'][0]['compression'] != 'zstd' else ''
-            add(label, secs, res['size'], rss, note)
+            add(label, secs, res['size'], rss, '; '.join(n for n in (note, backup_phases(res)) if n))
             if (fmt, comp) == ('plain', 'zstd'):
                 default_id = res['id']
 
@@ -444,7 +454,7 @@ def main():
                                    universal_newlines=True).stdout.strip()
         enc_dest = os.path.join(out, 'encrypted')
         res, secs, rss = run_module(root, 'pg_backup', dict(base, dest=enc_dest, encrypt_recipients=[recipient]))
-        add('pg_backup plain zstd + age', secs, res['size'], rss)
+        add('pg_backup plain zstd + age', secs, res['size'], rss, backup_phases(res))
         enc_id = res['id']
         res, secs, rss = run_module(root, 'pg_restore_verified', dict(
             login_host='127.0.0.1', port=cluster.port, login_user='postgres', path=enc_dest, database='benchdb',
@@ -485,7 +495,7 @@ def main():
         os.unlink(floor)
         res, secs, rss = run_module(root, 'pg_backup', dict(base, databases=['catalogdb'],
                                                             dest=os.path.join(out, 'catalogue')))
-        add('catalogue: pg_backup plain zstd (default)', secs, res['size'], rss)
+        add('catalogue: pg_backup plain zstd (default)', secs, res['size'], rss, backup_phases(res))
         if opts.rss_size_mb:
             generate(cluster, 'bigdb', opts.rss_size_mb)
             res, secs, rss = run_module(root, 'pg_backup', dict(base, databases=['bigdb'], dest=dest))

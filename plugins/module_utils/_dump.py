@@ -17,6 +17,7 @@ import copy
 import os
 import tempfile
 import threading
+import time
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import conninfo_dbname
@@ -126,10 +127,12 @@ def dump_in_snapshot(target, session, database, output, path, pg_dump_z, uid=-1,
     counted = {}
 
     def count():
+        started = time.time()
         try:
             counted['objects'] = read_objects(session)
         except PgOpsError as e:
             counted['error'] = e
+        counted['seconds'] = time.time() - started
 
     counter = threading.Thread(target=count, name='pgops-rowcount')
     counter.start()
@@ -137,14 +140,21 @@ def dump_in_snapshot(target, session, database, output, path, pg_dump_z, uid=-1,
     # metadata could be written leaves only a temporary name (removed by the next run), never a complete-looking
     # dump without metadata
     staged = temp_name(path)
+    phases = dict()
+    started = time.time()
     try:
         args = ['-w', '--snapshot=' + snapshot, '-d', conninfo_dbname(database)]
         env = target.env()
         if output.format == 'directory':
             learnt.update(_dump_directory(target, output, args, staged, pg_dump_z, env, uid, gid))
         else:
-            learnt['size'], learnt['sha256'] = run_to_file(output.stages(target, args, pg_dump_z), path, env, uid,
-                                                           gid, publish=False)
+            stages = output.stages(target, args, pg_dump_z)
+            learnt['size'], learnt['sha256'] = run_to_file(stages, path, env, uid, gid, publish=False)
+            # the CPU each process of the pipeline used (they run at once: the largest is the bottleneck); not
+            # pg_dump's in a container, where our child is only the runtime's client
+            phases['cpu_seconds'] = dict((st.name, st.cpu_seconds) for st in stages
+                                         if st.cpu_seconds is not None and not (target.container and st.name == 'pg_dump'))
+        phases['dump'] = round(time.time() - started, 3)
     except PgOpsError as e:
         counter.join()
         if 'error' in counted:
@@ -158,6 +168,9 @@ def dump_in_snapshot(target, session, database, output, path, pg_dump_z, uid=-1,
     if 'error' in counted:
         remove_tree(staged, ignore_errors=True)
         raise PgOpsError('counting rows in the dump snapshot failed: %s' % counted['error'].msg, step=COUNT)
+    phases['count'] = round(counted['seconds'], 3)
+    phases['count_wait'] = round(max(0.0, time.time() - started - phases['dump']), 3)
+    finishing = time.time()
     try:
         session.query('COMMIT')
         os.rename(staged, path)
@@ -165,7 +178,9 @@ def dump_in_snapshot(target, session, database, output, path, pg_dump_z, uid=-1,
     except BaseException:
         remove_tree(staged, ignore_errors=True)
         raise
+    phases['finish'] = round(time.time() - finishing, 3)
     learnt.update(objects_record(counted['objects']))
+    learnt['phases'] = phases
     return learnt
 
 

@@ -99,6 +99,7 @@ class Stage(object):
         self.argv = argv
         self.proc = None
         self.err = None
+        self.cpu_seconds = None   # user + system CPU of the process, once reaped by wait_stage()
 
     @property
     def rc(self):
@@ -137,6 +138,18 @@ def start_stages(stages, env, first_stdin=None):
     return prev_out
 
 
+def wait_stage(stage):
+    """Reap ``stage`` with its resource usage: ``cpu_seconds`` (user + system) of that process - of the runtime's
+    client, not of the command, when it is ``docker exec``."""
+    try:
+        dummy, status, usage = os.wait4(stage.proc.pid, 0)
+    except ChildProcessError:   # reaped already
+        stage.proc.wait()
+        return
+    stage.proc.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    stage.cpu_seconds = round(usage.ru_utime + usage.ru_stime, 3)
+
+
 def stop_stages(stages):
     """Terminate the stages still running (kill after 10 s) and reap them all."""
     for s in stages:
@@ -164,6 +177,7 @@ def close_stages(stages):
 def run_to_file(stages, path, env, uid=-1, gid=-1, publish=True):
     """Run ``stages`` as a pipeline into ``path``; returns (size, sha256 hex). With ``publish=False`` the
     finished, fsynced file keeps its hidden temporary name (``temp_name(path)``) for the caller to rename.
+    Each stage's ``cpu_seconds`` is set once it ended (see wait_stage).
 
     On any failure (a stage exits non-zero or is killed, the disk fills up) the temporary file is removed and
     PgOpsError is raised naming the stage, its exit status and its stderr.
@@ -195,7 +209,7 @@ def run_to_file(stages, path, env, uid=-1, gid=-1, publish=True):
                 while view:
                     view = view[os.write(fd, view):]
             for s in stages:
-                s.proc.wait()
+                wait_stage(s)
             if any(s.rc != 0 for s in stages):
                 raise PgOpsError(failure_message(stages, 'backup pipeline'), step=DUMP)
             if uid != -1 or gid != -1:

@@ -239,6 +239,10 @@ backups:
     throughput_bytes_per_second:
       description: Bytes written per second.
       type: int
+    phases:
+      description: Seconds of C(dump) (the pipeline), C(count) (the row counts, run beside it), C(count_wait),
+        C(finish), and C(cpu_seconds) per process of the pipeline (not pg_dump's with O(container)).
+      type: dict
     rows_total:
       description: Sum of the exact row counts of all tables, from the dump's snapshot.
       type: int

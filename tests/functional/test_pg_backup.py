@@ -89,6 +89,13 @@ def test_backup_formats_restore_with_identical_counts(postgres, pim, dest, run_m
     assert meta['objects']['views'] == 1 and meta['objects']['functions'] == 1
     assert 'public.products_id_seq' in meta['object_names']['sequences']
     assert restore(postgres, meta, 'scratch_%s_%s' % (fmt, compression)) == source
+    phases = meta['phases']
+    assert phases == entry['phases'] and phases['dump'] > 0 and phases['count'] > 0, phases
+    if fmt == 'plain' and compression != 'none':
+        # pg_dump and the compressor ran at once, each its own CPU
+        cpu = phases['cpu_seconds']
+        assert len(cpu) == 2 and cpu['pg_dump'] > 0, phases    # the compressor is named by its tool (pigz for gzip)
+        assert min(cpu.values()) >= 0 and set(cpu) - set(['pg_dump']) <= set(['zstd', 'gzip', 'pigz', 'lz4']), phases
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o750
     assert stat.S_IMODE(os.stat(meta_files[0]).st_mode) == 0o640
     if fmt != 'directory':

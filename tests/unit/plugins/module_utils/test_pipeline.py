@@ -84,6 +84,15 @@ def test_run_to_file_streams_more_than_one_chunk_through_a_compressor(tmp_path):
     assert subprocess.check_output(['gzip', '-dc', str(path)]) == b'\0' * n
 
 
+def test_run_to_file_tells_the_cpu_each_stage_used(tmp_path):
+    # the busy stage is told apart from the idle one: a loop burning CPU before it writes, then cat
+    stages = [sh('busy', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; printf done'), Stage('cat', ['cat'])]
+    run_to_file(stages, str(tmp_path / 'out'), ENV)
+    busy, idle = stages[0].cpu_seconds, stages[1].cpu_seconds
+    assert busy > 0.05 and idle is not None and idle < busy, (busy, idle)
+    assert [s.rc for s in stages] == [0, 0]
+
+
 def test_run_to_file_passes_env_and_gives_the_first_stage_no_stdin(tmp_path):
     path = tmp_path / 'out'
     env = dict(ENV, PGOPS_TEST_VALUE=u'hällo')
