@@ -681,10 +681,23 @@ def run_info(module):
         br = PgBackRest(module)
         entry = br.info(['--repo=%d' % p['repo']] if p.get('repo') else [])
         in_progress = CONNECT
-        with target.psql(p['maintenance_db']) as s:
-            archiver = s.query_json(ARCHIVER_SQL)
-        report = info_report(entry, archiver, archiver.get('now') or time.time(), p['max_archive_age_minutes'],
-                             p['max_full_age_days'], p.get('repo'))
+        down = None
+        try:
+            with target.psql(p['maintenance_db']) as s:
+                archiver = s.query_json(ARCHIVER_SQL)
+        except PgOpsError as e:
+            if target.container:
+                raise
+            # natively pgBackRest reads the repository without the server: a disaster recovery needs the window
+            # most when the server is down
+            down, archiver = e.msg, None
+        report = info_report(entry, archiver, (archiver or {}).get('now') or time.time(),
+                             p['max_archive_age_minutes'], p['max_full_age_days'], p.get('repo'))
+        report['server'] = dict(reachable=down is None, error=down)
+        if down:
+            report['alerts'].insert(0, 'the server does not answer (%s): the recoverable window shown ends at the '
+                                       'newest backup\'s end, a lower bound - the archive holds WAL up to %s, whose '
+                                       'time only the server or a restore tells' % (down, report['archive']['max_wal']))
     except PgOpsError as e:
         module.fail_json(msg=e.msg, failed_step=job_step(e.step, PGBACKREST_STEPS, in_progress))
     changed = False

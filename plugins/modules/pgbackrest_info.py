@@ -127,6 +127,14 @@ archive:
            last_archived_wal: "00000001000000000000002A", last_archived_time: "2026-11-29T10:41:07.123456Z",
            age_seconds: 42.0, archived_count: 42, failed_count: 0, last_failed_wal: null, last_failed_time: null,
            failing: false, pending_wal_bytes: 1024, mode: "on", command: "pgbackrest --stanza=pim archive-push %p"}
+server:
+  description: C(reachable) - whether the server answered - and C(error) (why not). Natively, a server that does
+    not answer is an alert, not a failure - the backups and the window come from the repository, the window then
+    ending at the newest backup's end (a lower bound) - so a disaster recovery can still read them; with
+    O(container) it fails.
+  returned: always
+  type: dict
+  sample: {reachable: true, error: null}
 alerts:
   description: One sentence per problem found; empty when all is well.
   returned: always

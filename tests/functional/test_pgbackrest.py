@@ -221,6 +221,27 @@ def test_info_alerts_old_full_and_old_archive(run_module, cluster):
     assert off['alerts'] == []
 
 
+def test_info_with_the_server_down_still_gives_the_backups_and_the_window(run_module, cluster):
+    # the disaster recovery case: the repository is read without the server, which is an alert, not a failure
+    up = run_module('pgbackrest_info', cluster.module_args())
+    assert up['server'] == dict(reachable=True, error=None), up['server']
+    cluster.stop()
+    try:
+        down = run_module('pgbackrest_info', cluster.module_args())
+        assert not down.get('failed'), down
+        assert down['server']['reachable'] is False and down['server']['error'], down['server']
+        assert down['alerts'][0].startswith('the server does not answer'), down['alerts']
+        assert [b['label'] for b in down['backups']] == [b['label'] for b in up['backups']]
+        assert down['recoverable_window']['start'] == up['recoverable_window']['start']
+        # without the server the end is the newest backup's: a lower bound of the window with the server up
+        assert down['recoverable_window']['end'] <= up['recoverable_window']['end']
+        # (a clean shutdown archives the segment it was writing)
+        assert down['archive']['max_wal'] >= up['archive']['max_wal'] and down['archive']['failing'] is False
+        assert down['archive']['max_wal'] in down['alerts'][0]
+    finally:
+        cluster.start()
+
+
 def test_info_reports_failing_archiving(run_module, cluster):
     """The repository's archive becomes unwritable: archive-push fails; the failure is in archive.failed_count and
     in the alerts, not silent. (Last test on this cluster: archiving stays broken.)"""
