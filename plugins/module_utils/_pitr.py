@@ -419,8 +419,13 @@ class PitrJob(object):
 
     def decide(self):
         facts = self.read_server()
+        kind, value, chosen = self.decide_target(facts, self.br.info())
+        return facts, kind, value, chosen
+
+    def decide_target(self, facts, info):
+        """The window from ``info`` (the stanza's ``pgbackrest info`` entry) and the server's facts, the target
+        checked against it, the backup set: (kind, value, chosen backup)."""
         self.stage = INFO
-        info = self.br.info()
         status = info.get('status') or {}
         if status.get('code') not in (0, None) and not usable_backups(info):
             raise PgOpsError('stanza %s: %s' % (self.br.stanza, status.get('message')), step=INFO)
@@ -434,7 +439,7 @@ class PitrJob(object):
         chosen = choose_backup(info, kind, value, self.p.get('backup_set'))
         self.result['backup_set'] = chosen['label']
         self.stage = PREFLIGHT
-        return facts, kind, value, chosen
+        return kind, value, chosen
 
     # -- acting ------------------------------------------------------------------------------------------------
     def run_job(self):

@@ -31,13 +31,13 @@ from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest import PgBackRest
+from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest import PgBackRest, current_db_id
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import popen, run_checked
 from ansible_collections.pgops.postgresql.plugins.module_utils._pitr import (
-    HBA_NAME, PitrJob, free_loopback_port, pid_alive, stamp, strip_archive_off, unarchived_history,
+    HBA_NAME, PitrJob, free_loopback_port, pid_alive, stamp, strip_archive_off, target_of, unarchived_history,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
-    PREFLIGHT, RECOVERY, RESTORE, ROLLBACK, SCRATCH, START, SWAP,
+    INFO, PREFLIGHT, RECOVERY, RESTORE, ROLLBACK, SCRATCH, START, SWAP,
 )
 
 SCRATCH_WORK = '/tmp/pgops-scratch'
@@ -51,6 +51,7 @@ class ContainerPitrJob(PitrJob):
 
     def __init__(self, module):
         super(ContainerPitrJob, self).__init__(module)
+        self.server_down = False   # a replace of a stopped server container (decide_server_down)
         self.runtime = module.get_bin_path(self.p.get('container_runtime') or 'docker', required=True)
         self.original = self.p['container']
 
@@ -71,7 +72,53 @@ class ContainerPitrJob(PitrJob):
         env.update(self.br.secret_env)   # docker exec -e NAME passes these values (names only on argv)
         return env
 
+    # -- a server container that is stopped (disaster recovery): replace only ----------------------------------
+    def decide(self):
+        if self.p['mode'] == 'replace' and not self.server_running(PREFLIGHT):
+            return self.decide_server_down()
+        return super(ContainerPitrJob, self).decide()
+
+    def decide_server_down(self):
+        """The server container is stopped - its data damaged or lost, the disaster recovery case. Nothing can be
+        asked of it: the data directory comes from data_directory, PGDATA or the image's default, and pgBackRest
+        runs in the scratch container, made first (the stanza's info gives the major). The switch then starts the
+        container on the verified data; a failure leaves it stopped on its own data, as it was."""
+        self.stage = PREFLIGHT
+        self.server_down = True
+        spec = json.loads(self.docker(['inspect', self.original], 'inspect of container %s' % self.original,
+                                      PREFLIGHT))[0]
+        env = dict(e.split('=', 1) for e in (spec.get('Config') or {}).get('Env') or [] if '=' in e)
+        facts = dict(data_directory=self.p.get('data_directory') or env.get('PGDATA') or '/var/lib/postgresql/data',
+                     hba_file=None, tablespaces=[], last_archived_time=None, major=None)
+        self.facts = facts
+        self.result['server'] = dict(running=False)
+        self.warnings.append('container %s is stopped: the data directory is taken as %s, and the recoverable window '
+                             'ends at the newest backup\'s end (the server cannot tell its last archived WAL)'
+                             % (self.original, facts['data_directory']))
+        if self.check_mode:
+            kind, value = target_of(self.p)
+            self.result['target'] = dict(type='latest' if kind == 'default' else kind, value=value)
+            return facts, kind, value, dict(label='(the one fitting the target: pgBackRest runs in the scratch '
+                                                  'container, not made in check mode)')
+        self.plan_scratch(facts, {})
+        self.clean_leftovers(facts['data_directory'])
+        try:
+            self.make_scratch()
+            info = self.restorer().info()
+            versions = [db for db in info.get('db') or [] if db.get('id') == current_db_id(info)]
+            if not versions:
+                raise PgOpsError('stanza %s knows no PostgreSQL cluster (pgbackrest info has no db)'
+                                 % self.br.stanza, step=INFO)
+            facts['major'] = int(str(versions[0].get('version')).split('.')[0])
+            kind, value, chosen = self.decide_target(facts, info)
+        except BaseException:
+            self.remove_scratch(ignore=True)
+            raise
+        return facts, kind, value, chosen
+
     def plan_scratch(self, facts, chosen):
+        if self.scratch is not None and self.scratch.get('container_created'):
+            return self.scratch['data'], None   # made already: the server is down (decide_server_down)
         out = self.docker(['inspect', self.original], 'inspect of container %s' % self.original, PREFLIGHT)
         spec = json.loads(out)[0]
         data = self.p.get('data_directory') or facts['data_directory']
@@ -147,11 +194,29 @@ class ContainerPitrJob(PitrJob):
             with suppress(PgOpsError):
                 self.docker(['volume', 'rm', labels.get('pgops.restore.volume') or name], 'docker volume rm', SCRATCH)
             cleaned.append(name)
+        # a volume whose container is gone: a run killed during a switch, after it removed the scratch container
+        out = self.docker(['volume', 'ls', '-q', '--filter', 'label=%s=%s' % (LABEL_OF, self.original)],
+                          'docker volume ls', SCRATCH)
+        for name in out.split():
+            if name in cleaned:
+                continue
+            info = json.loads(self.docker(['volume', 'inspect', name], 'inspect', SCRATCH))[0]
+            labels = info.get('Labels') or {}
+            if labels.get('pgops.restore.mode') == 'new' or labels.get('pgops.restore.host') != socket.gethostname() \
+                    or pid_alive(labels.get('pgops.restore.pid')):
+                continue
+            if self.docker(['ps', '-aq', '--filter', 'volume=%s' % name], 'docker ps', SCRATCH).strip():
+                continue
+            with suppress(PgOpsError):
+                self.docker(['volume', 'rm', name], 'docker volume rm', SCRATCH)
+                cleaned.append(name)
         if cleaned:
             self.result['cleaned'] = cleaned
 
     def make_scratch(self):
         s = self.scratch
+        if s.get('container_created'):
+            return   # made already: the server is down (decide_server_down)
         self.stage = SCRATCH
         labels = ['--label', '%s=%s' % (LABEL_OF, self.original), '--label', 'pgops.restore.pid=%d' % os.getpid(),
                   '--label', 'pgops.restore.host=%s' % socket.gethostname(), '--label',
@@ -358,8 +423,9 @@ class ContainerPitrJob(PitrJob):
                 '-c', SWAP_SCRIPT, 'pgops-swap', '/pgops-volumes', 'check' if check else 'swap'] + names
         self.docker(argv, 'the volume swap (%s)' % ', '.join('%s -> %s' % m for m in moves), step)
 
-    def server_running(self):
-        out = self.docker(['inspect', '--format', '{{.State.Running}}', self.original], 'inspect', SWAP)
+    def server_running(self, step=SWAP):
+        out = self.docker(['inspect', '--format', '{{.State.Running}}', self.original],
+                          'inspect of container %s' % self.original, step)
         return out.strip() == 'true'
 
     def server_start_argv(self, data, opts_dir):
@@ -368,6 +434,8 @@ class ContainerPitrJob(PitrJob):
     def stop_server(self, data):
         """Sessions are ended first (a SIGTERM stop is PostgreSQL's smart shutdown: it would wait for them), then the
         container stops with its own stop signal, or server_stop_command does it."""
+        if self.server_down and not self.server_running():
+            return
         if self.p.get('server_stop_command'):
             self.run(list(self.p['server_stop_command']), 'server_stop_command', SWAP)
         else:
@@ -434,7 +502,7 @@ class ContainerPitrJob(PitrJob):
         except BaseException:
             self.drop_rollback_volume()
             self.remove_scratch(ignore=True)
-            if not self.server_running():
+            if not self.server_down and not self.server_running():
                 with suppress(PgOpsError):
                     self.start_server(self.server_start_argv(data, None), SWAP)
             raise
@@ -472,11 +540,14 @@ class ContainerPitrJob(PitrJob):
                 self.warnings.append('the empty volume %s could not be removed: %s' % (s['rollback_volume'], e.msg))
 
     def swap_back(self, data, moves):
-        """Stop the server container, undo the swap, start it; a sentence saying what happened."""
+        """Stop the server container, undo the swap, start it (unless it was stopped before: then it stays
+        stopped); a sentence saying what happened."""
         try:
             if self.server_running():
                 self.stop_immediately()
             self.swap_volumes(moves, ROLLBACK)
+            if self.server_down:
+                return 'swapped back: container %s is stopped on its own data, as it was' % self.original
             self.start_server(self.server_start_argv(data, None), ROLLBACK)
             self.wait_server(ROLLBACK)
             return 'swapped back: container %s runs on its original data again' % self.original
@@ -496,8 +567,9 @@ class ContainerPitrJob(PitrJob):
         data = self.p.get('data_directory') or env.get('PGDATA') or '/var/lib/postgresql/data'
         holding = [m['Destination'] for m in spec.get('Mounts') or []
                    if data == m['Destination'] or data.startswith(m['Destination'].rstrip('/') + '/')]
+        mount = max(holding, key=len) if holding else data
         self.scratch = dict(image=spec['Image'])
-        server, root = self.data_volume(spec, max(holding, key=len) if holding else data)
+        server, root = self.data_volume(spec, mount)
         self.scratch['volumes_root'] = root
         found = sorted(self.docker(['volume', 'ls', '-q', '--filter', 'label=pgops.rollback.of=%s' % server],
                                    'docker volume ls', PREFLIGHT).split())
@@ -505,6 +577,15 @@ class ContainerPitrJob(PitrJob):
         if not kept or kept not in found:
             raise PgOpsError('no rollback volume of %s%s (found: %s)' % (
                 server, ' named %s' % kept if kept else '', ', '.join(found) or 'none'), step=ROLLBACK)
+        relative = os.path.relpath(os.path.join(data, 'PG_VERSION'), mount)
+        try:
+            self.docker(['run', '--rm', '--network', 'none', '--entrypoint', 'test', '--mount',
+                         'type=volume,source=%s,target=/pgops-kept,readonly' % kept, spec['Image'], '-s',
+                         os.path.join('/pgops-kept', relative)], 'a look into volume %s' % kept, PREFLIGHT)
+        except PgOpsError:
+            raise PgOpsError('volume %s holds no data directory (no %s): a replace killed before its swap leaves its '
+                             'rollback volume empty; remove it (docker volume rm %s) - the server kept its own data'
+                             % (kept, relative, kept), step=ROLLBACK)
         replaced = '%s-pgops-replaced-%s' % (server, stamp().lower())
         self.result['plan'] = ['stop container %s, swap the volumes\' content: %s to the new volume %s, %s to %s, '
                                'start it' % (self.original, server, replaced, kept, server)]

@@ -38,6 +38,11 @@ description:
     old content in a new volume C(<volume>-pgops-rollback-<ts>), starts the container and verifies again;
     O(mode=rollback) swaps it back. The data directory must be in a plain local volume (no driver options, not a
     bind mount) that no other running container uses; else use O(mode=new).
+  - With O(container) and O(mode=replace) the server container may be B(stopped) - its data damaged or lost, the
+    disaster recovery case. Nothing is asked of it then - the data directory is O(data_directory), its C(PGDATA) or
+    C(/var/lib/postgresql/data); pgBackRest runs in the scratch container, made first; the recoverable window ends
+    at the newest backup's end (C(latest) still replays the whole archive). The container is started on the
+    verified data, its own kept in the rollback volume; a failure leaves it stopped on its own data.
 author:
   - pgops.postgresql maintainers (@pgops)
 extends_documentation_fragment:
@@ -320,6 +325,10 @@ rollback:
   description: The kept data directory (C(directory)) and, with O(mode=rollback), where the replaced one went
     (C(replaced_directory)); with O(container), the kept volume (C(volume)) and C(replaced_volume).
   returned: with mode replace and rollback
+  type: dict
+server:
+  description: C(running=false) when the server container was stopped (a replace for disaster recovery).
+  returned: with container and mode replace, when the server container was stopped
   type: dict
 cleaned:
   description: Scratch directories of killed runs that this run stopped and removed.

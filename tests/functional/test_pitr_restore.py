@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -363,6 +364,10 @@ def pg_container(tmp_path_factory):
 
 def test_container_restore_to_the_noted_time_in_a_new_container(run_module, pg_container):
     c = pg_container
+    # the volume a run killed during a switch leaves (its scratch container removed already): cleaned up
+    orphan = '%s-pgops-restore-orphan' % c.name
+    docker('volume', 'create', '--label', 'pgops.restore.of=%s' % c.name, '--label', 'pgops.restore.pid=999999999',
+           '--label', 'pgops.restore.host=%s' % socket.gethostname(), '--label', 'pgops.restore.mode=replace', orphan)
     pid = docker('exec', c.name, 'head', '-1', '/var/lib/postgresql/data/postmaster.pid')
     r = run_module(MODULE, c.module_args(mode='test', target_time=c.noted, databases=['postgres'], amcheck=True,
                                          expected_tables=['public.orders'],
@@ -371,6 +376,7 @@ def test_container_restore_to_the_noted_time_in_a_new_container(run_module, pg_c
     print('RTO container test: %.2fs phases %s' % (r['rto_seconds'], r['phases']))
     assert r['verification']['assertions'] == 'passed'
     assert any('copy /etc/pgbackrest/pgbackrest.conf' in step for step in r['plan'])
+    assert r['cleaned'] == [orphan]
     assert c.scratches() == [] and c.scratch_volumes() == []
     assert c.psql('SELECT count(*) FROM orders') == '20'
     assert docker('exec', c.name, 'head', '-1', '/var/lib/postgresql/data/postmaster.pid') == pid
@@ -456,7 +462,14 @@ def test_container_replace_swaps_the_data_volume_then_rollback_swaps_it_back(run
 
         r = run_module(MODULE, c.module_args(mode='rollback'))
         assert r.get('failed') and 'confirm' in r['msg'], r
+        # an empty rollback volume (a replace killed before its swap) is refused, naming it; another is chosen
+        empty = volume + '-pgops-rollback-zzzz-empty'
+        docker('volume', 'create', '--label', 'pgops.rollback.of=%s' % volume, empty)
         r = run_module(MODULE, c.module_args(mode='rollback', confirm=True))
+        assert r.get('failed') and 'volume %s holds no data directory' % empty in r['msg'], r
+        assert c.psql('SELECT count(*) FROM orders') == '101'
+        docker('volume', 'rm', empty)
+        r = run_module(MODULE, c.module_args(mode='rollback', confirm=True, rollback_volume=kept))
         assert not r.get('failed'), r
         print('RTO container rollback: %.2fs' % r['rto_seconds'])
         assert c.psql('SELECT count(*) FROM orders') == '20'
@@ -464,6 +477,48 @@ def test_container_replace_swaps_the_data_volume_then_rollback_swaps_it_back(run
         assert kept_volumes('pgops.replaced.of') == [r['rollback']['replaced_volume']]
     finally:
         for name in kept_volumes('pgops.rollback.of') + kept_volumes('pgops.replaced.of'):
+            docker('volume', 'rm', name, check=False)
+
+
+def test_container_replace_of_a_stopped_server_whose_data_is_damaged(run_module, pg_container):
+    # disaster recovery: the server container is stopped and cannot start (pg_control gone); pgBackRest runs in the
+    # scratch container, the verified data is swapped in and the container started on it
+    c = pg_container
+    volume = CONTAINER + '-data'
+    before = c.psql('SELECT count(*) FROM orders')
+    c.psql("INSERT INTO orders VALUES (2000, 'archived just before the disaster')")
+    archived = c.psql('SELECT archived_count FROM pg_stat_archiver')
+    c.psql('SELECT pg_switch_wal()')
+    wait_for(lambda: c.psql('SELECT archived_count FROM pg_stat_archiver') != archived, timeout=60, interval=0.2)
+    docker('stop', c.name)
+    image = os.environ.get('PGOPS_IMAGE_15', 'pgops/postgres:15')
+    docker('run', '--rm', '--network', 'none', '--entrypoint', 'rm', '--mount',
+           'type=volume,source=%s,target=/data' % volume, image, '/data/global/pg_control')
+    assert subprocess.run(['docker', 'start', '-a', c.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          timeout=60, check=False).returncode != 0          # it cannot start on that data
+    try:
+        planned = run_module(MODULE, c.module_args(mode='replace', confirm=True, target_timeline='current'),
+                             check_mode=True)
+        assert not planned.get('failed') and planned['server'] == dict(running=False), planned
+        assert c.scratches() == [] and c.scratch_volumes() == []
+        r = run_module(MODULE, c.module_args(mode='replace', confirm=True, target_timeline='current',
+                                             databases=['postgres'], expected_tables=['public.orders'],
+                                             assertions=[dict(sql='SELECT count(*) = %d FROM orders' % (int(before) + 1))]))
+        assert not r.get('failed'), r['msg']
+        print('RTO container replace of a stopped server: %.2fs phases %s' % (r['rto_seconds'], r['phases']))
+        assert docker('inspect', '--format', '{{.State.Running}}', c.name) == 'true'
+        assert c.psql('SELECT note FROM orders WHERE id = 2000') == 'archived just before the disaster'
+        assert r['verification']['switched']['assertions'] == 'passed'
+        assert c.scratches() == [] and c.scratch_volumes() == []
+        kept = r['rollback']['volume']
+        # the damaged data is kept, not thrown away
+        assert docker('run', '--rm', '--network', 'none', '--entrypoint', 'sh', '--mount',
+                      'type=volume,source=%s,target=/kept' % kept, image, '-c',
+                      'test -s /kept/PG_VERSION && test ! -e /kept/global/pg_control && echo damaged') == 'damaged'
+    finally:
+        if docker('inspect', '--format', '{{.State.Running}}', c.name) != 'true':
+            subprocess.run(['docker', 'start', c.name], check=False, stdout=subprocess.DEVNULL)
+        for name in docker('volume', 'ls', '-q', '--filter', 'label=pgops.rollback.of=%s' % volume).split():
             docker('volume', 'rm', name, check=False)
 
 
