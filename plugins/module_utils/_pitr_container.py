@@ -109,7 +109,7 @@ class ContainerPitrJob(PitrJob):
             if not versions:
                 raise PgOpsError('stanza %s knows no PostgreSQL cluster (pgbackrest info has no db)'
                                  % self.br.stanza, step=INFO)
-            facts['major'] = int(str(versions[0].get('version')).split('.')[0])
+            facts['major'] = int(str(versions[0].get('version')).partition('.')[0])
             kind, value, chosen = self.decide_target(facts, info)
         except BaseException:
             self.remove_scratch(ignore=True)
