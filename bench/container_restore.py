@@ -11,7 +11,8 @@ with zstd inside), and times, through pg_restore_verified (mode test) and by han
 - plain SQL through psql (what older servers get);
 - custom, one job reading stdin (the container does not see the file);
 - custom, ``pg_restore -j 2`` on the file through the container's bind mount (what pgops does when it finds one);
-- custom, ``docker cp`` of the file into the container, then ``pg_restore -j 2`` (the extra copy avoided).
+- custom, ``docker cp`` of the file into the container, then ``pg_restore -j 2`` (the extra copy avoided);
+- the seed's own pipelines for the ratios of issue 13: ``pg_dump | gzip`` and ``gunzip | psql`` (unverified).
 
 Numbers are ratios of one run on this machine. usage: bench/container_restore.py [--size-mb 300] [--image TAG]
 """
@@ -33,6 +34,13 @@ from run import KINDS, REPO, run_module  # noqa: E402  pylint: disable=wrong-imp
 def docker(*args, **kw):
     return subprocess.run(['docker'] + list(args), check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, **kw)
+
+
+def timed_pipefail(cmd):
+    """Seconds of a shell pipeline run as the seed runs it (bash, pipefail); fails when any part fails."""
+    t = time.time()
+    subprocess.run(['bash', '-o', 'pipefail', '-c', cmd], check=True)
+    return time.time() - t
 
 
 def free_port():
@@ -118,13 +126,24 @@ def main():
         version = cluster.psql('postgres', 'SHOW server_version')
         print('catalogdb: %.0f MiB in PostgreSQL %s (%s), generated in %.0f s'
               % (size / 2 ** 20, version, image, time.time() - t), flush=True)
+        # the team's own pipelines (the seed): pg_dump | gzip, and gunzip | psql, unverified
+        seed = os.path.join(work, 'seed.sql.gz')
+        seed_backup = timed_pipefail('docker exec %s pg_dump -U postgres catalogdb | gzip > %s' % (name, seed))
+        add('seed: docker exec pg_dump | gzip', seed_backup, '%.1f MiB' % (os.path.getsize(seed) / 2.0 ** 20))
+        cluster.psql('postgres', 'CREATE DATABASE seed_restore')
+        seed_restore = timed_pipefail('gunzip -c %s | docker exec -i %s psql -X -q -v ON_ERROR_STOP=1 -U postgres '
+                                      '-d seed_restore > /dev/null' % (seed, name))
+        add('seed: gunzip | docker exec psql (unverified)', seed_restore)
+        cluster.psql('postgres', 'DROP DATABASE seed_restore')
         base = dict(container=name, login_user='postgres', free_space_ratio=0)
         ids = {}
+        backup_secs = {}
         for fmt in ('plain', 'auto'):
             args = dict(base, databases=['catalogdb'], dest=backups, format=fmt)
             res, secs, dummy = run_module(root, 'pg_backup', args)
             meta = res['backups'][0]
             ids[fmt] = (res['id'], meta)
+            backup_secs[fmt] = secs
             add('pg_backup format=%s -> %s %s' % (fmt, meta['format'], meta['compression']), secs,
                 '%.1f MiB' % (meta['size'] / 2.0 ** 20))
         restore = dict(base, path=backups, database='catalogdb', mode='test', server_free_space_ratio=0)
@@ -156,7 +175,10 @@ def main():
         plain = results['plain SQL through psql']
         ratios = dict(mounted_j2_vs_stdin_one_job=round(mounted / stdin, 3),
                       mounted_j2_vs_plain_psql=round(mounted / plain, 3),
-                      copy_then_j2_vs_mounted_j2=round((copy_secs + restore_secs) / mounted, 3))
+                      copy_then_j2_vs_mounted_j2=round((copy_secs + restore_secs) / mounted, 3),
+                      # the issue 13 goals, on a server where the defaults restore in parallel
+                      default_backup_vs_seed_backup=round(backup_secs['auto'] / seed_backup, 3),
+                      verified_restore_vs_seed_restore=round(mounted / seed_restore, 3))
         print(json.dumps(ratios, indent=2))
         if opts.json:
             with open(opts.json, 'w') as f:
