@@ -1040,6 +1040,11 @@ def log_tail(path, lines=8):
             text = f.read().decode('utf-8', 'replace')
     except (IOError, OSError):
         return 'no log'
+    return tail_of_log(text, lines)
+
+
+def tail_of_log(text, lines=8):
+    """The last FATAL/ERROR/PANIC lines of a server log (else its last lines), on one line."""
     wanted = [ln for ln in text.splitlines() if 'FATAL' in ln or 'ERROR' in ln or 'PANIC' in ln]
     return ' | '.join((wanted or text.splitlines())[-lines:])
 

@@ -34,7 +34,8 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._errors import Pg
 from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest import PgBackRest, current_db_id
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import popen, run_checked
 from ansible_collections.pgops.postgresql.plugins.module_utils._pitr import (
-    HBA_NAME, PitrJob, free_loopback_port, pid_alive, stamp, strip_archive_off, target_of, unarchived_history,
+    HBA_NAME, PitrJob, free_loopback_port, pid_alive, stamp, strip_archive_off, tail_of_log, target_of,
+    unarchived_history,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     INFO, PREFLIGHT, RECOVERY, RESTORE, ROLLBACK, SCRATCH, START, SWAP,
@@ -329,8 +330,7 @@ class ContainerPitrJob(PitrJob):
             text = self.in_scratch(['cat', self.scratch['log']])
         except PgOpsError as e:
             return 'no log (%s)' % e.msg
-        wanted = [ln for ln in text.splitlines() if 'FATAL' in ln or 'ERROR' in ln or 'PANIC' in ln]
-        return ' | '.join((wanted or text.splitlines())[-8:])
+        return tail_of_log(text)
 
     def scratch_target(self):
         s = self.scratch
