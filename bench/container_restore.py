@@ -14,7 +14,8 @@ with zstd inside), and times, through pg_restore_verified (mode test) and by han
 - custom, ``docker cp`` of the file into the container, then ``pg_restore -j 2`` (the extra copy avoided);
 - the seed's own pipelines for the ratios of issue 13: ``pg_dump | gzip`` and ``gunzip | psql`` (unverified).
 
-Numbers are ratios of one run on this machine. usage: bench/container_restore.py [--size-mb 300] [--image TAG]
+Numbers are ratios of one run on this machine; with --rounds N the restores run N interleaved rounds and the
+ratios are of their medians. usage: bench/container_restore.py [--size-mb 300] [--image TAG] [--rounds 3]
 """
 from __future__ import absolute_import, division, print_function
 
@@ -28,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import KINDS, REPO, run_module  # noqa: E402  pylint: disable=wrong-import-position
+from run import KINDS, REPO, ServerPhases, median, run_module  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def docker(*args, **kw):
@@ -94,6 +95,8 @@ def main():
     ap.add_argument('--major', type=int, default=17)
     ap.add_argument('--image')
     ap.add_argument('--json')
+    ap.add_argument('--rounds', type=int, default=1,
+                    help='interleaved rounds of the restores (seed, plain, stdin, -j 2): ratios of the medians')
     opts = ap.parse_args()
     image = opts.image or image_for(opts.major)
     work = tempfile.mkdtemp(prefix='pgops-ctbench-')
@@ -130,11 +133,6 @@ def main():
         seed = os.path.join(work, 'seed.sql.gz')
         seed_backup = timed_pipefail('docker exec %s pg_dump -U postgres catalogdb | gzip > %s' % (name, seed))
         add('seed: docker exec pg_dump | gzip', seed_backup, '%.1f MiB' % (os.path.getsize(seed) / 2.0 ** 20))
-        cluster.psql('postgres', 'CREATE DATABASE seed_restore')
-        seed_restore = timed_pipefail('gunzip -c %s | docker exec -i %s psql -X -q -v ON_ERROR_STOP=1 -U postgres '
-                                      '-d seed_restore > /dev/null' % (seed, name))
-        add('seed: gunzip | docker exec psql (unverified)', seed_restore)
-        cluster.psql('postgres', 'DROP DATABASE seed_restore')
         base = dict(container=name, login_user='postgres', free_space_ratio=0)
         ids = {}
         backup_secs = {}
@@ -146,16 +144,30 @@ def main():
             backup_secs[fmt] = secs
             add('pg_backup format=%s -> %s %s' % (fmt, meta['format'], meta['compression']), secs,
                 '%.1f MiB' % (meta['size'] / 2.0 ** 20))
+        watch = ['docker', 'exec', '-i', name, 'psql', '-U', 'postgres', '-d', 'postgres']
         restore = dict(base, path=backups, database='catalogdb', mode='test', server_free_space_ratio=0)
         results = {}
-        for label, backup, jobs in (('plain SQL through psql', 'plain', 2),
-                                    ('custom, one job reading stdin', 'auto', 1),
-                                    ('custom, pg_restore -j 2 through the bind mount', 'auto', 2)):
-            res, secs, dummy = run_module(root, 'pg_restore_verified', dict(restore, backup_id=ids[backup][0],
-                                                                            jobs=jobs))
-            results[label] = secs
-            note = '%s; phases %s' % (res['checks'].get('restore_method'), res['phases'])
-            add('pg_restore_verified test: ' + label, secs, note)
+        drills = (('plain SQL through psql', 'plain', 2), ('custom, one job reading stdin', 'auto', 1),
+                  ('custom, pg_restore -j 2 through the bind mount', 'auto', 2))
+        seed_restores = []
+        for rnd in range(opts.rounds):
+            suffix = ' (round %d)' % (rnd + 1) if opts.rounds > 1 else ''
+            cluster.psql('postgres', 'CREATE DATABASE seed_restore')
+            with ServerPhases(watch, 'seed_restore') as sp:
+                seed_restores.append(timed_pipefail(
+                    'gunzip -c %s | docker exec -i %s psql -X -q -v ON_ERROR_STOP=1 -U postgres -d seed_restore '
+                    '> /dev/null' % (seed, name)))
+            add('seed: gunzip | docker exec psql (unverified)' + suffix, seed_restores[-1], sp.note())
+            cluster.psql('postgres', 'DROP DATABASE seed_restore')
+            for label, backup, jobs in drills:
+                with ServerPhases(watch, 'catalogdb%') as sp:
+                    res, secs, dummy = run_module(root, 'pg_restore_verified', dict(
+                        restore, backup_id=ids[backup][0], jobs=jobs))
+                results.setdefault(label, []).append(secs)
+                note = '%s; phases %s; %s' % (res['checks'].get('restore_method'), res['phases'], sp.note())
+                add('pg_restore_verified test: ' + label + suffix, secs, note)
+        seed_restore = median(seed_restores)
+        results = dict((k, median(v)) for k, v in results.items())
         # the alternative pgops does not take: copy the dump into the container, then pg_restore -j 2
         meta = ids['auto'][1]
         t = time.time()

@@ -184,6 +184,69 @@ def backup_phases(res):
         phases['dump'], phases['count'], phases['count_wait'], phases['finish'], cpu or '-')
 
 
+# what each backend of the restored database is doing, as the server says (pg_stat_activity): a COPY (the data),
+# an index build (CREATE INDEX, or a primary key or unique constraint, which builds one), or anything else
+PHASE_SQL = (r"SELECT count(*) FILTER (WHERE query ~* '^\s*copy\M'), "
+             r"count(*) FILTER (WHERE query ~* '^\s*(create\s+(unique\s+)?index\M|alter\s+table\M.*"
+             r"\madd\s+constraint\M.*\m(primary\s+key|unique)\M)'), count(*) "
+             r"FROM pg_stat_activity WHERE datname LIKE '%s' AND state = 'active' AND pid <> pg_backend_pid()")
+
+
+class ServerPhases(object):
+    """Where a restore's time goes on the server: pg_stat_activity sampled every 50 ms from one psql session while
+    the restore runs (``with ServerPhases(psql_argv, 'benchdb__restore_%') as sp: ...``; then ``sp.seconds``).
+
+    Each interval counts as ``data`` when a backend of the database runs a COPY, else ``indexes`` when one builds
+    an index, else ``other`` when one runs any other statement (the schema, foreign keys, the verification's
+    counts), else ``idle`` (the client's own work, or nothing). With parallel jobs a COPY and an index build can
+    run at once: the interval counts as data. The bench's view from outside, not the module's: the module's own
+    ``phases`` stay what it timed itself."""
+
+    def __init__(self, psql_argv, db_like, interval=0.05):
+        self.argv = list(psql_argv) + ['-X', '-q', '-A', '-t', '-F', ' ']
+        self.sql = PHASE_SQL % db_like.replace("'", "''")
+        self.interval = interval
+        self.seconds = dict(data=0.0, indexes=0.0, other=0.0, idle=0.0)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True)
+        last = time.time()
+        try:
+            while not self.stop.is_set():
+                proc.stdin.write(self.sql + ';\n\\echo __end__\n')
+                proc.stdin.flush()
+                lines = []
+                for line in iter(proc.stdout.readline, ''):
+                    if line.strip() == '__end__':
+                        break
+                    lines.append(line.split())
+                copy, index, active = (int(x) for x in lines[0])
+                now = time.time()
+                state = 'data' if copy else 'indexes' if index else 'other' if active else 'idle'
+                self.seconds[state] += now - last
+                last = now
+                self.stop.wait(self.interval)
+        finally:
+            proc.stdin.close()
+            proc.wait()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.seconds = dict((k, round(v, 2)) for k, v in self.seconds.items())
+        return False
+
+    def note(self):
+        return 'server: data %(data).2f s, indexes %(indexes).2f s, other %(other).2f s, idle %(idle).2f s' \
+            % self.seconds
+
+
 def run_module(root, name, args):
     """Run a module file as Ansible does; return (result, seconds, peak RSS in MiB of the module process itself).
 
@@ -401,7 +464,29 @@ def main():
     def add(name, seconds, size=None, rss=None, note=''):
         rows.append(dict(name=name, seconds=round(seconds, 3), size=size, rss_mib=rss and round(rss, 1), note=note))
         shown = (name, seconds, size if size is not None else '', '%.1f MiB' % rss if rss else '', note)
-        print('%-44s %8.2f s %12s %8s  %s' % shown, flush=True)
+        print('%-56s %8.2f s %12s %8s  %s' % shown, flush=True)
+
+    def restores(prefix, seed, db, dest, backup_id, watch, replace=False):
+        """The seed's unverified gunzip | psql of ``seed`` and pg_restore_verified's drill (and replace) of the
+        default backup, each with the server's view of where its time went."""
+        cluster.psql('postgres', 'CREATE DATABASE seed_restore')
+        with ServerPhases(watch, 'seed_restore') as sp:
+            secs = timed_shell('gunzip -c %s | %s -X -q -v ON_ERROR_STOP=1 %s -d seed_restore > /dev/null'
+                               % (seed, pg_bin('psql'), ' '.join(cluster.conn())))
+        add(prefix + 'seed restore: gunzip | psql (unverified)', secs, None, None, sp.note())
+        cluster.psql('postgres', 'DROP DATABASE seed_restore')
+        ropts = dict(login_host='127.0.0.1', port=cluster.port, login_user='postgres', path=dest, database=db,
+                     backup_id=backup_id, free_space_ratio=0)
+        with ServerPhases(watch, db + '%') as sp:
+            res, secs, rss = run_module(root, 'pg_restore_verified', dict(ropts, mode='test'))
+        add(prefix + 'pg_restore_verified test (restore+verify+drop)', secs, None, rss,
+            'phases %s; %s' % (res['phases'], sp.note()))
+        if replace:
+            with ServerPhases(watch, db + '%') as sp:
+                res, secs, rss = run_module(root, 'pg_restore_verified', dict(ropts, mode='replace',
+                                                                              pre_restore_backup=False))
+            add(prefix + 'pg_restore_verified replace (no pre-backup)', secs, None, rss,
+                'phases %s; %s' % (res['phases'], sp.note()))
 
     try:
         if opts.compression_matrix:
@@ -462,17 +547,8 @@ def main():
         add('pg_restore_verified test, age-encrypted', secs, None, rss, 'phases %s' % res.get('phases'))
         offsite_bench(root, enc_dest, work, add)
 
-        cluster.psql('postgres', 'CREATE DATABASE seed_restore')
-        add('seed restore: gunzip | psql (unverified)',
-            timed_shell('gunzip -c %s | %s -X -q -v ON_ERROR_STOP=1 %s -d seed_restore > /dev/null' % (seed, psql, conn),
-                        env))
-        cluster.psql('postgres', 'DROP DATABASE seed_restore')
-        ropts = dict(login_host='127.0.0.1', port=cluster.port, login_user='postgres', path=dest, database='benchdb',
-                     backup_id=default_id, free_space_ratio=0)
-        res, secs, rss = run_module(root, 'pg_restore_verified', dict(ropts, mode='test'))
-        add('pg_restore_verified test (restore+verify+drop)', secs, None, rss, 'phases %s' % res['phases'])
-        res, secs, rss = run_module(root, 'pg_restore_verified', dict(ropts, mode='replace', pre_restore_backup=False))
-        add('pg_restore_verified replace (no pre-backup)', secs, None, rss, 'phases %s' % res['phases'])
+        watch = [psql] + cluster.conn() + ['-d', 'postgres']
+        restores('', seed, 'benchdb', dest, default_id, watch, replace=True)
         bench_rotate = os.path.join(REPO, 'bench', 'rotate_bench.py')
         if os.path.exists(bench_rotate) and not opts.quick:
             t = time.time()
@@ -489,13 +565,14 @@ def main():
         cat_seed = os.path.join(out, 'catalogue-seed.sql.gz')
         add('catalogue: seed pg_dump | gzip',
             timed_shell('%s %s catalogdb | gzip > %s' % (pg_dump, conn, cat_seed), env), os.path.getsize(cat_seed))
-        os.unlink(cat_seed)
         add('catalogue: floor pg_dump (uncompressed)',
             timed_shell('%s %s catalogdb > %s' % (pg_dump, conn, floor), env), os.path.getsize(floor))
         os.unlink(floor)
         res, secs, rss = run_module(root, 'pg_backup', dict(base, databases=['catalogdb'],
                                                             dest=os.path.join(out, 'catalogue')))
         add('catalogue: pg_backup plain zstd (default)', secs, res['size'], rss, backup_phases(res))
+        restores('catalogue: ', cat_seed, 'catalogdb', os.path.join(out, 'catalogue'), res['id'], watch)
+        os.unlink(cat_seed)
         if opts.rss_size_mb:
             generate(cluster, 'bigdb', opts.rss_size_mb)
             res, secs, rss = run_module(root, 'pg_backup', dict(base, databases=['bigdb'], dest=dest))
@@ -513,21 +590,27 @@ def main():
     encrypted = get('pg_backup plain zstd + age')
     cat_seed, cat_floor = get('catalogue: seed'), get('catalogue: floor')
     cat_default = get('catalogue: pg_backup plain zstd')
+    drill, cat_drill = get('pg_restore_verified test (restore'), get('catalogue: pg_restore_verified test')
+    cat_restore_seed = get('catalogue: seed restore')
     ratios = dict(
         encrypted_backup_time_vs_default=round(encrypted['seconds'] / default['seconds'], 3),
         backup_time_vs_seed=round(default['seconds'] / seed['seconds'], 3),
         backup_size_vs_seed=round(default['size'] / float(seed['size']), 3),
         backup_time_vs_floor=round(default['seconds'] / floor['seconds'], 3),
         verified_restore_vs_seed_restore=round(replace['seconds'] / restore_seed['seconds'], 3),
+        verified_drill_vs_seed_restore=round(drill['seconds'] / restore_seed['seconds'], 3),
+        catalogue_verified_drill_vs_seed_restore=round(cat_drill['seconds'] / cat_restore_seed['seconds'], 3),
         catalogue_backup_time_vs_seed=round(cat_default['seconds'] / cat_seed['seconds'], 3),
         catalogue_backup_size_vs_seed=round(cat_default['size'] / float(cat_seed['size']), 3),
         catalogue_backup_time_vs_floor=round(cat_default['seconds'] / cat_floor['seconds'], 3),
         # the streaming modules (backup_offsite holds boto3, ~55 MiB, whatever the size)
         module_peak_rss_mib=max(r['rss_mib'] or 0 for r in rows if not r['name'].startswith('backup_offsite')),
     )
-    goals = dict(encrypted_backup_time_vs_default=1.10, backup_time_vs_seed=0.30, backup_size_vs_seed=1.0, backup_time_vs_floor=1.4,
-                 verified_restore_vs_seed_restore=0.70, module_peak_rss_mib=64,
-                 catalogue_backup_time_vs_seed=0.30, catalogue_backup_size_vs_seed=1.0,
+    # issue 13's goals (docs/performance.md says which are met, and why the others are not)
+    goals = dict(encrypted_backup_time_vs_default=1.10, backup_time_vs_seed=0.25, backup_size_vs_seed=0.95,
+                 backup_time_vs_floor=1.4, verified_restore_vs_seed_restore=0.80, verified_drill_vs_seed_restore=0.80,
+                 catalogue_verified_drill_vs_seed_restore=0.80, module_peak_rss_mib=64,
+                 catalogue_backup_time_vs_seed=0.25, catalogue_backup_size_vs_seed=0.95,
                  catalogue_backup_time_vs_floor=1.4)
     results['ratios'] = ratios
     print('\n%-36s %8s %8s' % ('ratio', 'measured', 'goal'))

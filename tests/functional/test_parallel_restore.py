@@ -79,6 +79,17 @@ def test_auto_is_custom_with_zstd_on_17_and_restores_with_jobs_through_the_mount
     assert not drill.get('failed'), drill
     assert drill['checks']['restore_method'] == 'pg_restore reading stdin, one transaction', drill['checks']
 
+    # mounted but not readable by the exec user (postgres, the file 0600 root's): not used, one job on stdin
+    dump = os.path.join(dest, meta['file'])
+    os.chmod(dump, 0o600)
+    try:
+        drill = run_module('pg_restore_verified', dict(conn, container_user='postgres', path=dest,
+                                                       database='pim_dev', mode='test', jobs=2))
+    finally:
+        os.chmod(dump, 0o640)
+    assert not drill.get('failed'), drill
+    assert drill['checks']['restore_method'] == 'pg_restore reading stdin, one transaction', drill['checks']
+
     # encrypted backups stay plain SQL (an encrypted archive restores with one job anyway)
     key = subprocess.run(['age-keygen'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
                          universal_newlines=True).stdout
