@@ -67,3 +67,16 @@ def test_replace_took_the_cluster_back_and_rollback_undid_it(host):
     assert res['after_rollback'] == 1     # and back
     volumes = host.check_output('docker volume ls -q').split()
     assert kept not in volumes and rollback['rollback']['replaced_volume'] in volumes
+
+
+def test_disaster_recovery_replaced_data_that_did_not_start_with_the_end_of_the_archive(host):
+    """pg_control deleted, the container stopped: disaster_recovery.yml with disaster_recovery_pitr found the server
+    not ready and replaced its data by pgBackRest (latest, verified); the last change before the disaster is there."""
+    assert json.loads(host.file('/tmp/pgops-pitr-dr.json').content_string)['after_dr'] == 1
+    report = json.loads(host.file('/tmp/pgops-pitr-dr-report.json').content_string)
+    assert report['pitr']['recovered_to'] and report['pitr']['rollback_volume'].startswith(
+        'pgops-molecule-pitr-pgdata-pgops-rollback-'), report
+    assert [(d['database'], d['result']) for d in report['databases']] == [('pim_dev', 'pitr')], report
+    assert int(report['databases'][0]['tables_found']) > 0
+    # the damaged data is kept, not deleted
+    assert report['pitr']['rollback_volume'] in host.check_output('docker volume ls -q').split()

@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+"""disaster_recovery.yml against a container whose PostgreSQL exits at once (data or settings that do not start):
+the wait ends on the container's own error, the run fails saying so and pointing to disaster_recovery_pitr, and
+nothing is restored. (The pgBackRest path itself, with a stanza, is Molecule scenario pitr.)"""
+from __future__ import absolute_import, division, print_function
+
+import os
+import subprocess
+import sys
+
+import yaml
+
+from conftest import REPO
+from test_parallel_restore import image
+
+NAME = 'pgops-functional-drnr-%d' % os.getpid()
+
+
+def test_a_container_that_does_not_start_fails_the_run_with_its_reason(collection_root, tmp_path):
+    # a setting PostgreSQL refuses: the container starts, its postgres exits at once, as with damaged data
+    subprocess.run(['docker', 'create', '--name', NAME, '--network', 'none', image(15), 'postgres', '-c',
+                    'shared_buffers=bogus'], check=True, stdout=subprocess.DEVNULL)
+    try:
+        backups = tmp_path / 'backups'
+        inv = tmp_path / 'inventory.yml'
+        inv.write_text(yaml.safe_dump({'postgres_servers': {
+            'hosts': {'pim-db': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}},
+            'vars': {'pgops_container': NAME, 'pgops_login_user': 'postgres', 'pgops_databases': ['pim_dev'],
+                     'pgops_backup_dir': str(backups), 'pgops_log_file': str(tmp_path / 'db-backup.log'),
+                     'metrics_enabled': False, 'disaster_recovery_ready_timeout': 4}}}))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1',
+                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
+        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
+                               os.path.join(REPO, 'playbooks', 'disaster_recovery.yml')],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                              cwd=str(tmp_path), check=False)
+        out = ' '.join(proc.stdout.split())
+        assert proc.returncode != 0, out[-3000:]
+        assert 'did not accept connections within 4 s' in out and 'is not running' in out, out[-3000:]
+        assert 'disaster_recovery_pitr=true' in out, out[-3000:]
+        # stopped at the server step: nothing restored, no pgBackRest restore tried without the option
+        assert 'Restore each database' not in out and 'pgbackrest_restore' not in out, out[-3000:]
+        state = subprocess.run(['docker', 'inspect', '--format', '{{.State.Running}}', NAME], check=True,
+                               stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+        assert state == 'false'
+    finally:
+        subprocess.run(['docker', 'rm', '-f', NAME], check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
