@@ -98,7 +98,15 @@ SELECT jsonb_build_object(
   'functions', (SELECT coalesce(jsonb_agg(format('%I.%I(%s)', nspname, proname, args) ORDER BY 1), '[]') FROM fn),
   'indexes', (SELECT count(*) FROM rel WHERE relkind IN ('i', 'I')),
   'schemas', (SELECT coalesce(jsonb_agg(nspname ORDER BY 1), '[]') FROM nsp),
-  'extensions', (SELECT coalesce(jsonb_agg(extname ORDER BY 1), '[]') FROM pg_extension))::text
+  'extensions', (SELECT coalesce(jsonb_agg(extname ORDER BY 1), '[]') FROM pg_extension),
+  'large_objects', (SELECT count(*) FROM pg_largeobject_metadata),
+  'large_object_access', (SELECT CASE WHEN count(*) = 0 THEN NULL
+                                      WHEN has_table_privilege('pg_catalog.pg_largeobject', 'SELECT') THEN 'catalog'
+                                      WHEN current_setting('lo_compat_privileges')::boolean
+                                        OR bool_and(pg_has_role(lomowner, 'USAGE') OR EXISTS (
+                                             SELECT 1 FROM aclexplode(lomacl) a WHERE a.privilege_type = 'SELECT'
+                                             AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))) THEN 'objects'
+                                      ELSE 'none' END FROM pg_largeobject_metadata))::text
 """
 OBJECTS_SQL = OBJECTS_SQL_TEMPLATE.replace('@ONLY@', 'ONLY ')
 # metadata format_version 1 (before 0.3.0): parents counted with their children, names under the session's
@@ -106,28 +114,102 @@ OBJECTS_SQL = OBJECTS_SQL_TEMPLATE.replace('@ONLY@', 'ONLY ')
 OBJECTS_SQL_V1 = OBJECTS_SQL_TEMPLATE.replace('@ONLY@', '')
 
 
+# The logical size of every large object, one index probe each: its last page's number times the page size
+# (LOBLKSIZE, a quarter of the block size) plus that page's length; holes (pages never written) count as the zeros
+# lo_read() returns for them, which pg_dump dumps. Needs SELECT on pg_largeobject (superusers have it).
+LARGE_OBJECTS_SIZE_SQL = """
+SELECT coalesce(sum(p.pageno::bigint * (current_setting('block_size')::int / 4) + octet_length(p.data)), 0)
+FROM pg_largeobject_metadata m
+CROSS JOIN LATERAL (SELECT l.pageno, l.data FROM pg_largeobject l WHERE l.loid = m.oid
+                    ORDER BY l.pageno DESC LIMIT 1) p
+"""
+# The same through the large object interface, for a user who may read every object but not pg_largeobject: open
+# (INV_READ, in the transaction's snapshot), seek to the end (the same index probe), close - in this order, the
+# subqueries kept apart by OFFSET 0 (a read-only descriptor lives until the transaction ends otherwise).
+LARGE_OBJECTS_SIZE_BY_OBJECT_SQL = """
+SELECT coalesce(sum(size), 0) FROM (
+  SELECT fd, lo_lseek64(fd, 0, 2) AS size FROM (
+    SELECT lo_open(oid, 262144) AS fd FROM pg_largeobject_metadata OFFSET 0) o OFFSET 0) s
+WHERE lo_close(fd) = 0
+"""
+LARGE_OBJECTS_UNREAD = ('not read: this user may read neither pg_largeobject nor every large object (SELECT on '
+                        'each); only the count is verified')
+
+
 def read_objects(session, metadata_version=None):
-    """OBJECTS_SQL (or the query of an older metadata format) on ``session``, names under search_path pg_catalog."""
+    """OBJECTS_SQL (or the query of an older metadata format) on ``session``, names under search_path pg_catalog.
+    ``large_objects`` is a dict: ``count``, and ``size`` (bytes; None with a ``size_note`` when it cannot be read)."""
     if metadata_version is not None and metadata_version < 2:
-        return session.query_json(OBJECTS_SQL_V1)
+        found = session.query_json(OBJECTS_SQL_V1)
+    else:
+        session.query('SET search_path TO pg_catalog')
+        found = session.query_json(OBJECTS_SQL)   # an error ends the psql session: no RESET needed then
+        session.query('RESET search_path')
+    access = found.pop('large_object_access', None)
+    count = int(found.get('large_objects') or 0)
+    found['large_objects'] = lo = dict(count=count, size=0)
+    if access == 'catalog':
+        lo['size'] = int(session.query(LARGE_OBJECTS_SIZE_SQL)[0])
+    elif access == 'objects':
+        lo['size'] = int(session.query(LARGE_OBJECTS_SIZE_BY_OBJECT_SQL)[0])
+    elif count:
+        lo['size'], lo['size_note'] = None, LARGE_OBJECTS_UNREAD
+    return found
+
+
+# Each sequence's value as pg_dump dumps it (setval(name, last_value, is_called)), in one statement:
+# pg_sequence_last_value() for those called at least once (NULL otherwise), and for the others a SELECT of their
+# own generated as the row counts are (the value after setval(.., false) or RESTART is in the sequence alone),
+# both halves of the pair from that one read. Only the sequences this user may read (pg_dump fails on the others,
+# naming them); extension members are left out, as pg_dump leaves out their values. OFFSET 0 keeps each function
+# to one call per sequence, after the filter (pg_sequence_last_value raises for a relation that is not one).
+SEQUENCES_SQL = r"""
+SELECT coalesce(jsonb_object_agg(name, jsonb_build_object(
+         'last_value', coalesce(called, (xpath('/row/v/text()', x))[1]::text::bigint),
+         'is_called', called IS NOT NULL OR (xpath('/row/c/text()', x))[1]::text::boolean,
+         'increment', increment, 'cycle', cycle)), '{}')::text
+FROM (SELECT name, called, increment, cycle,
+             CASE WHEN called IS NULL THEN query_to_xml(format('SELECT last_value AS v, is_called AS c FROM %I.%I',
+                                                               nspname, relname), false, true, '') END AS x
+      FROM (SELECT format('%I.%I', n.nspname, c.relname) AS name, n.nspname, c.relname,
+                   pg_sequence_last_value(c.oid) AS called, s.seqincrement AS increment, s.seqcycle AS cycle
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_sequence s ON s.seqrelid = c.oid
+            WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
+              AND has_table_privilege(c.oid, 'SELECT')   -- not has_sequence_privilege: it raises for other relations
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                              AND d.deptype = 'e')
+            OFFSET 0) seq
+      OFFSET 0) v
+"""
+
+
+def read_sequences(session):
+    """``{"schema.name": {"last_value", "is_called", "increment", "cycle"}}`` of every sequence of the session's
+    database. Sequences are not transactional: this is their value now, whatever snapshot the session holds."""
     session.query('SET search_path TO pg_catalog')
-    found = session.query_json(OBJECTS_SQL)   # an error ends the psql session: no RESET needed then
+    found = session.query_json(SEQUENCES_SQL)
     session.query('RESET search_path')
     return found
 
 
 def objects_record(found):
     """What a backup's metadata records of a database's objects, from read_objects()'s ``found``: ``tables``
-    (schema, name, rows), ``rows_total``, ``objects`` (a count per kind) and ``object_names`` (the other sets)."""
-    names = dict((k, v) for k, v in found.items() if k not in ('tables', 'indexes'))
+    (schema, name, rows), ``rows_total``, ``objects`` (a count per kind), ``object_names`` (the other sets) and
+    ``large_objects`` (count and size)."""
+    names = dict((k, v) for k, v in found.items() if k not in ('tables', 'indexes', 'large_objects'))
     tables = list(found.get('tables') or [])
-    return dict(
+    out = dict(
         tables=tables, rows_total=sum(t['rows'] for t in tables), object_names=names,
         objects=dict(tables=len(tables) + len(names.get('partitioned_tables') or []),
                      views=len(names.get('views') or []), materialized_views=len(names.get('materialized_views') or []),
                      sequences=len(names.get('sequences') or []), functions=len(names.get('functions') or []),
                      indexes=found.get('indexes'), schemas=len(names.get('schemas') or []),
                      extensions=len(names.get('extensions') or [])))
+    if found.get('large_objects') is not None:
+        out['large_objects'] = dict(found['large_objects'])
+        out['objects']['large_objects'] = found['large_objects']['count']
+    return out
 
 
 FACTS_SQL = (
@@ -147,19 +229,50 @@ def database_facts(session, name):
     return session.query_json(FACTS_SQL % quote_literal(name))
 
 
-# A database holds something of its own when it has a relation or function outside the system schemas that no
-# extension brought (a database the image's entrypoint just created empty holds nothing to protect)
-USER_OBJECTS_SQL = r"""
-SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
-          AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                          AND d.deptype = 'e'))
-     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.deptype = 'e'))
-"""
+# A database holds something of its own when it has, outside the system schemas and not brought by an extension,
+# a relation, function, type or other object of a schema; a schema other than an (empty) public; a large object;
+# or another object pg_dump dumps: an event trigger, publication, foreign data wrapper or server, cast,
+# procedural language or default privileges. A database the image's entrypoint just created empty holds nothing to
+# protect, nor does one with only extensions (PostGIS images install some in POSTGRES_DB). Each test is an EXISTS
+# on a catalog, so the answer comes from the first object found.
+_USER_NSP = (r"n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'")
+
+
+def _not_extension(catalog, alias):
+    return ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '%s'::regclass AND d.objid = %s.oid "
+            "AND d.deptype = 'e')" % (catalog, alias))
+
+
+def _in_user_schema(catalog, nsp_column, extra=''):
+    return ('EXISTS (SELECT 1 FROM %s x JOIN pg_namespace n ON n.oid = x.%s WHERE %s AND %s%s)'
+            % (catalog, nsp_column, _USER_NSP, _not_extension(catalog, 'x'), extra))
+
+
+def _user_object(catalog, where='true'):
+    return 'EXISTS (SELECT 1 FROM %s x WHERE %s AND %s)' % (catalog, where, _not_extension(catalog, 'x'))
+
+
+_USER_TESTS = [
+    'EXISTS (SELECT 1 FROM pg_largeobject_metadata)',
+    _in_user_schema('pg_class', 'relnamespace', " AND x.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')"),
+    _in_user_schema('pg_proc', 'pronamespace'),
+    # a type of its own: not the row type of a relation nor the array (or multirange) of another type, which
+    # depend on their object internally
+    _in_user_schema('pg_type', 'typnamespace', " AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = "
+                    "'pg_type'::regclass AND i.objid = x.oid AND i.deptype = 'i')"),
+    # a schema other than public, even empty
+    "EXISTS (SELECT 1 FROM pg_namespace n WHERE %s AND n.nspname <> 'public' AND %s)"
+    % (_USER_NSP, _not_extension('pg_namespace', 'n')),
+] + [_in_user_schema(c, col) for c, col in (
+    ('pg_operator', 'oprnamespace'), ('pg_collation', 'collnamespace'), ('pg_conversion', 'connamespace'),
+    ('pg_opfamily', 'opfnamespace'), ('pg_ts_config', 'cfgnamespace'), ('pg_ts_dict', 'dictnamespace'),
+    ('pg_ts_parser', 'prsnamespace'), ('pg_ts_template', 'tmplnamespace'))] + [
+    _user_object('pg_event_trigger'), _user_object('pg_publication'), _user_object('pg_foreign_data_wrapper'),
+    _user_object('pg_foreign_server'), 'EXISTS (SELECT 1 FROM pg_default_acl)',
+    # made after initdb: OIDs from FirstNormalObjectId (16384) on
+    _user_object('pg_cast', 'x.oid >= 16384'), _user_object('pg_language', 'x.oid >= 16384'),
+]
+USER_OBJECTS_SQL = 'SELECT (%s)::int' % '\n  OR '.join(_USER_TESTS)
 
 
 def holds_data(session):

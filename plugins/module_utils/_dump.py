@@ -21,7 +21,9 @@ import time
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import conninfo_dbname
-from ansible_collections.pgops.postgresql.plugins.module_utils._databases import objects_record, read_objects
+from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
+    objects_record, read_objects, read_sequences,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import fsync_dir, remove_tree, temp_name
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
@@ -119,11 +121,20 @@ def dump_in_snapshot(target, session, database, output, path, pg_dump_z, uid=-1,
     """Dump ``database`` to ``path`` as ``output`` says, in a REPEATABLE READ snapshot exported by ``session``
     (open on that database) while the same snapshot counts every table's rows in a thread.
 
-    Returns the metadata it learnt: snapshot, size, sha256 (files for a directory), and objects_record()'s keys.
+    Returns the metadata it learnt: snapshot, sequence_values (read before pg_dump starts), size, sha256 (files for
+    a directory), and objects_record()'s keys.
     A failure removes what was written and raises (step dump, or count when the counting failed)."""
     session.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY')
     snapshot = session.query('SELECT pg_export_snapshot()')[0].strip()
-    learnt = dict(snapshot=snapshot)
+    # sequences are not transactional: the snapshot does not hold their values, pg_dump reads each when it gets
+    # to it. Read here, before pg_dump starts, a sequence that only moves forward is never further on in our
+    # record than in the dump (verify_scratch then accepts a restored value ahead of the record, never behind)
+    reading = time.time()
+    try:
+        sequences = read_sequences(session)
+    except PgOpsError as e:
+        raise PgOpsError('reading the sequence values in the dump snapshot failed: %s' % e.msg, step=COUNT)
+    learnt = dict(snapshot=snapshot, sequence_values=sequences)
     counted = {}
 
     def count():
@@ -140,7 +151,7 @@ def dump_in_snapshot(target, session, database, output, path, pg_dump_z, uid=-1,
     # metadata could be written leaves only a temporary name (removed by the next run), never a complete-looking
     # dump without metadata
     staged = temp_name(path)
-    phases = dict()
+    phases = dict(sequences=round(time.time() - reading, 3))
     started = time.time()
     try:
         args = ['-w', '--snapshot=' + snapshot, '-d', conninfo_dbname(database)]

@@ -4,13 +4,16 @@
 #
 # PRIVATE to the collection: this is not a public API and may change without notice.
 """Verifying a restored scratch database against its backup's metadata: exact row counts of every table, the
-object sets, the user's assertions and amcheck. A difference is the backup's fault (BackupFault); an assertion
-that cannot run, or amcheck finding a damaged index this server just built, is not (inconclusive)."""
+object sets, the large objects (count and size), the sequence values, the user's assertions and amcheck. A
+difference is the backup's fault (BackupFault); an assertion that cannot run, or amcheck finding a damaged index
+this server just built, is not (inconclusive)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._databases import objects_record, read_objects
+from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
+    objects_record, read_objects, read_sequences,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import VERIFY
 from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
@@ -18,6 +21,10 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import B
 ROW_COUNTS = 'row_counts'     # the checks compare() reports under (keys of a verification's ``checks``)
 OBJECTS = 'objects'
 ASSERTIONS = 'assertions'
+LARGE_OBJECTS = 'large_objects'
+SEQUENCES = 'sequences'
+NOT_RECORDED = 'not recorded by this backup'
+MOVED_SHOWN = 5               # sequences named in the note of those that moved during the dump
 SET_KEYS = ('partitioned_tables', 'views', 'materialized_views', 'sequences', 'functions', 'schemas', 'extensions')
 BTREE_CHECK_SQL = """
 SELECT count(@SCHEMA@.bt_index_check(c.oid))::text FROM pg_index i
@@ -29,9 +36,12 @@ WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relpersistence <> 't' AND i.
 AMCHECK_SCHEMA = 'pgops_amcheck'   # amcheck's own schema in the scratch database: a database may have no public
 
 
-def compare(meta, found):
+def compare(meta, found, notes=None):
     """Differences between the metadata (the dump's snapshot) and a restored database, as (check, message) pairs:
-    ``row_counts`` for tables missing, unexpected or with other row counts, ``objects`` for the other object sets."""
+    ``row_counts`` for tables missing, unexpected or with other row counts, ``objects`` for the other object sets,
+    ``large_objects`` and ``sequences`` (when both the metadata and ``found`` have them: older backups recorded
+    neither, and ``found`` holds ``sequence_values`` only when they were read). ``notes``: a dict that gets, for a
+    check that passed, what it compared (``{check: text}``)."""
     problems = []
     want = dict(('%s.%s' % (t['schema'], t['name']), t['rows']) for t in meta.get('tables') or [])
     got = dict(('%s.%s' % (t['schema'], t['name']), t['rows']) for t in found.get('tables') or [])
@@ -54,7 +64,70 @@ def compare(meta, found):
             problems.append((OBJECTS, '%s missing: %s' % (key.replace('_', ' '), ', '.join(sorted(a - b)))))
         if b - a and key != 'extensions':
             problems.append((OBJECTS, 'unexpected %s: %s' % (key.replace('_', ' '), ', '.join(sorted(b - a)))))
+    notes = {} if notes is None else notes
+    if meta.get('large_objects') is not None and found.get('large_objects') is not None:
+        problems += compare_large_objects(meta['large_objects'], found['large_objects'], notes)
+    if meta.get('sequence_values') is not None and found.get('sequence_values') is not None:
+        problems += compare_sequences(meta['sequence_values'], found['sequence_values'], notes)
     return problems
+
+
+def compare_large_objects(recorded, found, notes):
+    """The large objects restored (``found``: count, size) against those of the dump's snapshot: another count, or
+    another total size when both sizes could be read, is the backup's."""
+    if found['count'] != recorded['count']:
+        return [(LARGE_OBJECTS, 'large objects differ: %d restored, the backup says %d'
+                 % (found['count'], recorded['count']))]
+    if recorded.get('size') is None or found.get('size') is None:
+        notes[LARGE_OBJECTS] = '%d large objects; their size was not compared: %s' % (
+            found['count'], (found if found.get('size') is None else recorded).get('size_note') or 'not read')
+        return []
+    if found['size'] != recorded['size']:
+        return [(LARGE_OBJECTS, 'large objects differ in size: %d bytes restored, the backup says %d'
+                 % (found['size'], recorded['size']))]
+    notes[LARGE_OBJECTS] = '%d large objects, %d bytes' % (found['count'], found['size'])
+    return []
+
+
+def _position(value):
+    """A sequence's place: the last value it handed out (or the one before its next when it was never called)."""
+    return value['last_value'] if value['is_called'] else value['last_value'] - value['increment']
+
+
+def _shown(value):
+    return '%d' % value['last_value'] + ('' if value['is_called'] else ' (is_called false)')
+
+
+def compare_sequences(recorded, found, notes):
+    """Restored sequence values against those read when the dump started. pg_dump reads each sequence later than
+    that (sequences are not transactional), so a value further on in the sequence's direction moved during the
+    dump (noted); one behind is the backup's. A cycling sequence may have wrapped: behind is noted, not failed.
+    A sequence missing from the restore is the objects check's to report."""
+    behind, moved, wrapped = [], [], []
+    for name in sorted(recorded):
+        want, got = recorded[name], found.get(name)
+        if got is None:
+            continue
+        step = (_position(got) - _position(want)) * (1 if want['increment'] > 0 else -1)
+        if step == 0:
+            continue
+        text = '%s %s -> %s' % (name, _shown(want), _shown(got))
+        if step > 0:
+            moved.append(text)
+        elif want.get('cycle'):
+            wrapped.append(text)
+        else:
+            behind.append('%s is at %s, the backup says %s' % (name, _shown(got), _shown(want)))
+    if behind:
+        return [(SEQUENCES, 'sequences behind the backup: %s' % '; '.join(behind))]
+    note = '%d sequences' % len([n for n in recorded if n in found])
+    for what, items in (('moved forward during the dump', moved), ('cycling, moved back (wrapped?)', wrapped)):
+        if items:
+            note += '; %s: %s' % (what, ', '.join(items[:MOVED_SHOWN]))
+            if len(items) > MOVED_SHOWN:
+                note += ' and %d more' % (len(items) - MOVED_SHOWN)
+    notes[SEQUENCES] = note
+    return []
 
 
 def has_counts(meta):
@@ -78,9 +151,20 @@ def verify_scratch(target, meta, scratch, assertions, amcheck, checks, warnings,
     with target.psql(scratch) as s:
         found = read_objects(s, meta.get('format_version') or 1)
         if has_counts(meta):
-            problems = compare(meta, found)
-            for check in (ROW_COUNTS, OBJECTS):
-                checks[check] = 'failed' if any(c == check for c, dummy in problems) else 'passed'
+            if meta.get('sequence_values') is not None:
+                found['sequence_values'] = read_sequences(s)
+            notes = {}
+            problems = compare(meta, found, notes)
+            # older backups recorded neither large objects nor sequence values: nothing to compare them with
+            unrecorded = [c for c, key in ((LARGE_OBJECTS, 'large_objects'), (SEQUENCES, 'sequence_values'))
+                          if meta.get(key) is None]
+            for check in (ROW_COUNTS, OBJECTS, LARGE_OBJECTS, SEQUENCES):
+                if check in unrecorded:
+                    checks[check] = NOT_RECORDED
+                elif any(c == check for c, dummy in problems):
+                    checks[check] = 'failed'
+                else:
+                    checks[check] = 'passed (%s)' % notes[check] if check in notes else 'passed'
         else:
             # no counts to compare with (an adopted backup before its first drill): it must restore and hold
             # tables; the counts found are recorded with the verification, never taken as passed

@@ -115,7 +115,7 @@ def meta_of(dest, backup_id):
         if name.endswith('.meta.json'):
             with open(os.path.join(dest, name)) as f:
                 meta = json.load(f)
-            if meta['id'] == backup_id:
+            if meta['id'] == backup_id and meta.get('scope') != 'globals':   # the globals dump shares the id
                 return meta
     raise AssertionError('no metadata for %s' % backup_id)
 
