@@ -33,6 +33,7 @@ class AgeIdentity(object):
         self.content = identity
         self.path = None
         self.tmp = None
+        self.matched = []     # the identity's public keys that check() found among a backup's recipients
 
     def file(self, meta):
         """Path of the identity for encrypted backup ``meta``; a clear error (step options) when none was given."""
@@ -73,7 +74,9 @@ class AgeIdentity(object):
     def check(self, meta):
         """Refuse an identity none of whose public keys is a recipient of the backup (inconclusive: a wrong key says
         nothing about the backup); 'matches a recipient', or None when it could not be checked here (an identity
-        age-keygen cannot read is left to ``age -d`` to judge)."""
+        age-keygen cannot read is left to ``age -d`` to judge). ``matched`` then holds the public keys of the
+        identity that are recipients of ``meta`` (a header they cannot open is the backup's fault: _verdict)."""
+        self.matched = []
         keygen = self.module.get_bin_path('age-keygen')
         wanted = recipients(meta)
         if not keygen or not wanted:
@@ -83,7 +86,8 @@ class AgeIdentity(object):
         except PgOpsError:
             return None
         mine = [line.strip() for line in out.splitlines() if line.strip()]
-        if mine and not set(mine) & set(wanted):
+        self.matched = [key for key in mine if key in wanted]
+        if mine and not self.matched:
             raise PgOpsError('the age identity given (public key %s) is not one of the recipients of backup %s (%s): '
                              'use the identity of one of them; this says nothing about the backup'
                              % (', '.join(mine), meta['id'], ', '.join(wanted)), step=FILE_CHECK)

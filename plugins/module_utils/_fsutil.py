@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from contextlib import suppress
@@ -27,6 +28,11 @@ DIR_MODE = 0o750
 FILE_MODE = 0o640
 TMP_MARK = '.tmp-'
 CHUNK = 1 << 20
+
+# Characters that end a line for some reader (grep and less: LF; Python's splitlines: CR, VT, FF, FS, GS, RS, NEL,
+# LS, PS) or rewrite it on a terminal (CR, BS, ESC sequences): every C0 control, DEL, every C1 control, U+2028/9.
+LINE_BREAKERS_RE = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029]')
+SHORT_ESCAPES = {u'\n': u'\\n', u'\r': u'\\r', u'\t': u'\\t'}
 
 
 def temp_name(final_path):
@@ -301,15 +307,29 @@ class DirLock(object):
         return False
 
 
+def one_line(text):
+    """``text`` with every character that could end or rewrite a line written as its JSON escape (``\\n``,
+    ``\\r``, ``\\t``, else ``\\uXXXX``): a database name or a label holding a newline can never start a line
+    of its own in a log that people grep ("... completed successfully").
+
+    JSON notation, so that a JSON line stays valid and decodes to the same value: json.dumps escapes C0 controls
+    itself (such a line is written byte for byte as it was); only DEL, C1 controls and U+2028/9, which it leaves
+    as they are with ensure_ascii=False, become ``\\uXXXX``. Backslashes are left alone (a JSON line's own
+    escapes must not be doubled)."""
+    return LINE_BREAKERS_RE.sub(lambda m: SHORT_ESCAPES.get(m.group(0)) or u'\\u%04x' % ord(m.group(0)), text)
+
+
 def append_log_line(path, line):
-    """Append one line to a log file (created 0640, parent 0750 when missing), under a lock."""
+    """Append one line to a log file (created 0640, parent 0750 when missing), under a lock. Every log line of the
+    collection, human or JSON, goes through here: a trailing newline is dropped, then ``one_line`` escapes the
+    rest, so that one call writes exactly one line."""
     parent = os.path.dirname(path)
     if parent and not os.path.isdir(parent):
         os.makedirs(parent, DIR_MODE)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, (line.rstrip('\n') + '\n').encode('utf-8'))
+        os.write(fd, (one_line(line.rstrip('\n')) + '\n').encode('utf-8'))
         os.fsync(fd)
     finally:
         os.close(fd)

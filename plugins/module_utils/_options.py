@@ -21,6 +21,8 @@ option checks, first thing in main(), before any work.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
+
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import KINDS
 
 
@@ -78,6 +80,25 @@ def drop_unset_suboptions(params, name):
     ``max_age_days: {full: 60}`` changes the age of full backups only."""
     if params.get(name):
         params[name] = dict((k, v) for k, v in params[name].items() if v is not None)
+
+
+def backup_dir_errors(path, name='path'):
+    """Why ``path`` cannot be read as the backup directory of a module that reads a catalog (and writes beside it,
+    as a restore's audit log): [] when it is an existing directory. Read-only, so a refusal writes nothing.
+
+    AnsibleModule's ``type='path'`` keeps "" as "" (and os.path.abspath("") is the working directory), and
+    creating a mistyped path would only hide the typo: an empty path, one that does not exist and one that is not
+    a directory are each refused, naming the option."""
+    if not (path or '').strip():
+        return ['%s must not be empty: set it to the backup directory, e.g. /backups/database (an empty %s would '
+                'mean the current directory)' % (name, name)]
+    if not os.path.lexists(path):
+        return ['%s %s does not exist: set %s to the backup directory that pg_backup writes (its dest); nothing '
+                'was created' % (name, path, name)]
+    if not os.path.isdir(path):
+        return ['%s %s is not a directory: set %s to the backup directory that pg_backup writes (its dest)'
+                % (name, path, name)]
+    return []
 
 
 def fail_on_errors(module, errors, **result):

@@ -143,7 +143,7 @@ def stream_check(module, target, identity, meta, path, checks):
         else:
             _list_archive(target, path, env)
     except PgOpsError as e:
-        raise _file_fault(e, meta)
+        raise _file_fault(e, meta, identity)
     checks['format'] = 'passed'
 
 
@@ -156,9 +156,9 @@ def _list_archive(target, path, env):
                      env, FILE_CHECK, stdin_path=path)
 
 
-def _file_fault(e, meta):
+def _file_fault(e, meta, identity):
     e.step = FILE_CHECK
-    judged = judge(e)
+    judged = judge(e, identity_matches=identity.matched if meta.get('encrypted') else None)
     if meta.get('encrypted') and not isinstance(judged, BackupFault):
         judged.msg += ' (backup %s is encrypted to %s)' % (meta['id'], ', '.join(recipients(meta)))
     return judged
@@ -181,7 +181,7 @@ def _quick_check(module, target, identity, meta, path, checks):
         elif meta['format'] == 'custom':
             _list_archive(target, path, env)
     except PgOpsError as e:
-        raise _file_fault(e, meta)
+        raise _file_fault(e, meta, identity)
 
 
 def _probe_identity(identity, meta, path, env):

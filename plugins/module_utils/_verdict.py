@@ -41,12 +41,19 @@ class BackupFault(PgOpsError):
     """A failure that is evidence about the backup itself: the backup's verdict becomes ``failed``."""
 
 
-def judge(err):
-    """``err`` as a BackupFault when its cause is the backup's content, unchanged (inconclusive) otherwise."""
+# age -d's words when no stanza of the header opens with the identities given
+AGE_NO_MATCH = 'no identity matched any of the recipients'
+
+
+def judge(err, identity_matches=None):
+    """``err`` as a BackupFault when its cause is the backup's content, unchanged (inconclusive) otherwise.
+
+    ``identity_matches``: the public keys of the age identity given that are recipients of the backup (its
+    metadata's ``encryption.recipients``), as the run's own check found; empty or None when that is not known."""
     stages = getattr(err, 'stages', None)
     if not stages:
         return err                 # a program that could not start, a session error: nothing about the backup
-    by_age = _judge_age(err, stages)
+    by_age = _judge_age(err, stages, identity_matches)
     if by_age is not None:
         return by_age
     for name, rc, text in stages:
@@ -67,16 +74,26 @@ def judge(err):
     return fault
 
 
-def _judge_age(err, stages):
+def _judge_age(err, stages, identity_matches=None):
     """The verdict when ``age -d`` failed: its failure decides (the stages after it only saw its stream end).
     A key that does not fit, or an identity that cannot be read, says nothing about the backup (inconclusive);
-    a ciphertext that does not decrypt - after its sha256 matched the metadata - is the backup's fault."""
+    a ciphertext that does not decrypt - after its sha256 matched the metadata - is the backup's fault, and so is
+    a header that no identity opens when the identity is one of the recipients the backup records: the file key
+    wrapped for it no longer unwraps (a damaged header, or metadata that does not describe the file)."""
     for name, rc, text in stages:
         if name != 'age' or rc in (0, None):
             continue
         low = text.lower()
-        if (rc < 0 or rc in KILLED_CODES or rc in RUNTIME_CODES or 'identit' in low
-                or any(p in low for p in ENV_PATTERNS)):
+        if rc < 0 or rc in KILLED_CODES or rc in RUNTIME_CODES or any(p in low for p in ENV_PATTERNS):
+            return err
+        if AGE_NO_MATCH in low and identity_matches:
+            fault = BackupFault('%s - the identity given (public key %s) is a recipient of this backup by its '
+                                'metadata, so the age header is damaged (the file key wrapped for that recipient '
+                                'no longer opens) or the file is not encrypted to the recipients its metadata '
+                                'records' % (err.msg, ', '.join(identity_matches)), step=err.step)
+            fault.stages = stages
+            return fault
+        if 'identit' in low:
             return err
         fault = BackupFault(err.msg, step=err.step)
         fault.stages = stages

@@ -16,7 +16,9 @@ from ansible_collections.pgops.postgresql.plugins.modules import pg_restore_veri
 
 @pytest.fixture
 def path(tmp_path):
-    return str(tmp_path / 'backups')
+    backups = tmp_path / 'backups'
+    backups.mkdir()
+    return str(backups)
 
 
 def run(run_args, backup_dir, **args):
@@ -41,6 +43,11 @@ REFUSED = [
     pytest.param(dict(max_age_hours=-1), ['max_age_hours must be 0 or more (got -1'], True, id='max_age_hours'),
     pytest.param(dict(server_free_space_ratio=-0.5), ['server_free_space_ratio must be 0 or more (got -0.5)'], True,
                  id='server_free_space_ratio'),
+    pytest.param(dict(backup_id=''), ['backup_id must not be empty', 'latest_verified'], True, id='backup_id-empty'),
+    pytest.param(dict(backup_id='  '), ['backup_id must not be empty'], True, id='backup_id-blank'),
+    pytest.param(dict(path=''), ['path must not be empty', 'current directory'], True, id='path-empty'),
+    pytest.param(dict(path='MISSING'), ['does not exist', 'nothing was created'], True, id='path-missing'),
+    pytest.param(dict(path='FILE'), ['is not a directory', 'set path'], True, id='path-file'),
     pytest.param(dict(session_settings={'work_mem': '64MB; DROP'}),
                  ['session_settings: work_mem=64MB; DROP is refused', 'letters, digits'], True,
                  id='session_settings'),
@@ -48,7 +55,12 @@ REFUSED = [
 
 
 @pytest.mark.parametrize('args, words, step', REFUSED)
-def test_refused_before_any_work(run_args, path, args, words, step):
+def test_refused_before_any_work(run_args, path, tmp_path, args, words, step):
+    if args.get('path') == 'MISSING':
+        args = dict(args, path=str(tmp_path / 'backups' / 'nonexist' / 'sub'))
+    elif args.get('path') == 'FILE':
+        (tmp_path / 'a-file').write_text('x')
+        args = dict(args, path=str(tmp_path / 'a-file'))
     result, failed, job = run(run_args, path, **args)
     assert failed, result
     for word in words:
@@ -56,7 +68,7 @@ def test_refused_before_any_work(run_args, path, args, words, step):
     if step:   # the job's own refusals carry failed_step=options: these keep it
         assert result['failed_step'] == 'options'
     assert job.calls == []
-    assert not os.path.exists(path)
+    assert os.listdir(path) == []
 
 
 ACCEPTED = [
