@@ -10,6 +10,12 @@ plus ``<prefix>/<database slug>/<stem>.meta.json`` (the metadata object), upload
 metadata object names is an unfinished upload: never listed as a copy, re-uploaded by the next push, deleted
 by rotation once older than ``orphan_age_hours``.
 
+A copy is only a copy when its data object is what its metadata object says: a data object of another size
+(or, where the store says, another checksum) makes it DAMAGED - pushed again, never counted by rotation
+towards ``min_keep`` or "newest verified", flagged by ``listed`` and ``verified`` (which reads every copy back).
+Nothing depends on the objects' user metadata (``x-amz-meta-*``), which some stores drop: the metadata object
+holds the truth.
+
 Every state decides first (pure functions over listings), then acts; check mode returns the decision.
 """
 
@@ -19,16 +25,20 @@ __metaclass__ = type
 import base64
 import binascii
 import datetime
+import hashlib
 import json
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    FILE_MODE, DirLock, ensure_dir, fsync_dir, remove_tree, sha256_file, temp_name, write_json_atomic,
+    CHUNK, FILE_MODE, TMP_MARK, DirLock, ensure_dir, fsync_dir, pid_alive, remove_dead_temp_files, remove_tree,
+    sha256_file, temp_name, temp_writer_pid, write_json_atomic,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils import _integrity as integrity
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     CHECK_UPLOAD, CHECKSUM, CONNECT, DELETE, DOWNLOAD, IO, LIST, OFFSITE_STEPS, OPTIONS, PLAN, RECORD, UPLOAD,
     job_step,
@@ -47,6 +57,10 @@ except ImportError as e:  # pragma: no cover - reported by the module
     BOTO3_IMPORT_ERROR = e
 
 POLICIES = ('weekly', 'all')
+# requests in flight for HEADs of many copies, and for reading copies back (state verified)
+HEAD_WORKERS = 8
+READ_WORKERS = 4
+NO_USER_METADATA = "the S3 store did not keep the object's user metadata: "
 LOCK_MODES = ('GOVERNANCE', 'COMPLIANCE')
 MiB = 1024 * 1024
 # the steps a failure can name
@@ -238,6 +252,60 @@ class Remote(object):
             raise explain(e, 'cannot read the object %s' % key, self.bucket, self.endpoint, LIST)
 
 
+def full_object_sha256(head):
+    """The store's SHA-256 of the whole object from a HEAD/GET (base64), or None: absent, or the checksum of
+    checksums of a multipart upload (``...-<parts>``, ``ChecksumType: COMPOSITE``), which no sha256 equals."""
+    value = (head or {}).get('ChecksumSHA256')
+    if not value or '-' in value or (head.get('ChecksumType') or 'FULL_OBJECT') != 'FULL_OBJECT':
+        return None
+    return value
+
+
+def copy_damage(c):
+    """Why a copy is damaged - its data object is not what its metadata object records - or None when nothing
+    known says so. Pure: reads the listing (``data_present``, ``remote_size``) and, when the data object was
+    read with a HEAD (``head``), the store's full-object SHA-256 and ``x-amz-meta-sha256`` where the store
+    kept them (a store that keeps no user metadata gives no verdict here, nor does a multipart checksum)."""
+    key = c.get('key')
+    if not c.get('data_present'):
+        return 'the data object %s is missing' % key
+    size, sha = c.get('size'), c.get('sha256')
+    head = c.get('head') or {}
+    remote_size = head.get('ContentLength', c.get('remote_size'))
+    if size is not None and remote_size != size:
+        return 'the data object %s holds %s bytes, its metadata says %s' % (key, remote_size, size)
+    s3sum = full_object_sha256(head)
+    if sha and s3sum and s3sum != hex_to_b64(sha):
+        return "the store's SHA-256 checksum of the data object %s is %s, its metadata's sha256 %s is %s" \
+            % (key, s3sum, sha, hex_to_b64(sha))
+    user = (head.get('Metadata') or {}).get('sha256')
+    if sha and user and user != sha:
+        return 'the data object %s carries x-amz-meta-sha256 %s, its metadata says %s' % (key, user, sha)
+    return None
+
+
+# the keys remote_catalog and the checks add to a copy's metadata: never written into a local metadata file
+REMOTE_KEYS = ('meta_key', 'key', 'data_present', 'remote_size', 'last_modified', 'meta_path', 'head')
+
+
+def damage_warning(remote, c, damage, what):
+    return 'copy %s of %s in bucket %s is damaged (%s): %s' % (c['id'], c['database'], remote.bucket, damage, what)
+
+
+def head_copies(remote, copies):
+    """HEAD the data object of each copy (with checksums when allowed), several at a time: sets ``head``; an
+    object gone since the listing is no longer ``data_present``."""
+    todo = [c for c in copies if c.get('data_present')]
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(todo))) as pool:
+        heads = list(pool.map(lambda c: remote.head(c['key'], checksums=True), todo))
+    for c, head in zip(todo, heads):
+        if head is None:
+            c.update(data_present=False, remote_size=None)
+        c['head'] = head
+
+
 def remote_catalog(remote, database=None):
     """(copies, unfinished, warnings) under the prefix. A copy is a metadata object (its JSON, plus ``key``,
     ``meta_key``, ``remote_size``, ``last_modified``) whose data object exists or not (``data_present``);
@@ -312,11 +380,50 @@ def select_for_push(entries, policy='weekly', kinds=None, databases=None):
     return chosen, skipped
 
 
+def linked_globals(selected, entries):
+    """The globals dumps (``@globals``) that the selected database backups link (their metadata's ``globals``:
+    ``{id, file, sha256}``, the pg_dumpall --globals-only of the same pg_backup run) and that the selection
+    does not hold yet, whatever the policy: a database backup restored elsewhere needs its roles. Pure.
+    Returns (linked entries, warnings for links that name no successful globals dump of the catalog)."""
+    have = set(id(m) for m in selected)
+    linked, warnings = [], []
+    for m in selected:
+        link = m.get('globals')
+        if not isinstance(link, dict) or not link.get('file'):
+            continue
+        found = [e for e in entries if e.get('database') == catalog.GLOBALS and e.get('file') == link['file']
+                 and e.get('status') == 'success' and link.get('id') in (None, e.get('id'))]
+        if not found:
+            warnings.append('the globals dump %s (id %s) linked from backup %s of %s is not in the catalog: not '
+                            'pushed, so a restore from the bucket cannot recreate its roles'
+                            % (link['file'], link.get('id'), m['id'], m['database']))
+            continue
+        g = found[0]
+        if link.get('sha256') and g.get('sha256') != link['sha256']:
+            warnings.append('the globals dump %s linked from backup %s of %s has sha256 %s, the link says %s: not '
+                            'pushed' % (g['file'], m['id'], m['database'], g.get('sha256'), link['sha256']))
+            continue
+        if id(g) not in have:
+            have.add(id(g))
+            linked.append(g)
+    return linked, warnings
+
+
+def linked_by(selected):
+    """``{globals file: 'globals of <database> <id>[, ...]'}`` for the reasons of linked globals dumps."""
+    out = {}
+    for m in selected:
+        link = m.get('globals')
+        if isinstance(link, dict) and link.get('file'):
+            out.setdefault(link['file'], []).append('%s %s' % (m['database'], m['id']))
+    return dict((k, 'globals of ' + ', '.join(v)) for k, v in out.items())
+
+
 def plan_push(selected, remote_copies, remote_unfinished, prefix, bucket, endpoint):
     """``(meta, key, meta_key, action, reason)`` for each selected local backup. Pure.
 
-    action: ``upload`` (not there, or only an unfinished data object), ``record`` (a complete copy exists, but
-    the local metadata does not record it yet) or ``present``.
+    action: ``upload`` (not there, only an unfinished data object, or a damaged copy - see copy_damage),
+    ``record`` (an intact copy exists, but the local metadata does not record it yet) or ``present``.
     """
     complete = dict((c['meta_key'], c) for c in remote_copies)
     partial = set(u['key'] for u in remote_unfinished)
@@ -327,9 +434,12 @@ def plan_push(selected, remote_copies, remote_unfinished, prefix, bucket, endpoi
         copy = complete.get(mkey)
         recorded = any(r.get('bucket') == bucket and r.get('key') == key and r.get('endpoint') == endpoint
                        for r in m.get('offsite') or [])
-        if copy is not None and copy.get('data_present') and copy.get('sha256') == m.get('sha256'):
+        damage = copy_damage(copy) if copy is not None and copy.get('data_present') else None
+        if copy is not None and copy.get('data_present') and copy.get('sha256') == m.get('sha256') and not damage:
             out.append((m, key, mkey, 'present' if recorded else 'record',
                         'already in the bucket' if recorded else 'in the bucket, not yet recorded locally'))
+        elif damage and copy.get('sha256') == m.get('sha256'):
+            out.append((m, key, mkey, 'upload', 'the copy in the bucket is damaged (%s): upload again' % damage))
         elif copy is not None:
             out.append((m, key, mkey, 'upload', 'the copy in the bucket is incomplete or differs: upload again'))
         elif key in partial:
@@ -348,7 +458,11 @@ def lock_args(mode, days, now=None):
 
 def upload_backup(remote, meta, key, mkey, directory, p):
     """Data object first (multipart above ``multipart_threshold_mb``), checked by a HEAD, then the metadata
-    object. Returns (version_id, seconds)."""
+    object. Returns (version_id, seconds, user_metadata_kept).
+
+    The HEAD check needs nothing the store may drop: the size always, the store's full-object SHA-256 when it
+    gives one, ``x-amz-meta-sha256`` only when the store kept it (JuiceFS's gateway without --object-meta keeps
+    no user metadata; the copy's sha256 is in its metadata object anyway)."""
     path = os.path.join(directory, meta['file'])
     try:
         size, digest = sha256_file(path)
@@ -382,10 +496,11 @@ def upload_backup(remote, meta, key, mkey, directory, p):
     problems = []
     if head.get('ContentLength') != size:
         problems.append('size %s, local %d' % (head.get('ContentLength'), size))
-    if (head.get('Metadata') or {}).get('sha256') != digest:
-        problems.append('x-amz-meta-sha256 %s, local %s' % ((head.get('Metadata') or {}).get('sha256'), digest))
-    remote_sum = head.get('ChecksumSHA256')
-    if remote_sum and '-' not in remote_sum and remote_sum != hex_to_b64(digest):
+    user_sha = (head.get('Metadata') or {}).get('sha256')
+    if user_sha is not None and user_sha != digest:
+        problems.append('x-amz-meta-sha256 %s, local %s' % (user_sha, digest))
+    remote_sum = full_object_sha256(head)
+    if remote_sum and remote_sum != hex_to_b64(digest):
         problems.append('ChecksumSHA256 %s, local %s' % (remote_sum, hex_to_b64(digest)))
     if problems:
         raise PgOpsError('s3://%s/%s does not match the local backup after upload (%s): the metadata object was '
@@ -400,7 +515,7 @@ def upload_backup(remote, meta, key, mkey, directory, p):
     if remote.request_checksums:
         mextra['ChecksumAlgorithm'] = 'SHA256'
     remote.call('cannot write the metadata object %s' % mkey, remote.client.put_object, UPLOAD, **mextra)
-    return head.get('VersionId'), seconds
+    return head.get('VersionId'), seconds, user_sha is not None
 
 
 def record_offsite(directory, meta, record, lock_timeout):
@@ -426,16 +541,30 @@ def push(remote, p, check_mode):
     if not os.path.isdir(directory):
         warnings.append('the backup directory %s (path) does not exist: nothing to push' % directory)
     selected, skipped = select_for_push(entries, p.get('policy') or 'weekly', p.get('kinds'), p.get('databases'))
+    linked, lwarn = linked_globals(selected, entries)
+    why_linked = linked_by(selected)
+    selected = selected + linked
     if p.get('object_lock_mode'):
         remote.check_object_lock()
     copies, unfinished, rwarn = remote_catalog(remote)
+    wanted = set(object_key(remote.prefix, m['database'], meta_name(m)) for m in selected)
+    head_copies(remote, [c for c in copies if c['meta_key'] in wanted])     # size, checksum: is it intact?
     plan = plan_push(selected, copies, unfinished, remote.prefix, remote.bucket, remote.endpoint)
-    result = dict(pushed=[], recorded=[], present=[], warnings=warnings + rwarn,
+    result = dict(pushed=[], recorded=[], present=[], warnings=warnings + lwarn + rwarn,
                   skipped=[dict(id=m['id'], database=m['database'], reason=why) for m, why in skipped])
+    by_meta_key = dict((c['meta_key'], c) for c in copies)
+    for m, key, mkey, action, reason in plan:
+        if reason.startswith('the copy in the bucket is damaged'):
+            result['warnings'].append(damage_warning(remote, by_meta_key[mkey], copy_damage(by_meta_key[mkey]),
+                                                     'not counted as a copy; %s' % (
+                                                         'to be uploaded again' if check_mode else 'uploaded again')))
+    dropped = []
     todo = [x for x in plan if x[3] != 'present']
     result['changed'] = bool(todo)
     total_bytes, total_seconds = 0, 0.0
     for m, key, mkey, action, reason in plan:
+        if m['database'] == catalog.GLOBALS and m.get('file') in why_linked:
+            reason = '%s: %s' % (why_linked[m['file']], reason)
         item = dict(database=m['database'], id=m['id'], kind=m.get('kind'), key=key, meta_key=mkey,
                     size=m.get('size'), reason=reason)
         if action == 'present':
@@ -444,7 +573,9 @@ def push(remote, p, check_mode):
         version = None
         if not check_mode:
             if action == 'upload':
-                version, seconds = upload_backup(remote, m, key, mkey, directory, p)
+                version, seconds, kept = upload_backup(remote, m, key, mkey, directory, p)
+                if not kept:
+                    dropped.append(key)
                 item['seconds'] = round(seconds, 3)
                 item['bytes_per_second'] = int((m.get('size') or 0) / max(seconds, 0.001))
                 total_bytes += m.get('size') or 0
@@ -465,24 +596,119 @@ def push(remote, p, check_mode):
         (result['pushed'] if action == 'upload' else result['recorded']).append(item)
     if total_seconds:
         result['bytes_per_second'] = int(total_bytes / max(total_seconds, 0.001))
+    if dropped:
+        result['warnings'].append(
+            NO_USER_METADATA + '%d uploaded object(s) came back without x-amz-meta-sha256 and x-amz-meta-pgops-id '
+            '(first: s3://%s/%s). Nothing depends on them: each copy was checked by its size (and the store\'s '
+            'SHA-256 checksum where it gave one), and its sha256 is in its metadata object, which push, rotation, '
+            'state verified and fetch check. To keep them (a JuiceFS gateway: --object-meta), see docs/offsite.md'
+            % (len(dropped), remote.bucket, dropped[0]))
     return result
 
 
 # -- fetch ----------------------------------------------------------------------------------------------------
+def fetch_temp_re(chosen):
+    """The temporary names a fetch of this copy writes (temp_name): ``.<file>.tmp-<pid>`` and
+    ``.<stem>.meta.json.tmp-<pid>``."""
+    names = (chosen['file'], chosen['meta_key'].rsplit('/', 1)[-1])
+    return re.compile(r'^\.(?:%s)%s\d+$' % ('|'.join(re.escape(n) for n in names), re.escape(TMP_MARK)))
+
+
+def stale_temp_names(dest, name_re):
+    """Read-only (check mode): the names remove_dead_temp_files would consider, their writer gone."""
+    try:
+        names = os.listdir(dest)
+    except OSError:
+        return []
+    return sorted(n for n in names if name_re.match(n) and temp_writer_pid(n) not in (None, os.getpid())
+                  and not pid_alive(temp_writer_pid(n)))
+
+
 def fetch(remote, p, check_mode):
+    """One database backup (``backup_id``, ``latest``, ``latest_verified``) into ``dest``, and the globals dump
+    its metadata links (``globals``), fetched FIRST: once the database backup's metadata is in ``dest``, so are
+    its roles."""
     database = p.get('database')
+    backup_id = p.get('backup_id') or 'latest'
     copies, unfinished, warnings = remote_catalog(remote, database)
     usable = [c for c in copies if c.get('data_present')]
+    intact = usable
+    if backup_id in catalog.CHOOSERS:
+        # latest / latest_verified: the newest copy that is a copy, never one known to be damaged; a copy named
+        # by its id is tried, and its download checked
+        intact = [c for c in usable if not copy_damage(c)]
     try:
-        chosen = catalog.backup_candidates(usable, database=database, backup_id=p.get('backup_id') or 'latest')[0]
+        chosen = catalog.backup_candidates(intact, database=database, backup_id=backup_id)[0]
     except catalog.CatalogError as e:
+        try:
+            newest = catalog.backup_candidates(usable, database=database, backup_id=backup_id)[0]
+        except catalog.CatalogError:
+            newest = None
+        if newest is not None:   # only damaged copies to choose from
+            raise PgOpsError('no intact copy of database %s in s3://%s/%s for %s: the newest, s3://%s/%s, is '
+                             'damaged or was tampered with (%s; its metadata records sha256 %s); nothing was '
+                             'fetched' % (database, remote.bucket, remote.db_prefix(database), backup_id,
+                                          remote.bucket, newest['key'], copy_damage(newest), newest.get('sha256')),
+                             step=CHECKSUM)
         raise PgOpsError('in s3://%s/%s: %s' % (remote.bucket, remote.db_prefix(database), e), step=PLAN)
+    good = set(id(c) for c in intact)
+    for c in usable:
+        if id(c) not in good and catalog.backup_time(c) and catalog.backup_time(c) > catalog.backup_time(chosen):
+            warnings.append(damage_warning(remote, c, copy_damage(c), 'not fetched; %s %s is the newest intact copy'
+                                           % (backup_id, chosen['id'])))
+    link = chosen.get('globals') if isinstance(chosen.get('globals'), dict) else None
+    gresult = None
+    if link and link.get('file'):
+        gresult, gwarn = fetch_linked_globals(remote, p, chosen, link, check_mode)
+        warnings += gwarn
+    result = fetch_copy(remote, p, chosen, check_mode)
+    result['warnings'] = warnings + result.get('warnings', [])
+    result['globals'] = gresult
+    if gresult is not None:
+        result['changed'] = bool(result['changed'] or gresult.get('changed'))
+        result['removed_temp_files'] = gresult.pop('removed_temp_files', []) + result['removed_temp_files']
+    return result
+
+
+def fetch_linked_globals(remote, p, chosen, link, check_mode):
+    """Fetch the globals dump that ``chosen`` links, checked like any fetch. Returns (result, warnings); a link
+    to a dump the bucket does not hold (never pushed, rotated away) is a warning: the database backup may need
+    no role of its own, and a restore says which roles are missing."""
+    gcopies, dummy, gwarn = remote_catalog(remote, catalog.GLOBALS)
+    found = [c for c in gcopies if c.get('file') == link['file'] and link.get('id') in (None, c.get('id'))]
+    base = dict(backup_id=link.get('id'), file=link['file'], sha256=link.get('sha256'))
+    if not found or not found[0].get('data_present'):
+        what = 'its data object is missing' if found else 'it is not in the bucket'
+        return dict(base, status='missing', changed=False), gwarn + [
+            'the globals dump %s (id %s) that backup %s of %s links was not fetched: %s (s3://%s/%s); a restore '
+            'from %s cannot recreate roles the server lacks' % (link['file'], link.get('id'), chosen['id'],
+                                                                chosen['database'], what, remote.bucket,
+                                                                remote.db_prefix(catalog.GLOBALS), p['dest'])]
+    g = found[0]
+    if link.get('sha256') and g.get('sha256') != link['sha256']:
+        raise PgOpsError('the globals copy s3://%s/%s is not the globals dump that backup %s of %s links: its '
+                         'sha256 is %s, the link says %s; nothing was fetched'
+                         % (remote.bucket, g['key'], chosen['id'], chosen['database'], g.get('sha256'),
+                            link['sha256']), step=CHECKSUM)
+    damage = copy_damage(g)
+    if damage:
+        raise PgOpsError('the globals dump that backup %s of %s links is damaged in the bucket: %s; nothing was '
+                         'fetched' % (chosen['id'], chosen['database'], damage), step=CHECKSUM)
+    out = fetch_copy(remote, p, g, check_mode)
+    gwarn += out.pop('warnings', [])
+    out.update(status='fetched' if out['changed'] else 'present')
+    return out, gwarn
+
+
+def fetch_copy(remote, p, chosen, check_mode):
+    """Download one copy into ``dest``: temporary name, fsync, size and sha256 checked, rename, then its
+    metadata (last). Under the database's lock, the temporary files of this copy left by dead fetches go."""
     dest = p['dest']
     final = os.path.join(dest, chosen['file'])
     final_meta = os.path.join(dest, chosen['meta_key'].rsplit('/', 1)[-1])
     result = dict(backup_id=chosen['id'], database=chosen['database'], key=chosen['key'],
                   meta_key=chosen['meta_key'], path=final, meta_path=final_meta, size=chosen.get('size'),
-                  sha256=chosen.get('sha256'), warnings=warnings)
+                  sha256=chosen.get('sha256'), removed_temp_files=[])
     if not chosen.get('sha256'):
         raise PgOpsError('the metadata object %s records no sha256: refusing to fetch an unverifiable copy'
                          % chosen['meta_key'], step=CHECKSUM)
@@ -493,21 +719,32 @@ def fetch(remote, p, check_mode):
             raise PgOpsError('%s already exists and is not this backup (sha256 %s, the copy says %s): not '
                              'overwritten; fetch into another dest or move it away' % (final, digest, chosen['sha256']),
                              step=PLAN)
-        if os.path.isfile(final_meta):
-            result.update(changed=False, msg='already in %s' % dest)
-            return result
-        have_data = True   # a fetch stopped between the dump and its metadata: only the metadata is missing
-    result['changed'] = True
+        have_data = True   # when the metadata is missing: a fetch stopped between the dump and its metadata
+    done = have_data and os.path.isfile(final_meta)
+    temp_re = fetch_temp_re(chosen)
     if check_mode:
+        stale = [os.path.join(dest, n) for n in stale_temp_names(dest, temp_re)]
+        result.update(changed=bool(not done or stale), removed_temp_files=stale)
+        if done:
+            result['msg'] = 'already in %s' % dest
+        return result
+    if done and not stale_temp_names(dest, temp_re):
+        result.update(changed=False, msg='already in %s' % dest)
         return result
     ensure_dir(dest)
     with DirLock(os.path.join(dest, catalog.lock_name(chosen['database'])), p.get('lock_timeout') or 60,
                  'database %s in %s' % (chosen['database'], dest)):
+        removed, errors = remove_dead_temp_files(dest, temp_re)
+        result['removed_temp_files'] = [os.path.join(dest, n) for n in removed]
+        result.setdefault('warnings', []).extend(errors)
+        result['changed'] = bool(removed) or not done
+        if done:
+            result['msg'] = 'already in %s' % dest
+            return result
         if not have_data:
             size, seconds = _download_checked(remote, chosen, final, dest)
             result.update(seconds=round(seconds, 3), bytes_per_second=int(size / max(seconds, 0.001)))
-        meta = dict((k, v) for k, v in chosen.items()
-                    if k not in ('meta_key', 'key', 'data_present', 'remote_size', 'last_modified', 'meta_path'))
+        meta = dict((k, v) for k, v in chosen.items() if k not in REMOTE_KEYS)
         meta['fetched_from'] = dict(bucket=remote.bucket, key=chosen['key'], endpoint=remote.endpoint,
                                     at=catalog.iso(datetime.datetime.now().astimezone()))
         write_json_atomic(final_meta, meta)     # last: the commit marker of the local catalog
@@ -544,16 +781,22 @@ def _download_checked(remote, chosen, final, dest):
 
 # -- list -----------------------------------------------------------------------------------------------------
 def copy_summary(c):
+    damage = copy_damage(c)
     return dict(database=c['database'], id=c['id'], kind=c.get('kind'), label=c.get('label'), key=c['key'],
                 meta_key=c['meta_key'], size=c.get('size'), sha256=c.get('sha256'), started_at=c.get('started_at'),
                 verified=catalog.is_verified(c), data_present=c['data_present'], remote_size=c['remote_size'],
                 complete=bool(c['data_present'] and c['remote_size'] == c.get('size')),
-                last_modified=c['last_modified'])
+                damaged=damage is not None, damage=damage, last_modified=c['last_modified'])
 
 
 def listed(remote, p):
     copies, unfinished, warnings = remote_catalog(remote, p.get('database'))
-    return dict(changed=False, copies=[copy_summary(c) for c in copies],
+    head_copies(remote, copies)
+    summaries = [copy_summary(c) for c in copies]
+    damaged = [x for x in summaries if x['damaged']]
+    warnings += [damage_warning(remote, x, x['damage'], 'not counted as a copy: push it again, or run state verified')
+                 for x in damaged]
+    return dict(changed=False, copies=summaries, damaged=damaged,
                 unfinished=[dict((k, v) for k, v in u.items() if k != 'last_modified_dt') for u in unfinished],
                 warnings=warnings)
 
@@ -578,6 +821,10 @@ def plan_remote_rotation(copies, unfinished, now, policy, locks):
     Returns (decisions, orphans): decisions ``(copy, action, reason)`` from retention.plan_database per database
     (the same protections as backup_rotate), a delete turned into ``keep`` when either object is locked;
     orphans ``(unfinished, action, reason)``.
+
+    A damaged copy (copy_damage) is no copy: it is never one of the ``min_keep`` newest nor the newest verified,
+    and goes by age like a copy whose data object is gone. A globals copy that a kept database copy links
+    (``globals``) is kept with it: that copy's roles.
     """
     groups = {}
     for c in copies:
@@ -585,12 +832,24 @@ def plan_remote_rotation(copies, unfinished, now, policy, locks):
     decisions = []
     for database in sorted(groups):
         mine = groups[database]
-        present = set(c['file'] for c in mine if c.get('data_present'))
+        damage = dict((id(c), copy_damage(c)) for c in mine if c.get('data_present'))
+        present = set(c['file'] for c in mine if c.get('data_present') and not damage[id(c)])
         for c, action, reason in retention.plan_database(mine, now, policy, present=present):
-            lock = locks.get(c['key']) or locks.get(c['meta_key'])
-            if action == 'delete' and lock:
-                action, reason = 'keep', 'locked (%s); %s' % (lock, reason)
+            if damage.get(id(c)):
+                reason = 'damaged (%s); %s' % (damage[id(c)], reason.replace('dump missing; ', '', 1))
             decisions.append((c, action, reason))
+    needed = {}
+    for c, action, reason in decisions:
+        link = c.get('globals')
+        if action == 'keep' and c['database'] != catalog.GLOBALS and isinstance(link, dict) and link.get('file'):
+            needed.setdefault(link['file'], []).append('%s %s' % (c['database'], c['id']))
+    for i, (c, action, reason) in enumerate(decisions):
+        if c['database'] == catalog.GLOBALS and action == 'delete' and c.get('file') in needed:
+            decisions[i] = (c, 'keep', 'globals of %s; %s' % (', '.join(needed[c['file']]), reason))
+    for i, (c, action, reason) in enumerate(decisions):
+        lock = locks.get(c['key']) or locks.get(c['meta_key'])
+        if action == 'delete' and lock:
+            decisions[i] = (c, 'keep', 'locked (%s); %s' % (lock, reason))
     orphans = []
     limit = policy['orphan_age_hours'] * 3600.0
     for u in unfinished:
@@ -645,13 +904,16 @@ def rotate(remote, p, check_mode):
     copies, unfinished, warnings = remote_catalog(remote, p.get('database'))
     if p.get('databases') is not None:
         copies = [c for c in copies if c['database'] in p['databases']]
-    # first pass without locks, then HEAD only what would go (read-only: check mode sees the same)
+    # every data object's HEAD (is the copy intact?), a first pass without locks, then HEAD the other objects
+    # that would go (read-only: check mode sees the same)
+    head_copies(remote, copies)
     decisions, orphans = plan_remote_rotation(copies, unfinished, now, policy, {})
     heads, locks = {}, {}
     for c, action, dummy in decisions:
         if action == 'delete':
-            for key in (c['key'], c['meta_key']):
-                heads[key] = remote.head(key)
+            if c.get('data_present'):
+                heads[c['key']] = c.get('head')
+            heads[c['meta_key']] = remote.head(c['meta_key'])
     for u, action, dummy in orphans:
         if action == 'delete':
             heads[u['key']] = remote.head(u['key'])
@@ -674,6 +936,12 @@ def rotate(remote, p, check_mode):
         if action == 'delete':
             result['orphans_removed'].append(dict(key=u['key'], size=u['size'], reason=reason))
             result['bytes_freed'] += u['size']
+    for c, action, reason in decisions:
+        damage = copy_damage(c) if c.get('data_present') else None
+        if damage:
+            result['warnings'].append(damage_warning(remote, c, damage, 'not counted as a copy; %s' % (
+                ('to be deleted' if check_mode else 'deleted') if action == 'delete'
+                else 'kept until it expires')))
     if result['locked']:
         result['warnings'].append('%d copies are past their retention but locked by S3 Object Lock: kept until '
                                   'their retention date (see locked)' % len(result['locked']))
@@ -701,6 +969,96 @@ def rotate(remote, p, check_mode):
     return result
 
 
+# -- verify ---------------------------------------------------------------------------------------------------
+def _verdict(state, detail=None, checksum=None, method=None, bytes_read=0):
+    return dict(integrity=state, integrity_detail=detail, checksum=checksum, checksum_method=method,
+                bytes_read=bytes_read)
+
+
+def verify_copy(remote, c, full_read=False):
+    """Read one copy back: the data object's size (HEAD) always; its checksum by the store's full-object
+    SHA-256 when it gives one and ``full_read`` is off (``s3_checksum_sha256``), else by reading the whole
+    object and hashing it (``sha256_read``, the bytes counted too). The states are backup_info's."""
+    if not c.get('data_present'):
+        return _verdict(integrity.MISSING, 'the data object %s is missing' % c['key'])
+    try:
+        head = remote.head(c['key'], checksums=True)
+    except PgOpsError as e:
+        return _verdict(integrity.UNREADABLE, e.msg)
+    if head is None:
+        return _verdict(integrity.MISSING, 'the data object %s is missing' % c['key'])
+    size, sha = c.get('size'), c.get('sha256')
+    if size is None:
+        return _verdict(integrity.UNCHECKED, 'the metadata object %s records no size' % c['meta_key'])
+    if head.get('ContentLength') != size:
+        return _verdict(integrity.SIZE_MISMATCH, 'the data object %s holds %s bytes, its metadata says %s'
+                        % (c['key'], head.get('ContentLength'), size))
+    if not sha:
+        return _verdict(integrity.OK, 'the metadata object %s records no sha256: only the size was checked'
+                        % c['meta_key'])
+    s3sum = full_object_sha256(head)
+    if s3sum and not full_read:
+        if s3sum == hex_to_b64(sha):
+            return _verdict(integrity.OK, None, 'passed', 's3_checksum_sha256')
+        return _verdict(integrity.CHECKSUM_MISMATCH, "the store's SHA-256 checksum of %s is %s, its metadata's "
+                        "sha256 %s is %s" % (c['key'], s3sum, sha, hex_to_b64(sha)), 'failed', 's3_checksum_sha256')
+    digest, count = hashlib.sha256(), 0
+    try:
+        kwargs = dict(Bucket=remote.bucket, Key=c['key'])
+        if head.get('VersionId') not in (None, 'null'):
+            kwargs['VersionId'] = head['VersionId']     # the object the HEAD saw, not a newer upload
+        body = remote.client.get_object(**kwargs)['Body']
+        try:
+            for chunk in body.iter_chunks(CHUNK):
+                count += len(chunk)
+                digest.update(chunk)
+        finally:
+            body.close()
+    except Exception as e:
+        return _verdict(integrity.UNREADABLE, explain(e, 'cannot read s3://%s/%s' % (remote.bucket, c['key']),
+                                                      remote.bucket, remote.endpoint, DOWNLOAD).msg,
+                        bytes_read=count)
+    if count != size:
+        return _verdict(integrity.SIZE_MISMATCH, 'reading the data object %s gave %d bytes, its metadata says %s'
+                        % (c['key'], count, size), bytes_read=count)
+    if digest.hexdigest() != sha:
+        return _verdict(integrity.CHECKSUM_MISMATCH, 'sha256 of the data object %s is %s, its metadata says %s'
+                        % (c['key'], digest.hexdigest(), sha), 'failed', 'sha256_read', count)
+    return _verdict(integrity.OK, None, 'passed', 'sha256_read', count)
+
+
+def verify(remote, p):
+    """state verified: read back every copy under the prefix (or of ``database`` / ``databases``) - the
+    bucket's counterpart of backup_info's verify_checksums. Read-only: the same in check mode."""
+    copies, unfinished, warnings = remote_catalog(remote, p.get('database'))
+    if p.get('databases') is not None:
+        copies = [c for c in copies if c['database'] in p['databases']]
+    started = time.time()
+    full_read = bool(p.get('full_read'))
+    if copies:
+        with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(copies))) as pool:
+            verdicts = list(pool.map(lambda c: verify_copy(remote, c, full_read), copies))
+    else:
+        verdicts = []
+    out = []
+    for c, verdict in zip(copies, verdicts):
+        item = copy_summary(c)
+        item.update(verdict)
+        item['damaged'] = verdict['integrity'] in integrity.DAMAGED
+        item['damage'] = verdict['integrity_detail'] if item['damaged'] else None
+        item['damaged_after_verification'] = bool(item['damaged'] and catalog.is_verified(c))
+        out.append(item)
+    counts, alerts = integrity.summary([dict(x, verifications=c.get('verifications'))
+                                        for x, c in zip(out, copies)])
+    seconds = time.time() - started
+    bytes_read = sum(x['bytes_read'] for x in out)
+    stats = dict(count=len(out), integrity=counts, alerts=alerts, bytes_read=bytes_read, seconds=round(seconds, 3),
+                 bytes_per_second=int(bytes_read / max(seconds, 0.001)) if bytes_read else None,
+                 unfinished=len(unfinished))
+    return dict(changed=False, copies=out, damaged=[x for x in out if x['damaged']], stats=stats,
+                warnings=warnings + alerts)
+
+
 # -- module entry ---------------------------------------------------------------------------------------------
 def option_errors(p):
     """backup_offsite's rules that AnsibleModule cannot declare (the declared ones - object_lock_mode needs
@@ -715,6 +1073,9 @@ def option_errors(p):
         clean_prefix(p.get('prefix'))
     except PgOpsError as e:
         errors.append(e.msg)
+    if p.get('backup_id') is not None and not p['backup_id'].strip():
+        errors.append('backup_id must not be empty: give a backup id (e.g. 20261128_020000), latest or '
+                      'latest_verified - an empty answer (an AWX survey left blank) never means latest')
     endpoint = p.get('endpoint_url') or ''
     if endpoint and not endpoint.startswith(('http://', 'https://')):
         errors.append('endpoint_url %r must start with http:// or https://' % endpoint)
@@ -741,6 +1102,8 @@ def run_backup_offsite(module):
             result = fetch(remote, p, module.check_mode)
         elif state == 'listed':
             result = listed(remote, p)
+        elif state == 'verified':
+            result = verify(remote, p)
         else:
             result = rotate(remote, p, module.check_mode)
     except (IOError, OSError) as e:

@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: backup_offsite
-short_description: Off-site copies of pg_backup backups in an S3 bucket - push, fetch, list, rotate
+short_description: Off-site copies of pg_backup backups in an S3 bucket - push, fetch, list, rotate, verify
 version_added: 0.2.0
 description:
   - Copies the backups that M(pgops.postgresql.pg_backup) writes in O(path) to an S3 bucket (AWS S3, MinIO, Ceph
@@ -17,22 +17,36 @@ description:
   - "A copy is two objects: C(<prefix>/<database>/<file>) (the data object) and
     C(<prefix>/<database>/<stem>.meta.json) (the backup's metadata), uploaded B(last): a data object that no
     metadata object names is an unfinished upload, never a copy."
-  - "O(state=pushed): copies the backups O(policy) selects that the bucket does not hold yet. The data object is
-    uploaded first (multipart above O(multipart_chunk_mb)), read back with HEAD and its size, its
-    C(x-amz-meta-sha256) and, when the store returns one, its SHA-256 checksum compared with the local metadata;
-    only then is the metadata object written. Each copy is recorded in the local metadata
+  - "A copy whose data object's size - and, where the store returns them, its full-object SHA-256 checksum or
+    its C(x-amz-meta-sha256) - does not match its metadata object is B(damaged): it is no copy. O(state=pushed)
+    uploads it again, O(state=rotated) never counts it towards O(min_keep) nor as the newest verified copy,
+    O(state=listed) flags it (RV(copies[].damaged)) and a warning names it."
+  - "O(state=pushed): copies the backups O(policy) selects that the bucket does not hold intact yet, and the
+    globals dump (C(@globals)) that each of them links in its metadata (C(globals)), whatever the policy. The
+    data object is uploaded first (multipart above O(multipart_chunk_mb)), read back with HEAD and its size and,
+    when the store returns them, its SHA-256 checksum and C(x-amz-meta-sha256) compared with the local metadata;
+    only then is the metadata object written. A store that keeps no user metadata (C(x-amz-meta-*)) is told
+    apart and said in a warning; nothing depends on it. Each copy is recorded in the local metadata
     (C(offsite: [{bucket, key, version_id, endpoint, at}])), atomically under the database's backup lock."
   - "O(state=fetched): downloads one backup (O(backup_id), C(latest) or C(latest_verified) of O(database)) into
     O(dest) under a temporary name, checks its size and sha256 against the metadata object and only then renames
-    it into place and writes its metadata; a damaged or tampered object fails and leaves nothing behind. The
-    result can be given to M(pgops.postgresql.pg_restore_verified) (O(pgops.postgresql.pg_restore_verified#module:path)
-    = O(dest))."
-  - "O(state=listed): the complete copies in the bucket and the unfinished uploads."
+    it into place and writes its metadata; a damaged or tampered object fails and leaves nothing behind.
+    C(latest) and C(latest_verified) never choose a copy known to be damaged. The globals dump the backup links
+    is fetched first, checked the same way (RV(globals)). Temporary files of the same backup that killed fetches
+    left are removed. The result can be given to M(pgops.postgresql.pg_restore_verified)
+    (O(pgops.postgresql.pg_restore_verified#module:path) = O(dest))."
+  - "O(state=listed): the copies in the bucket (damaged ones flagged) and the unfinished uploads."
   - "O(state=rotated): remote retention with the rules of M(pgops.postgresql.backup_rotate): per database the
-    newest O(min_keep) copies, the newest verified copy and the grandfather-father-son copies are always kept;
-    others go once older than their kind's O(max_age_days) (or O(older_than_days)). Copies under S3 Object Lock
-    (retention date ahead, or a legal hold) are kept and listed in RV(locked). Unfinished uploads older than
-    O(orphan_age_hours) are deleted. Data object first, metadata object last."
+    newest O(min_keep) intact copies, the newest verified intact copy and the grandfather-father-son copies are
+    always kept, and the globals copies that kept copies link; others go once older than their kind's
+    O(max_age_days) (or O(older_than_days)). Copies under S3 Object Lock (retention date ahead, or a legal hold)
+    are kept and listed in RV(locked). Unfinished uploads older than O(orphan_age_hours) are deleted. Data object
+    first, metadata object last."
+  - "O(state=verified) (added in 0.5.0): reads back every copy (of O(database) or O(databases)) - the bucket's
+    counterpart of backup_info's O(pgops.postgresql.backup_info#module:verify_checksums), for the plan's
+    verify-integrity day: the size always, and the checksum - the store's full-object SHA-256 when it returns
+    one (single-part uploads with O(request_checksums)), else a streamed sha256 of the object's body (or always,
+    with O(full_read)) - against the metadata object. Per copy RV(copies[].integrity), and RV(stats). Read-only."
   - Every state decides first and acts second; check mode returns exactly what a real run would do.
 author:
   - pgops.postgresql maintainers (@pgops)
@@ -45,20 +59,24 @@ attributes:
   check_mode:
     support: full
     details: Reads the bucket and the catalog and returns the same lists as a real run; uploads, downloads,
-      deletes and records nothing.
+      deletes and records nothing. O(state=verified) only reads, so it runs in check mode exactly as in a real run.
   diff_mode:
     support: none
   idempotent:
     support: full
     details: A second push uploads nothing and reports no change; a fetch of a backup already in O(dest) with the
-      same sha256 changes nothing.
+      same sha256 changes nothing. O(state=listed) and O(state=verified) never change anything.
 options:
   state:
     description:
-      - C(pushed) copies to the bucket, C(fetched) brings one backup back, C(listed) lists, C(rotated) applies
-        remote retention.
+      - What to do.
     type: str
-    choices: [ pushed, fetched, listed, rotated ]
+    choices:
+      pushed: copy to the bucket.
+      fetched: bring one backup back.
+      listed: list the copies.
+      rotated: apply the remote retention.
+      verified: read back every copy and check its size and checksum (added in 0.5.0).
     default: pushed
   path:
     description:
@@ -113,8 +131,9 @@ options:
   request_checksums:
     description:
       - Send SHA-256 checksums with uploads (C(ChecksumAlgorithm=SHA256)) and ask for them on HEAD.
-      - Set C(false) for S3-compatible stores that reject the flexible checksum headers; the size and
-        C(x-amz-meta-sha256) checks still apply, and a fetch always checks the sha256 of what it downloaded.
+      - Set C(false) for S3-compatible stores that reject the flexible checksum headers; the size check (and the
+        C(x-amz-meta-sha256) check where the store keeps user metadata) still applies, a fetch always checks the
+        sha256 of what it downloaded, and O(state=verified) then reads every object back to hash it.
     type: bool
     default: true
   connect_timeout:
@@ -145,16 +164,26 @@ options:
     elements: str
     choices: [ full, manual, snapshot, pre_deploy, pre_restore ]
   databases:
-    description: Only these databases (push, rotate). Unset, every database.
+    description: Only these databases (push, rotate, verify). Unset, every database.
     type: list
     elements: str
   database:
-    description: The database to fetch (required with O(state=fetched)) or to list/rotate alone.
+    description: The database to fetch (required with O(state=fetched)) or to list/rotate/verify alone.
     type: str
   backup_id:
-    description: With O(state=fetched), a backup id, C(latest) or C(latest_verified) (as recorded in the bucket).
+    description:
+      - With O(state=fetched), a backup id, C(latest) or C(latest_verified) (as recorded in the bucket).
+      - An empty value is refused (since 0.5.0) - an AWX survey left blank never means C(latest).
     type: str
     default: latest
+  full_read:
+    description:
+      - With O(state=verified), read and hash every object even when the store returns a matching full-object
+        SHA-256 checksum. That checksum was computed when the object was written; only a read proves that every
+        byte can still be read back.
+    type: bool
+    default: false
+    version_added: 0.5.0
   object_lock_mode:
     description:
       - Put each pushed object under S3 Object Lock in this mode for O(object_lock_days). The bucket must have
@@ -198,6 +227,10 @@ options:
 notes:
   - Credentials never appear on a command line, in the metadata or in the module's output.
   - Unreachable endpoints fail after O(retries) attempts of O(connect_timeout) seconds each.
+  - The objects' user metadata (C(x-amz-meta-sha256), C(x-amz-meta-pgops-id)) is written but never needed, since
+    the metadata object holds each copy's size and sha256. Some stores keep no user metadata (JuiceFS's gateway
+    without C(--object-meta)); a push to one says so in a warning that starts with C(the S3 store did not keep
+    the object's user metadata).
 seealso:
   - module: pgops.postgresql.pg_backup
   - module: pgops.postgresql.backup_rotate
@@ -238,6 +271,13 @@ EXAMPLES = r'''
         path: /restore/offsite
         database: pim_prod
         mode: test
+
+- name: Verify integrity - read every copy back (size, and checksum) and fail on any damaged copy
+  pgops.postgresql.backup_offsite:
+    state: verified
+    bucket: acme-pg-backups
+  register: offsite_verify
+  failed_when: offsite_verify.stats.integrity.ok != offsite_verify.stats.count
 
 - name: Remote retention - 8 weekly and 12 monthly copies; what would go?
   pgops.postgresql.backup_offsite:
@@ -289,7 +329,10 @@ pushed:
       description: Bytes.
       type: int
     reason:
-      description: Why it is uploaded.
+      description:
+        - Why it is uploaded - C(not in the bucket), C(unfinished upload ...), C(the copy in the bucket is damaged
+          (...) - upload again); a globals dump pushed because database backups link it starts with
+          C(globals of <database> <id>).
       type: str
     version_id:
       description: Version id of the data object (versioned buckets), else null. Not in check mode.
@@ -332,9 +375,45 @@ sha256:
   description: Its sha256, checked against the download.
   returned: state=fetched
   type: str
+globals:
+  description:
+    - The globals dump that the fetched backup's metadata links (C(globals)), fetched before it with the same
+      checks; null when the metadata links none (backups made before pg_backup linked them).
+  returned: state=fetched
+  type: dict
+  version_added: 0.5.0
+  contains:
+    status:
+      description: C(fetched) (in check mode, to be fetched), C(present) (already in O(dest)) or C(missing) (not
+        in the bucket; a warning says so).
+      type: str
+    backup_id:
+      description: Its id.
+      type: str
+    path:
+      description: The dump in O(dest) (not when missing).
+      type: str
+    meta_path:
+      description: Its metadata file in O(dest) (not when missing).
+      type: str
+    sha256:
+      description: Its sha256.
+      type: str
+    changed:
+      description: Whether it was (or, in check mode, would be) fetched.
+      type: bool
+removed_temp_files:
+  description: Temporary files of the fetched backups that killed fetches left in O(dest) (their pid no longer
+    runs), removed (in check mode, to be removed).
+  returned: state=fetched
+  type: list
+  elements: str
+  version_added: 0.5.0
 copies:
-  description: Complete copies (metadata object present), newest first.
-  returned: state=listed
+  description:
+    - Copies (metadata object present), newest first.
+    - With O(state=verified), each with its integrity as read back.
+  returned: state=listed or state=verified
   type: list
   elements: dict
   contains:
@@ -362,6 +441,88 @@ copies:
     data_present:
       description: False when the metadata object names a data object that is gone.
       type: bool
+    remote_size:
+      description: Bytes of the data object in the bucket (null when it is gone).
+      type: int
+    complete:
+      description: The data object is there with the size its metadata records.
+      type: bool
+    damaged:
+      description:
+        - The copy is damaged - its data object is missing, or its size (or, where the store returns them, its
+          full-object SHA-256 checksum or x-amz-meta-sha256) does not match the metadata object; with
+          O(state=verified), what reading it back found. A damaged copy is not counted as a copy.
+      type: bool
+      version_added: 0.5.0
+    damage:
+      description: Why it is damaged (keys, sizes, digests), or null.
+      type: str
+      version_added: 0.5.0
+    integrity:
+      description:
+        - O(state=verified) only. As backup_info's - C(ok), C(missing), C(size_mismatch), C(checksum_mismatch),
+          C(unreadable) (the read failed), C(unchecked) (the metadata records no size).
+      type: str
+      choices: [ ok, missing, size_mismatch, checksum_mismatch, unreadable, unchecked ]
+      version_added: 0.5.0
+    integrity_detail:
+      description: O(state=verified) only. What differs, or null.
+      type: str
+      version_added: 0.5.0
+    checksum:
+      description: O(state=verified) only. C(passed) or C(failed) when a checksum was compared, else null.
+      type: str
+      version_added: 0.5.0
+    checksum_method:
+      description:
+        - O(state=verified) only. C(s3_checksum_sha256) - the store's full-object SHA-256 against the metadata's
+          sha256; C(sha256_read) - the object read back and hashed; null when no checksum was compared.
+      type: str
+      version_added: 0.5.0
+    bytes_read:
+      description: O(state=verified) only. Bytes read back (0 when the store's checksum sufficed).
+      type: int
+      version_added: 0.5.0
+    damaged_after_verification:
+      description: O(state=verified) only. The copy's metadata records a passed verified restore, but the copy
+        is damaged.
+      type: bool
+      version_added: 0.5.0
+damaged:
+  description: The damaged copies of RV(copies) (each also named in a warning).
+  returned: state=listed or state=verified
+  type: list
+  elements: dict
+  version_added: 0.5.0
+stats:
+  description: The summary of O(state=verified).
+  returned: state=verified
+  type: dict
+  version_added: 0.5.0
+  contains:
+    count:
+      description: Copies checked.
+      type: int
+    integrity:
+      description: Copies per integrity state (every state, zeros included), plus C(checksums_verified) and
+        C(damaged_after_verification), as in backup_info's stats.
+      type: dict
+    alerts:
+      description: One sentence per damaged copy (also given as warnings).
+      type: list
+      elements: str
+    bytes_read:
+      description: Bytes read back.
+      type: int
+    seconds:
+      description: Wall time of the checks.
+      type: float
+    bytes_per_second:
+      description: Read throughput, null when nothing was read.
+      type: int
+    unfinished:
+      description: Unfinished uploads under the prefix (not copies, not checked).
+      type: int
 unfinished:
   description: Data objects that no metadata object names (interrupted uploads), with key, size, last_modified.
   returned: state=listed
@@ -392,8 +553,9 @@ bytes_freed:
   returned: state=rotated
   type: int
 catalog_warnings:
-  description: Unreadable metadata objects or local metadata files, and copies kept by a lock (also given as
-    warnings).
+  description: Unreadable metadata objects or local metadata files, copies kept by a lock, damaged copies,
+    globals dumps that could not travel with their backups, and a store that keeps no user metadata (also given
+    as warnings).
   returned: always
   type: list
   elements: str
@@ -410,7 +572,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._options import (
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type='str', default='pushed', choices=['pushed', 'fetched', 'listed', 'rotated']),
+            state=dict(type='str', default='pushed', choices=['pushed', 'fetched', 'listed', 'rotated', 'verified']),
             path=dict(type='path'),
             dest=dict(type='path'),
             bucket=dict(type='str', required=True),
@@ -434,6 +596,7 @@ def main():
             databases=dict(type='list', elements='str'),
             database=dict(type='str'),
             backup_id=dict(type='str', default='latest'),
+            full_read=dict(type='bool', default=False),
             object_lock_mode=dict(type='str', choices=['GOVERNANCE', 'COMPLIANCE']),
             object_lock_days=dict(type='int'),
             multipart_chunk_mb=dict(type='int', default=64),

@@ -3,9 +3,13 @@
 
 Every port is chosen free (gRPC ports are set explicitly, never derived). Stopped with its whole process group
 and its data directory removed, which is also how COMPLIANCE-locked objects are cleaned up.
+
+``DroppingMetadataGateway``: an S3 gateway in front of it that keeps no user metadata (``x-amz-meta-*``), as
+JuiceFS's gateway without ``--object-meta`` does - SeaweedFS itself cannot be told to drop it.
 """
 from __future__ import absolute_import, division, print_function
 
+import http.client
 import json
 import os
 import shutil
@@ -14,7 +18,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ACCESS_KEY = 'pgopsoffsiteaccess'
 SECRET_KEY = 'pgops-offsite-s3cr3t-Value-9f3a'
@@ -134,6 +140,118 @@ class S3Server(object):
         if getattr(self, 'out', None):
             self.out.close()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+# hop-by-hop headers (RFC 9110 7.6.1) and what the gateway sets itself: never forwarded
+_HOP = frozenset(('connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+                  'host', 'authorization', 'x-amz-date', 'content-length'))
+
+
+def _user_metadata(name):
+    return name.lower().startswith('x-amz-meta-')
+
+
+class DroppingMetadataGateway(object):
+    """A threaded S3 gateway on 127.0.0.1 in front of ``backend`` (an S3Server) that stores no user metadata.
+
+    Like a real gateway (JuiceFS's ``gateway``, rclone's ``serve s3``), it takes the client's request for its own
+    endpoint and makes its own request to the store it fronts, signed with its own keys (the test keys): it
+    forwards method, path, query, body, the payload hash and every header but ``x-amz-meta-*`` (and the
+    hop-by-hop ones), re-signed with SigV4, and returns the store's answer without ``x-amz-meta-*``. The client's
+    signature covers headers the gateway drops, so it cannot be passed on; the gateway checks that the request
+    is signed with the test access key and leaves the signature itself to the store behind it.
+    ``dropped`` counts the user metadata headers it dropped (on requests and answers).
+    """
+
+    def __init__(self, backend, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region='us-east-1'):
+        self.backend = backend
+        self.access_key, self.secret_key, self.region = access_key, secret_key, region
+        self.dropped = 0
+        self.server = None
+        self.endpoint = None
+
+    def start(self):
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, *args):   # quiet
+                pass
+
+            def _relay(self):
+                gateway.relay(self)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay
+
+        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = 'http://127.0.0.1:%d' % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def _sign(self, method, url, headers):
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        class Signer(SigV4Auth):
+            def _normalize_url_path(self, path):
+                return path     # S3: the path is signed as sent, already encoded
+
+        request = AWSRequest(method=method, url=url, headers=headers)
+        Signer(Credentials(self.access_key, self.secret_key), 's3', self.region).add_auth(request)
+        return dict(request.headers.items())
+
+    def relay(self, handler):
+        auth = handler.headers.get('Authorization') or ''
+        if 'Credential=%s/' % self.access_key not in auth:
+            handler.send_error(403, 'not signed with the gateway access key')
+            return
+        length = int(handler.headers.get('Content-Length') or 0)
+        body = handler.rfile.read(length) if length else b''
+        headers = {}
+        for name, value in handler.headers.items():
+            if _user_metadata(name):
+                self.dropped += 1
+            elif name.lower() not in _HOP:
+                headers[name] = value
+        backend = self.backend.endpoint.split('://', 1)[1]
+        headers['Host'] = backend
+        if 'x-amz-content-sha256' not in (n.lower() for n in headers):
+            headers['X-Amz-Content-SHA256'] = 'UNSIGNED-PAYLOAD'
+        headers = self._sign(handler.command, 'http://%s%s' % (backend, handler.path), headers)
+        if body or handler.command in ('PUT', 'POST'):
+            headers['Content-Length'] = str(len(body))
+        conn = http.client.HTTPConnection(backend, timeout=60)
+        try:
+            conn.putrequest(handler.command, handler.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders(body or None)
+            answer = conn.getresponse()
+            data = answer.read()
+        finally:
+            conn.close()
+        handler.send_response_only(answer.status, answer.reason)
+        for name, value in answer.getheaders():
+            if _user_metadata(name):
+                self.dropped += 1
+            elif name.lower() not in _HOP or name.lower() == 'content-length':
+                if name.lower() == 'content-length' and handler.command != 'HEAD':
+                    continue
+                handler.send_header(name, value)
+        if handler.command != 'HEAD':
+            handler.send_header('Content-Length', str(len(data)))
+        handler.end_headers()
+        if handler.command != 'HEAD':
+            handler.wfile.write(data)
 
 
 def main(argv):

@@ -93,11 +93,11 @@ def hand_backup(directory, database, days_ago, kind='full', verified=False, size
     return meta
 
 
-def local_meta(directory, bid):
+def local_meta(directory, bid, database=None):
     for path in glob.glob(os.path.join(directory, '*.meta.json')):
         with open(path) as f:
             meta = json.load(f)
-        if meta['id'] == bid:
+        if meta['id'] == bid and database in (None, meta['database']):
             return meta
     raise AssertionError('no metadata for %s' % bid)
 
@@ -114,38 +114,45 @@ def test_push_list_fetch_restore_real_backup(postgres, dest, run_module, s3, pre
     b = run_module('pg_backup', dict(postgres.conn(), databases=['shopoff'], dest=dest))
     assert not b.get('failed'), b
 
+    def mine(items):    # the database backup's items (its globals dump travels with it)
+        return [p for p in items if p['database'] == 'shopoff']
+
     plan = offsite(run_module, s3, prefix, check_mode=True, path=dest, policy='all', databases=['shopoff'])
-    assert plan['changed'] and [p['id'] for p in plan['pushed']] == [b['id']], plan
+    assert plan['changed'] and [p['id'] for p in mine(plan['pushed'])] == [b['id']], plan
     assert keys(s3, BUCKET, prefix) == []                   # check mode: nothing uploaded
-    assert 'offsite' not in local_meta(dest, b['id'])        # nor recorded
+    assert 'offsite' not in local_meta(dest, b['id'], 'shopoff')        # nor recorded
 
     res = offsite(run_module, s3, prefix, path=dest, policy='all', databases=['shopoff'])
     assert not res.get('failed') and res['changed'], res
-    assert [p['id'] for p in res['pushed']] == [b['id']]
-    item = res['pushed'][0]
-    assert keys(s3, BUCKET, prefix) == sorted([item['key'], item['meta_key']])
+    assert [p['id'] for p in mine(res['pushed'])] == [b['id']]
+    item = mine(res['pushed'])[0]
+    assert set([item['key'], item['meta_key']]) <= set(keys(s3, BUCKET, prefix))
     assert item['key'] == '%s/shopoff/%s' % (prefix, os.path.basename(b['backup_path']))
     head = s3.client().head_object(Bucket=BUCKET, Key=item['key'])
-    meta = local_meta(dest, b['id'])
+    meta = local_meta(dest, b['id'], 'shopoff')
     assert head['Metadata']['sha256'] == meta['sha256'] and head['ContentLength'] == meta['size']
     rec = meta['offsite']
     assert len(rec) == 1 and rec[0]['bucket'] == BUCKET and rec[0]['key'] == item['key']
     assert rec[0]['endpoint'] == s3.endpoint and rec[0]['at']
-    with open(glob.glob(os.path.join(dest, '*.meta.json'))[0]) as f:
-        assert s3server.SECRET_KEY not in f.read() and s3server.ACCESS_KEY not in f.read()
+    for path in glob.glob(os.path.join(dest, '*.meta.json')):
+        with open(path) as f:
+            text = f.read()
+        assert s3server.SECRET_KEY not in text and s3server.ACCESS_KEY not in text
 
     again = offsite(run_module, s3, prefix, path=dest, policy='all', databases=['shopoff'])
-    assert not again['changed'] and again['pushed'] == [] and len(again['present']) == 1, again
+    assert not again['changed'] and again['pushed'] == [] and len(mine(again['present'])) == 1, again
 
-    listing = offsite(run_module, s3, prefix, state='listed')
+    listing = offsite(run_module, s3, prefix, state='listed', database='shopoff')
     assert [c['id'] for c in listing['copies']] == [b['id']] and listing['unfinished'] == []
-    assert listing['copies'][0]['data_present'] is True
+    assert listing['copies'][0]['data_present'] is True and listing['copies'][0]['damaged'] is False
 
     fetched_dir = os.path.join(workdir, 'fetched')
     plan = offsite(run_module, s3, prefix, check_mode=True, state='fetched', database='shopoff', dest=fetched_dir)
     assert plan['changed'] and plan['backup_id'] == b['id'] and not os.path.exists(fetched_dir), plan
     got = offsite(run_module, s3, prefix, state='fetched', database='shopoff', dest=fetched_dir)
     assert not got.get('failed') and got['changed'], got
+    if meta.get('globals'):     # pg_backup links the run's globals dump: it comes back too, checked, first
+        assert got['globals']['status'] == 'fetched' and got['globals']['sha256'] == meta['globals']['sha256'], got
     with open(got['path'], 'rb') as f:
         assert hashlib.sha256(f.read()).hexdigest() == meta['sha256']
     assert offsite(run_module, s3, prefix, state='fetched', database='shopoff', dest=fetched_dir)['changed'] is False
@@ -367,3 +374,213 @@ def test_fetch_completes_a_half_fetch_and_never_overwrites_another_file(run_modu
     assert refused.get('failed') and 'not overwritten' in refused['msg'], refused
     with open(got['path'], 'rb') as f:
         assert f.read() == b'other'
+
+
+# -- damaged copies (issue 21) --------------------------------------------------------------------------------
+def damage_in_bucket(s3, key, how):
+    """Damage a data object as a faulty store or a half-restored bucket would: its x-amz-meta-* kept."""
+    client = s3.client()
+    head = client.head_object(Bucket=BUCKET, Key=key)
+    body = client.get_object(Bucket=BUCKET, Key=key)['Body'].read()
+    body = body[:len(body) // 3] if how == 'truncated' else bytes(b ^ 0xff for b in body[:64]) + body[64:]
+    client.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=head['Metadata'])
+    assert client.head_object(Bucket=BUCKET, Key=key)['Metadata'] == head['Metadata']
+
+
+def test_a_damaged_copy_never_counts_as_a_copy(run_module, s3, prefix, workdir):
+    """Issue 21: three copies, the newest truncated (user metadata kept). Rotation with min_keep 1 kept the
+    truncated one as "newest verified; min_keep 1" and deleted the intact ones; push said "already there"."""
+    d = os.path.join(workdir, 'b')
+    old, mid, new = [hand_backup(d, 'dmg', days, verified=True, size=6000) for days in (3, 2, 1)]
+    assert len(offsite(run_module, s3, prefix, path=d, policy='all')['pushed']) == 3
+    damaged_key = '%s/dmg/%s' % (prefix, new['file'])
+    damage_in_bucket(s3, damaged_key, 'truncated')
+
+    listing = offsite(run_module, s3, prefix, state='listed')
+    flags = dict((c['id'], c['damaged']) for c in listing['copies'])
+    assert flags == {old['id']: False, mid['id']: False, new['id']: True}, listing
+    bad = [c for c in listing['copies'] if c['damaged']][0]
+    assert bad['complete'] is False and 'holds 2000 bytes, its metadata says 6000' in bad['damage'], bad
+    assert [c['id'] for c in listing['damaged']] == [new['id']]
+    assert any(damaged_key in w and 'damaged' in w for w in listing['catalog_warnings']), listing
+
+    args = dict(state='rotated', min_keep=1, older_than_days=0)
+    plan = offsite(run_module, s3, prefix, check_mode=True, **args)
+    real = offsite(run_module, s3, prefix, **args)
+    for res in (plan, real):
+        kept = dict((x['id'], x['reason']) for x in res['kept'])
+        assert list(kept) == [mid['id']] and kept[mid['id']].startswith('newest verified; min_keep 1'), res
+        assert sorted(x['id'] for x in res['deleted']) == sorted([old['id'], new['id']]), res
+        assert any('damaged' in w for w in res['catalog_warnings']), res
+    assert keys(s3, BUCKET, prefix) == sorted('%s/dmg/%s' % (prefix, n) for n in (
+        mid['file'], mid['file'][:-len('.dump')] + '.meta.json'))       # the bucket holds the intact copy
+
+    # damaged again after a push: push sees it, and uploads it again (changed), also in check mode
+    assert offsite(run_module, s3, prefix, path=d, policy='all')['changed']
+    damage_in_bucket(s3, damaged_key, 'truncated')
+    plan = offsite(run_module, s3, prefix, check_mode=True, path=d, policy='all')
+    assert plan['changed'] and [p['id'] for p in plan['pushed']] == [new['id']], plan
+    assert 'damaged' in plan['pushed'][0]['reason'] and '2000 bytes' in plan['pushed'][0]['reason'], plan
+    res = offsite(run_module, s3, prefix, path=d, policy='all')
+    assert res['changed'] and [p['id'] for p in res['pushed']] == [new['id']], res
+    assert not [c for c in offsite(run_module, s3, prefix, state='listed')['copies'] if c['damaged']]
+    assert offsite(run_module, s3, prefix, path=d, policy='all')['changed'] is False
+
+
+def nonzero(counts):
+    return dict((k, v) for k, v in counts.items() if v)
+
+
+def test_verified_reads_back_every_copy(run_module, s3, prefix, workdir):
+    """state: verified - the bucket's verify_checksums: sizes always; checksums by the store's full-object
+    SHA-256 when it matches what we recorded, else by a streamed sha256 of the body."""
+    d = os.path.join(workdir, 'b')
+    single = hand_backup(d, 'vfy', 4, size=300 * 1024)
+    multi = hand_backup(d, 'vfy', 3, size=12 * 1024 * 1024)           # multipart: a composite checksum
+    tampered = hand_backup(d, 'vfy', 2, size=300 * 1024)
+    truncated = hand_backup(d, 'vfy', 1, size=300 * 1024)
+    assert not offsite(run_module, s3, prefix, path=d, policy='all', multipart_chunk_mb=5).get('failed')
+    damage_in_bucket(s3, '%s/vfy/%s' % (prefix, tampered['file']), 'tampered')     # same size, other bytes
+    damage_in_bucket(s3, '%s/vfy/%s' % (prefix, truncated['file']), 'truncated')
+
+    for check_mode in (True, False):        # read-only: the same in check mode
+        started = time.time()
+        res = offsite(run_module, s3, prefix, check_mode=check_mode, state='verified')
+        took = time.time() - started
+        assert not res.get('failed') and res['changed'] is False, res
+        got = dict((c['id'], c) for c in res['copies'])
+        assert got[single['id']]['integrity'] == 'ok' and got[single['id']]['checksum'] == 'passed'
+        assert got[single['id']]['checksum_method'] == 's3_checksum_sha256', got[single['id']]
+        assert got[multi['id']]['integrity'] == 'ok' and got[multi['id']]['checksum_method'] == 'sha256_read'
+        assert got[tampered['id']]['integrity'] == 'checksum_mismatch', got[tampered['id']]
+        bad = got[tampered['id']]
+        assert bad['checksum'] == 'failed' and tampered['sha256'] in bad['integrity_detail'], bad
+        assert got[truncated['id']]['integrity'] == 'size_mismatch' and got[truncated['id']]['checksum'] is None
+        stats = res['stats']
+        assert stats['count'] == 4 and nonzero(stats['integrity']) == dict(
+            ok=2, size_mismatch=1, checksum_mismatch=1, checksums_verified=2), stats
+        assert stats['bytes_read'] == multi['size'] + tampered['size'], stats
+        assert len(stats['alerts']) == 2 and sorted(c['id'] for c in res['damaged']) == sorted(
+            [tampered['id'], truncated['id']])
+        sys.stderr.write('\nstate verified (check_mode %s): 4 copies, %.1f MiB read, %.2f s (module %.2f s)\n'
+                         % (check_mode, stats['bytes_read'] / 1048576.0, stats['seconds'], took))
+    full = offsite(run_module, s3, prefix, state='verified', full_read=True, database='vfy')
+    methods = dict((c['id'], c['checksum_method']) for c in full['copies'])
+    assert methods[single['id']] == 'sha256_read' and full['stats']['integrity']['ok'] == 2, full
+    # the tampered copy of the same size and user metadata: only a read finds it; push re-uploads what it knows
+    assert [p['id'] for p in offsite(run_module, s3, prefix, path=d, policy='all')['pushed']] == [truncated['id']]
+
+
+# -- a store that keeps no user metadata (JuiceFS gateway without --object-meta) -----------------------------
+@pytest.fixture
+def nometa(s3):
+    gateway = s3server.DroppingMetadataGateway(s3).start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+def test_store_that_drops_user_metadata(run_module, s3, nometa, prefix, workdir):
+    d = os.path.join(workdir, 'b')
+    m = hand_backup(d, 'nometa', 1, size=4096)
+    res = offsite(run_module, s3, prefix, path=d, policy='all', endpoint_url=nometa.endpoint)
+    assert not res.get('failed') and [p['id'] for p in res['pushed']] == [m['id']], res
+    assert any(w.startswith("the S3 store did not keep the object's user metadata: ") for w in
+               res['catalog_warnings']), res
+    key = res['pushed'][0]['key']
+    assert s3.client().head_object(Bucket=BUCKET, Key=key)['Metadata'] == {}      # it really was not kept
+    assert nometa.dropped > 0
+    again = offsite(run_module, s3, prefix, path=d, policy='all', endpoint_url=nometa.endpoint)
+    assert again['changed'] is False and [p['id'] for p in again['present']] == [m['id']], again
+    listing = offsite(run_module, s3, prefix, state='listed', endpoint_url=nometa.endpoint)
+    assert [c['damaged'] for c in listing['copies']] == [False], listing
+    check = offsite(run_module, s3, prefix, state='verified', endpoint_url=nometa.endpoint)
+    assert nonzero(check['stats']['integrity']) == dict(ok=1, checksums_verified=1), check
+    got = offsite(run_module, s3, prefix, state='fetched', database='nometa', dest=os.path.join(workdir, 'f'),
+                  endpoint_url=nometa.endpoint)
+    assert not got.get('failed') and got['sha256'] == m['sha256'], got
+
+
+# -- a killed fetch's temporary file --------------------------------------------------------------------------
+def dead_pid():
+    import subprocess
+    proc = subprocess.Popen(['true'])
+    proc.wait()
+    return proc.pid
+
+
+def test_fetch_removes_the_temporary_files_of_dead_fetches(run_module, s3, prefix, workdir):
+    d = os.path.join(workdir, 'b')
+    m = hand_backup(d, 'tmpf', 1)
+    other = hand_backup(d, 'tmpf', 2)
+    assert not offsite(run_module, s3, prefix, path=d, policy='all').get('failed')
+    out = os.path.join(workdir, 'f')
+    os.makedirs(out)
+    dead, live = dead_pid(), os.getpid()
+    names = dict(dead='.%s.tmp-%d' % (m['file'], dead), live='.%s.tmp-%d' % (m['file'], live),
+                 other='.%s.tmp-%d' % (other['file'], dead))
+    for name in names.values():
+        with open(os.path.join(out, name), 'wb') as f:
+            f.write(b'partial download')
+    got = offsite(run_module, s3, prefix, state='fetched', database='tmpf', backup_id=m['id'], dest=out)
+    assert not got.get('failed') and got['removed_temp_files'] == [os.path.join(out, names['dead'])], got
+    left = set(os.listdir(out))
+    assert names['dead'] not in left and names['live'] in left and names['other'] in left, left
+
+
+def test_empty_backup_id_is_refused(run_module, s3, prefix, workdir):
+    res = offsite(run_module, s3, prefix, state='fetched', database='x', backup_id='', dest=os.path.join(workdir, 'f'))
+    assert res.get('failed') and res['failed_step'] == 'options' and 'backup_id' in res['msg'], res
+    assert not os.path.exists(os.path.join(workdir, 'f'))
+
+
+# -- globals travel with their database backups ---------------------------------------------------------------
+def test_globals_travel_with_their_database_backup(postgres, run_module, s3, prefix, workdir):
+    from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import write_json_atomic
+    postgres.create_db('globoff', seed=False)
+    d = os.path.join(workdir, 'b')
+    b = run_module('pg_backup', dict(postgres.conn(), databases=['globoff'], dest=d, globals=True))
+    assert not b.get('failed'), b
+    metas = []
+    for path in glob.glob(os.path.join(d, '*.meta.json')):
+        with open(path) as f:
+            metas.append(json.load(f))
+    gmeta = [x for x in metas if x['database'] == '@globals'][0]
+    dmeta = [x for x in metas if x['database'] == 'globoff'][0]
+    if 'globals' not in dmeta:      # pg_backup does not link them yet: link them as it will
+        dmeta['globals'] = dict(id=gmeta['id'], file=gmeta['file'], sha256=gmeta['sha256'])
+        write_json_atomic(glob.glob(os.path.join(d, 'globoff_*.meta.json'))[0], dmeta)
+    assert dmeta['globals']['id'] == gmeta['id']
+
+    # policy weekly (verified full backups of globoff only) would never select the globals dump
+    plan = offsite(run_module, s3, prefix, check_mode=True, path=d, policy='all', kinds=['full'],
+                   databases=['globoff'])
+    assert sorted(p['id'] for p in plan['pushed']) == sorted([dmeta['id'], gmeta['id']]), plan
+    res = offsite(run_module, s3, prefix, path=d, policy='all', kinds=['full'], databases=['globoff'])
+    pushed = dict((p['database'], p) for p in res['pushed'])
+    assert sorted(pushed) == ['@globals', 'globoff'] and 'globals of globoff' in pushed['@globals']['reason'], res
+    assert offsite(run_module, s3, prefix, path=d, policy='all', databases=['globoff'])['changed'] is False
+
+    out = os.path.join(workdir, 'f')
+    plan = offsite(run_module, s3, prefix, check_mode=True, state='fetched', database='globoff', dest=out)
+    assert plan['changed'] and plan['globals']['backup_id'] == gmeta['id'] and not os.path.exists(out), plan
+    got = offsite(run_module, s3, prefix, state='fetched', database='globoff', dest=out)
+    assert not got.get('failed') and got['globals']['changed'] and got['globals']['backup_id'] == gmeta['id'], got
+    fetched = {}
+    for path in glob.glob(os.path.join(out, '*.meta.json')):
+        with open(path) as f:
+            meta = json.load(f)
+        fetched[meta['database']] = meta
+    assert sorted(fetched) == ['@globals', 'globoff'] and fetched['@globals']['sha256'] == gmeta['sha256']
+    with open(os.path.join(out, gmeta['file']), 'rb') as f:
+        assert hashlib.sha256(f.read()).hexdigest() == gmeta['sha256']
+    again = offsite(run_module, s3, prefix, state='fetched', database='globoff', dest=out)
+    assert again['changed'] is False and again['globals']['changed'] is False, again
+
+    # a copy whose globals were never pushed (older metadata, or rotated away): fetched, with a warning
+    for key in keys(s3, BUCKET, prefix + '/_globals'):
+        s3.client().delete_object(Bucket=BUCKET, Key=key)
+    lone = offsite(run_module, s3, prefix, state='fetched', database='globoff', dest=os.path.join(workdir, 'g'))
+    assert not lone.get('failed') and lone['globals']['status'] == 'missing', lone
+    assert any('globals' in w and gmeta['id'] in w for w in lone['catalog_warnings']), lone

@@ -83,7 +83,7 @@ def test_total_loss_of_the_host_recovered_from_the_bucket(postgres, collection_r
     assert d['result'] == 'passed' and str(d['tables_found']) == str(d['tables_expected']), d
     assert postgres.row_counts('drs_prod') == counts
     metas = [json.loads(p.read_text()) for p in backups.glob('*.meta.json')]
-    [fetched] = [m for m in metas if m.get('fetched_from')]
+    [fetched] = [m for m in metas if m.get('fetched_from') and m['database'] == 'drs_prod']
     assert fetched['id'] == d['backup_id'] and fetched['encrypted'] is True
     assert fetched['verifications'][-1]['result'] == 'passed'
     # the key that decrypts never reached the host's backups or the report
@@ -103,13 +103,14 @@ def test_the_age_of_the_newest_offsite_copy_is_reported_and_alerted(postgres, ru
                                                endpoint_url=s3.endpoint, region='us-east-1',
                                                addressing_style='path', access_key=s3server.ACCESS_KEY,
                                                secret_key=s3server.SECRET_KEY))
-    assert not pushed.get('failed') and [p['id'] for p in pushed['pushed']] == [b['id']], pushed
+    assert not pushed.get('failed'), pushed
+    assert [p['id'] for p in pushed['pushed'] if p['database'] == 'drs_age'] == [b['id']], pushed
     info = run_module('backup_info', dict(path=backups))
     db = info['stats']['databases']['drs_age']
     assert db['offsite_copies'] == 1 and 0 <= db['offsite_newest_age_seconds'] < 600
     assert not [a for a in info['stats']['alerts'] if 'off-site' in a]
     # the copy recorded ten days ago: backup_info and backup_metrics say so
-    meta_path = [str(p) for p in (tmp_path / 'b').glob('*.meta.json')][0]
+    meta_path = [str(p) for p in (tmp_path / 'b').glob('drs_age_*.meta.json')][0]
     meta = json.loads(open(meta_path).read())
     meta['offsite'][0]['at'] = '2020-01-01T00:00:00+00:00'
     with open(meta_path, 'w') as f:

@@ -102,10 +102,14 @@ def test_unknown_policy_refused():
 
 
 # -- push plan ------------------------------------------------------------------------------------------------
-def remote_copy(m, prefix='p', data_present=True, sha256=None):
-    return dict(m, key=offsite.object_key(prefix, m['database'], m['file']),
-                meta_key=offsite.object_key(prefix, m['database'], offsite.meta_name(m)),
-                data_present=data_present, sha256=sha256 or m['sha256'])
+def remote_copy(m, prefix='p', data_present=True, sha256=None, remote_size=None, head=None):
+    c = dict(m, key=offsite.object_key(prefix, m['database'], m['file']),
+             meta_key=offsite.object_key(prefix, m['database'], offsite.meta_name(m)),
+             data_present=data_present, sha256=sha256 or m['sha256'],
+             remote_size=(remote_size if remote_size is not None else m['size']) if data_present else None)
+    if head is not None:
+        c['head'] = head
+    return c
 
 
 def test_plan_push_actions():
@@ -119,6 +123,17 @@ def test_plan_push_actions():
     # the same copy recorded for another endpoint is not "present" here
     other = offsite.plan_push([done], copies, [], 'p', 'bk', 'https://other')
     assert other[0][3] == 'record'
+
+
+def test_plan_push_uploads_a_damaged_copy_again():
+    """A copy whose data object is shorter than its metadata says is no copy: upload it again, even when it
+    was recorded locally (as the truncated copy of issue 21 was)."""
+    m = entry()
+    m['offsite'] = [dict(bucket='bk', key=offsite.object_key('p', 'pim', m['file']), endpoint=None)]
+    for copy in (remote_copy(m, remote_size=4),
+                 remote_copy(m, head=dict(ContentLength=10, ChecksumSHA256=offsite.hex_to_b64('cd' * 32)))):
+        plan = offsite.plan_push([m], [copy], [], 'p', 'bk', None)
+        assert plan[0][3] == 'upload' and 'damaged' in plan[0][4], plan
 
 
 def test_lock_args():
@@ -139,6 +154,66 @@ def test_remote_rotation_same_rules_as_backup_rotate():
     assert actions['2026-11-27'][0] == 'keep' and actions['2026-11-18'][0] == 'keep'   # min_keep 2
     assert actions['2026-10-19'][0] == 'delete' and actions['2026-10-09'][0] == 'delete'
     assert actions['2026-09-19'][0] == 'keep' and 'newest verified' in actions['2026-09-19'][1]
+
+
+def test_damaged_copy_never_counts_towards_min_keep_nor_newest_verified():
+    """Issue 21: three verified copies, the newest truncated: min_keep 1 and "newest verified" must protect the
+    newest INTACT copy, never the damaged one."""
+    copies = [remote_copy(entry(days_ago=d, verified=True)) for d in (1, 2, 3)]
+    copies[0]['remote_size'] = 4
+    decisions, dummy = offsite.plan_remote_rotation(copies, [], NOW, make_policy(min_keep=1, older_than_days=0), {})
+    got = [(c['started_at'][:10], a, r) for c, a, r in decisions]
+    assert got[1][1] == 'keep' and got[1][2].startswith('newest verified; min_keep 1'), got
+    assert got[0][1] == 'delete' and 'damaged' in got[0][2] and '4 bytes' in got[0][2], got
+    assert got[2][1] == 'delete', got
+
+
+@pytest.mark.parametrize('copy, words', [
+    (dict(data_present=False), 'missing'),
+    (dict(remote_size=4), 'holds 4 bytes, its metadata says 10'),
+    (dict(head=dict(ContentLength=10, ChecksumSHA256=offsite.hex_to_b64('cd' * 32))), 'SHA-256 checksum'),
+    (dict(head=dict(ContentLength=10, Metadata={'sha256': 'cd' * 32})), 'x-amz-meta-sha256'),
+    (dict(head=dict(ContentLength=10, ChecksumSHA256=offsite.hex_to_b64('ab' * 32))), None),
+    (dict(head=dict(ContentLength=10, ChecksumSHA256='bm90IGEgZnVsbCBvYmplY3Q=-3')), None),  # composite: no verdict
+    (dict(head=dict(ContentLength=10, Metadata={})), None),    # a store that keeps no user metadata: no verdict
+    (dict(), None),
+])
+def test_copy_damage(copy, words):
+    c = remote_copy(entry(), data_present=copy.pop('data_present', True), remote_size=copy.pop('remote_size', None),
+                    head=copy.pop('head', None))
+    damage = offsite.copy_damage(c)
+    assert (damage is None) if words is None else (words in damage), damage
+
+
+def globals_linked():
+    """A database copy linking the globals dump of its run, and three globals copies."""
+    gl = [entry(database='@globals', days_ago=d, scope='globals', file='_globals_full_%d.sql' % d)
+          for d in (1, 20, 40)]
+    db = entry(days_ago=40, verified=True, globals=dict(id=gl[2]['id'], file=gl[2]['file'], sha256=gl[2]['sha256']))
+    return db, gl
+
+
+def test_rotation_keeps_the_globals_of_a_kept_copy():
+    db, gl = globals_linked()
+    copies = [remote_copy(db)] + [remote_copy(g) for g in gl]
+    decisions, dummy = offsite.plan_remote_rotation(copies, [], NOW, make_policy(min_keep=1, older_than_days=10), {})
+    got = dict((c['file'], (a, r)) for c, a, r in decisions)
+    assert got[db['file']][0] == 'keep'
+    assert got[gl[2]['file']][0] == 'keep' and 'globals of pim %s' % db['id'] in got[gl[2]['file']][1], got
+    assert got[gl[1]['file']][0] == 'delete', got
+
+
+def test_push_selection_brings_the_linked_globals_whatever_the_policy():
+    db, gl = globals_linked()
+    db['verifications'] = [dict(result='passed')]
+    entries = newest_first([db] + gl)
+    chosen, dummy = offsite.select_for_push(entries, 'weekly', databases=['pim'])
+    assert [m['id'] for m in chosen] == [db['id']]
+    linked, warnings = offsite.linked_globals(chosen, entries)
+    assert [m['id'] for m in linked] == [gl[2]['id']] and warnings == []
+    gone = dict(db, globals=dict(id='20200101_000000', file='_globals_full_x.sql', sha256='ef' * 32))
+    linked, warnings = offsite.linked_globals([gone], entries)
+    assert linked == [] and 'not in' in warnings[0] and '20200101_000000' in warnings[0]
 
 
 def test_locked_copy_is_kept_and_says_why():
@@ -205,6 +280,8 @@ def test_explain_unreachable():
     (dict(bucket='b', prefix='a//b'), 'prefix'),
     (dict(bucket='b', endpoint_url='localhost:9000'), 'must start with http://'),
     (dict(bucket='b', endpoint_url='http://u:p@localhost:9000'), 'must not carry credentials'),
+    (dict(bucket='b', state='fetched', backup_id=''), 'backup_id must not be empty'),
+    (dict(bucket='b', state='fetched', backup_id='  '), 'backup_id must not be empty'),
 ])
 def test_option_errors(params, words):
     errors = offsite.option_errors(params)
@@ -220,6 +297,7 @@ def test_option_errors(params, words):
     (dict(bucket='b', path='/x', access_key='AKIAEXAMPLEKEY'), 'secret_key'),
     (dict(bucket='b', path='/x', access_key='AKIAEXAMPLEKEY', secret_key='wJalrXUtnFEMIEXAMPLE', profile='ops'),
      'mutually exclusive'),
+    (dict(bucket='b', state='fetched', dest='/x', database='pim', backup_id=''), 'backup_id must not be empty'),
 ])
 def test_module_argument_rules(args, words, capsys):
     from ansible.module_utils.testing import patch_module_args
@@ -230,6 +308,19 @@ def test_module_argument_rules(args, words, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out['failed'] and words in out['msg'], out
     assert 'wJalrXUtnFEMIEXAMPLE' not in json.dumps(out)
+
+
+@pytest.mark.parametrize('name, ours', [
+    ('.pim_full_20261128_020000.dump.tmp-4242', True),
+    ('.pim_full_20261128_020000.meta.json.tmp-17', True),
+    ('.pim_full_20261128_020000.dump.tmp-', False),                  # no pid: not a writer's name
+    ('.pim_full_20261128_020000.dump.tmp-12x', False),
+    ('.pim_full_20261127_020000.dump.tmp-4242', False),              # another backup's
+    ('pim_full_20261128_020000.dump', False),
+])
+def test_fetch_temp_names_are_this_copys_only(name, ours):
+    chosen = dict(file='pim_full_20261128_020000.dump', meta_key='p/pim/pim_full_20261128_020000.meta.json')
+    assert bool(offsite.fetch_temp_re(chosen).match(name)) is ours
 
 
 @pytest.mark.parametrize('prefix, key, ours', [
