@@ -33,6 +33,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._databases import
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._dump import AGE_SUFFIX, DumpOutput, dump_in_snapshot
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._globals import ROLES_SQL, link as link_globals
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, TMP_MARK, DirLock, append_log_line, ensure_dir, free_bytes, remove_dead_temp_files,
     remove_tree, temp_name, unusable_dir_reason, write_json_atomic,
@@ -208,6 +209,7 @@ class BackupJob(object):
             raise PgOpsError('compression_level %s is out of range for compression=%s (%d to %d)'
                              % (self.level, self.compression, lo, hi), step=OPTIONS)
         self.dest_changed = False
+        self.globals_link = None   # the globals dump of this run, linked from each database backup's metadata
         self.removed_temp_files = []
         self.recipients = age_recipients(opts.get('encrypt_recipients'), opts.get('encrypt_recipients_file'))
         if self.recipients and opts.get('format') == 'directory':
@@ -279,19 +281,30 @@ class BackupJob(object):
             failed = [self._failed(self._base_meta(db), e) for db in named]
             return failed, failed
         dbs = self.databases()
-        if not dbs and not self.o.get('globals'):
+        wanted = self.o.get('globals')
+        if not dbs and not wanted:
             raise PgOpsError('nothing to back up: all_databases found no database', step=PREFLIGHT)
-        results, failures = [], []
+        results, failures, globals_entry = [], [], None
+        # globals first, so that each database backup of the run links the roles it needs (listed last, after
+        # the databases): unset, they are backed up with every database backup, and a failure does not fail the
+        # run (the database backups are good), it is recorded and warned about
+        if wanted or (wanted is None and dbs):
+            globals_entry = self.backup_globals(self.o.get('maintenance_db') or 'postgres')
+            if globals_entry['status'] in ('success', 'planned'):
+                self.globals_link = link_globals(globals_entry)
+            elif not wanted:
+                self.warnings.append('the globals (roles, tablespaces) were not backed up: %s; the database '
+                                     'backups of this run link none, so a restore onto a server without their '
+                                     'roles will need them created by hand' % globals_entry.get('error'))
         for db in dbs:
             entry = self.backup_one(db)
             results.append(entry)
             if entry['status'] == 'failed':
                 failures.append(entry)
-        if self.o.get('globals'):
-            entry = self.backup_globals(dbs[0] if dbs else 'postgres')
-            results.append(entry)
-            if entry['status'] == 'failed':
-                failures.append(entry)
+        if globals_entry is not None:
+            results.append(globals_entry)
+            if wanted and globals_entry['status'] == 'failed':
+                failures.append(globals_entry)
         return results, failures
 
     def _preflight(self, session, database):
@@ -333,7 +346,8 @@ class BackupJob(object):
                         encoding=info['encoding'], collate=info.get('collate'), ctype=info.get('ctype'),
                         locale_provider=info.get('locale_provider'), locale=info.get('locale'),
                         icu_rules=info.get('icu_rules'),
-                        database_settings=session.query_json(DB_SETTINGS_SQL % 'current_database()'))
+                        database_settings=session.query_json(DB_SETTINGS_SQL % 'current_database()'),
+                        roles=session.query_json(ROLES_SQL), globals=self.globals_link)
             dump_version = self.target.tool_version('pg_dump')
             meta['pg_dump_version'] = dump_version
             if self.check_mode:

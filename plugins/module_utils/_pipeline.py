@@ -344,6 +344,40 @@ def run_pipeline(stages, env, step, stdin_path=None, label=None):
         close_stages(stages)
 
 
+def run_to_bytes(stages, env, step, stdin_path=None, label=None, limit=64 << 20):
+    """Run ``stages`` as a pipeline and return the last one's output (at most ``limit`` bytes: a small file such
+    as a globals dump). Every stage must exit 0, as for run_pipeline."""
+    label = label or check_step(step)
+    stdin = _open_input(stdin_path, label, step) if stdin_path else None
+    chunks, size = [], 0
+    try:
+        try:
+            out = start_stages(stages, env, first_stdin=stdin)
+        except OSError as e:
+            raise _cannot_run(stages, e, label, step)
+        if stdin is not None:
+            stdin.close()
+            stdin = None
+        while True:
+            data = os.read(out.fileno(), CHUNK)
+            if not data:
+                break
+            size += len(data)
+            if size > limit:
+                raise PgOpsError('%s: the output is over %d MiB' % (label, limit >> 20), step=step)
+            chunks.append(data)
+        for s in stages:
+            s.proc.wait()
+        if any(s.rc != 0 for s in stages):
+            raise _fail(stages, label, step)
+    finally:
+        if stdin is not None:
+            stdin.close()
+        stop_stages(stages)
+        close_stages(stages)
+    return b''.join(chunks)
+
+
 def _relay(src, dst):
     """Copy ``src`` to ``dst`` (file descriptors) until EOF; False when the reader went away (EPIPE)."""
     splice = getattr(os, 'splice', None)

@@ -39,6 +39,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._errors import Pg
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, DirLock, append_log_line, disk_space, write_json_atomic,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._globals import create_roles, drop_created, plan_roles
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import run_checked
 from ansible_collections.pgops.postgresql.plugins.module_utils._restore_data import FileDigest, check_file, restore_data
 from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import (
@@ -46,7 +47,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import (
     rollback_prefix, scratch_name, swap,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
-    CHOOSE, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS,
+    CHOOSE, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS, ROLES,
     ROLLBACK, SCRATCH, SWAP, VERIFY, job_step,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
@@ -126,6 +127,7 @@ class RestoreJob(object):
         self.result = dict(changed=False)
         self.pre_restore_done = False
         self.found_counts = None   # counts a restore found for a backup without any (recorded when it passed)
+        self.created_roles = []    # roles this run created from the backup's globals dump (dropped if it fails)
         self.stage = PREFLIGHT   # the step a session error (a lost connection, a refused query) belongs to
 
     # -- small helpers ------------------------------------------------------------------------------------
@@ -161,7 +163,8 @@ class RestoreJob(object):
             msg = str(e)
             if database and backup_id not in catalog.CHOOSERS:
                 others = sorted(set(m['database'] for m in entries if m.get('id') == backup_id
-                                    and m.get('database') != database and m.get('status') == 'success'))
+                                    and m.get('database') != database and m.get('status') == 'success'
+                                    and m.get('scope', 'database') == 'database'))
                 if others:
                     msg += ' (backup %s is of database %s: to restore it into %s, set database: %s)' % (
                         backup_id, ', '.join(others), self.o.get('target') or database, others[0])
@@ -312,6 +315,47 @@ class RestoreJob(object):
                                            self.o.get('amcheck'), self.checks, self.warnings, _now().isoformat())
         self._phase('verify', t)
 
+    def plan_roles(self, admin, meta):
+        """The roles the backup needs that the server lacks: None when there are none (or no_owner restores
+        without owners and privileges); a RolePlan to carry out for new and replace. A drill never creates roles
+        on the server it runs on: there a missing role fails the drill (inconclusive), naming it."""
+        if self.o.get('no_owner'):
+            return None
+        self.stage = ROLES
+        plan = plan_roles(self.module, self.target, self.identity, admin, meta, self.path)
+        self.stage = PREFLIGHT
+        if not plan.create:
+            if meta.get('roles'):
+                self.checks['roles'] = 'present (%d)' % len(meta['roles'])
+            return None
+        if self.o['mode'] == 'test':
+            raise PgOpsError('backup %s needs role%s %s that this server lacks; a drill does not create roles on '
+                             'the server it runs on: restore with mode=new (which creates them from globals dump '
+                             '%s), or create them' % (meta['id'], 's' if len(plan.create) > 1 else '',
+                                                      ', '.join(plan.create), plan.globals_meta['id']), step=ROLES)
+        self.checks['roles'] = plan.describe()
+        self.result['plan'].insert(1, plan.describe())
+        self.result['roles_to_create'] = list(plan.create)
+        for role, attrs in sorted(plan.dropped.items()):
+            self.warnings.append('role %s is created without %s (a restore never creates privileged roles): grant '
+                                 'it by hand if it needs it' % (role, ', '.join(attrs)))
+        return plan
+
+    def drop_created_roles(self):
+        """A restore that failed after creating roles drops them again (it leaves the server as it found it)."""
+        if not self.created_roles:
+            return
+        with suppress(Exception):
+            with self.admin() as admin:
+                error = drop_created(admin, self.created_roles)
+                if error:
+                    self.warnings.append('the roles %s created for this restore could not be dropped: %s'
+                                         % (', '.join(self.created_roles), error))
+                else:
+                    self.result['roles_created'] = []
+                    self.result['roles_dropped'] = list(self.created_roles)
+                    self.created_roles = []
+
     def clean_leftovers(self, admin, target_db, scratch):
         """Drop the scratch databases killed runs of ours left on this target (audited as interrupted)."""
         for name, info in leftover_scratches(admin, target_db, scratch):
@@ -440,12 +484,19 @@ class RestoreJob(object):
             self.result['plan'] = self._plan(mode, meta, target_db, scratch, rollback, info)
             self.server_checks(admin, meta, target_db, info)
             self.check_file(meta)
+            roles = self.plan_roles(admin, meta)
             if self.check_mode:
                 self.result['changed'] = mode != 'test' or bool(self.o.get('record', True))
                 return self.result
             self.stage = SCRATCH
             self.clean_leftovers(admin, target_db, scratch)
             self.result['changed'] = True
+            if roles is not None:
+                self.stage = ROLES
+                create_roles(admin, roles)
+                self.created_roles = list(roles.create)
+                self.result['roles_created'] = list(roles.create)
+                self.stage = SCRATCH
             schemas = (meta.get('object_names') or {}).get('schemas')
             admin = create_scratch(
                 admin, self.admin, scratch, self.o.get('owner') or (info or {}).get('owner') or self.target.user,
@@ -481,6 +532,7 @@ class RestoreJob(object):
                     # is the one that stopped the restore; the marked scratch database goes with the next run
                     self.warnings.append('the scratch database %s could not be dropped (%s); the next restore of '
                                          '%s drops it' % (scratch, e.msg, target_db))
+                self.drop_created_roles()
                 raise
             self.result['rto_seconds'] = round(time.time() - self.t0, 3)
             self.result['result'] = 'passed'
@@ -609,6 +661,7 @@ def _audit(p, job, started, result):
                       data_as_of=result.get('data_as_of'), failed_step=result.get('failed_step'),
                       error=result.get('error'), rollback_database=result.get('rollback_database'),
                       replaced_database=result.get('replaced_database'),
+                      roles_created=result.get('roles_created') or None,
                       attempts=job.attempts if len(job.attempts) > 1 else None,
                       protected=(result.get('target') or p.get('target') or p.get('database'))
                       in (p.get('protected_databases') or []),

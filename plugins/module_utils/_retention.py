@@ -188,6 +188,17 @@ def plan_rotation(entries, now, policy, locked=(), busy=frozenset(), present=Non
     for database, mine in groups.items():
         for m, action, reason in plan_database(mine, now, policy, database in locked, busy, present):
             decided[id(m)] = (m, action, reason)
+    # a globals dump goes only with the last kept database backup that links it: its restore may need the roles
+    linked = {}
+    for m, action, dummy in decided.values():
+        link = m.get('globals') or {}
+        if action == 'keep' and m.get('database') != catalog.GLOBALS and link.get('file'):
+            linked.setdefault(link['file'], []).append('%s %s' % (m.get('database'), m.get('id')))
+    for key, (m, action, reason) in list(decided.items()):
+        if m.get('database') == catalog.GLOBALS and action == 'delete' and m.get('file') in linked:
+            users = sorted(linked[m['file']])
+            decided[key] = (m, 'keep', 'the globals of kept backup%s %s (%s)' % (
+                's' if len(users) > 1 else '', ', '.join(users), reason))
     return [decided[id(m)] for m in entries]
 
 

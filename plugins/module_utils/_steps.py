@@ -29,6 +29,7 @@ SCRATCH = 'scratch'
 PRE_RESTORE_BACKUP = 'pre_restore_backup'
 RESTORE = 'restore'
 VERIFY = 'verify'
+ROLES = 'roles'                 # roles a restore needs, created from the backup's globals dump
 SETTINGS = 'settings'
 SWAP = 'swap'
 ROLLBACK = 'rollback'
@@ -55,8 +56,8 @@ RECOVERY = 'recovery'           # waiting for recovery to reach its target and p
 
 # -- one set per job kind -------------------------------------------------------------------------------------
 BACKUP_STEPS = frozenset((OPTIONS, PREFLIGHT, CONNECT, LOCK, DUMP, COUNT, WRITE))
-RESTORE_STEPS = frozenset((OPTIONS, GUARD, CHOOSE, LOCK, PREFLIGHT, FILE_CHECK, SCRATCH, PRE_RESTORE_BACKUP, RESTORE,
-                           VERIFY, SETTINGS, SWAP, ROLLBACK, INTERNAL))
+RESTORE_STEPS = frozenset((OPTIONS, GUARD, CHOOSE, LOCK, PREFLIGHT, FILE_CHECK, ROLES, SCRATCH, PRE_RESTORE_BACKUP,
+                           RESTORE, VERIFY, SETTINGS, SWAP, ROLLBACK, INTERNAL))
 ROTATE_STEPS = frozenset((OPTIONS, PLAN, PREFLIGHT, CONNECT, DROP))
 OFFSITE_STEPS = frozenset((OPTIONS, CONNECT, LIST, PLAN, UPLOAD, CHECK_UPLOAD, DOWNLOAD, CHECKSUM, DELETE, RECORD,
                            LOCK, IO))

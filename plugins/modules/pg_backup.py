@@ -44,8 +44,15 @@ attributes:
 options:
   globals:
     description:
-      - Also dump roles and tablespaces (C(pg_dumpall --globals-only)) as a separate backup. Unset means no.
+      - Dump roles, role memberships and tablespaces (C(pg_dumpall --globals-only)) as a separate backup
+        (database C(@globals)), first, and link it from the metadata of every database backup of the run
+        (C(globals)) beside the roles each database needs (C(roles)), so that a restore onto a server without
+        those roles can create them (M(pgops.postgresql.pg_restore_verified)).
+      - Unset means yes whenever databases are backed up; a globals dump that fails then only warns (the
+        database backups are good, they link no globals). V(true) makes its failure fail the run; V(false)
+        takes none.
       - O(globals=true) alone (without O(databases) or O(all_databases)) backs up only roles and tablespaces.
+      - Before 0.5.0 unset meant no.
     type: bool
   globals_role_passwords:
     description:
@@ -246,6 +253,19 @@ backups:
     rows_total:
       description: Sum of the exact row counts of all tables, from the dump's snapshot.
       type: int
+    roles:
+      description: The roles the database's objects depend on (owners, grantees, policies, default privileges,
+        the database's owner, roles with settings in it, the bootstrap superuser); a restore creates the ones a
+        server lacks from the linked globals dump.
+      type: list
+      elements: str
+      returned: for database backups
+      version_added: 0.5.0
+    globals:
+      description: C(id), C(file) and C(sha256) of the globals dump taken in the same run (null when none was).
+      type: dict
+      returned: for database backups
+      version_added: 0.5.0
     encrypted:
       description: Whether the dump is encrypted with age (then RV(backups[].size) and RV(backups[].sha256) are of
         the ciphertext).

@@ -53,6 +53,8 @@ options:
   path:
     description:
       - The backup directory (O(pgops.postgresql.pg_backup#module:dest)).
+      - It must exist. An empty O(path), one that does not exist and one that is not a directory are refused
+        before anything is read or written (nothing is created, nothing audited).
     type: path
     required: true
   database:
@@ -63,6 +65,7 @@ options:
     description:
       - C(YYYYMMDD_HHMMSS) (e.g. C(20241219_143022)), C(latest), or C(latest_verified) (the newest backup whose
         last verification passed). An unknown id fails with the nearest ids.
+      - An empty O(backup_id) is refused (an empty survey answer never means the newest backup).
     type: str
     default: latest
   before:
@@ -372,9 +375,35 @@ sessions_terminated:
   description: Sessions on the target ended before the swap.
   returned: when a swap happened
   type: int
+roles_to_create:
+  description:
+    - The roles the backup needs (its metadata's C(roles)) that the server lacks, created from the globals dump
+      linked from the backup (C(globals)) before the scratch database exists, in one transaction, with the groups
+      they are members of; an existing role is never altered. SUPERUSER, REPLICATION and BYPASSRLS are not given
+      (a warning names the role). With O(mode=test) a missing role fails the drill (step C(roles), inconclusive);
+      a drill never creates roles on the server it runs on. Not with O(no_owner).
+    - With no globals dump at hand, the restore fails at step C(roles) naming the missing roles.
+  returned: when the server lacks roles the backup needs (check mode too)
+  type: list
+  elements: str
+  version_added: 0.5.0
+roles_created:
+  description: The roles this run created (also in the audit line). A restore that fails after creating them drops
+    them again (RV(roles_dropped)).
+  returned: when roles were created
+  type: list
+  elements: str
+  version_added: 0.5.0
+roles_dropped:
+  description: The roles a failed restore had created and dropped again.
+  returned: when a restore failed after creating roles
+  type: list
+  elements: str
+  version_added: 0.5.0
 failed_step:
   description: The step that failed (C(options), C(guard), C(choose), C(lock), C(preflight), C(file_check),
-    C(pre_restore_backup), C(scratch), C(restore), C(verify), C(settings), C(swap), C(rollback), C(internal)).
+    C(roles), C(pre_restore_backup), C(scratch), C(restore), C(verify), C(settings), C(swap), C(rollback),
+    C(internal)).
   returned: on failure
   type: str
 verdict:
@@ -426,14 +455,17 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
     check_connection_params, connection_argument_spec,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import CHOOSERS
-from ansible_collections.pgops.postgresql.plugins.module_utils._options import fail_on_errors
+from ansible_collections.pgops.postgresql.plugins.module_utils._options import backup_dir_errors, fail_on_errors
 from ansible_collections.pgops.postgresql.plugins.module_utils._restore import SETTING_RE, run_pg_restore_verified
 
 
 def option_errors(p):
     """pg_restore_verified's rules that AnsibleModule cannot declare, one message each (naming the option and the
     fix). Called first thing in main(), before the container, the server or the catalog is looked at."""
-    errors = []
+    errors = backup_dir_errors(p['path'])
+    if p['backup_id'] is not None and not p['backup_id'].strip():
+        # an empty survey answer (AWX) or -e restore_backup_id= must not mean "the newest backup"
+        errors.append('backup_id must not be empty: give a backup id (YYYYMMDD_HHMMSS), latest or latest_verified')
     for k, v in (p['session_settings'] or {}).items():
         if not SETTING_RE.match(str(k)) or not SETTING_RE.match(str(v)):
             errors.append('session_settings: %s=%s is refused; names and values may hold letters, digits, "_", "." '

@@ -4,6 +4,7 @@ real PostgreSQL started from the host's binaries (initdb + pg_ctl) and, where Do
 """
 from __future__ import absolute_import, division, print_function
 
+import contextlib
 import glob
 import json
 import os
@@ -89,6 +90,13 @@ class Postgres(object):
 @pytest.fixture(scope='session')
 def postgres():
     """A throwaway PostgreSQL cluster owned by the postgres user, on a free loopback port."""
+    with cluster() as pg:
+        yield pg
+
+
+@contextlib.contextmanager
+def cluster():
+    """A new PostgreSQL cluster from the host's binaries (initdb, start; stopped and removed after)."""
     base = tempfile.mkdtemp(prefix='pgops-pg-')
     os.chmod(base, 0o755)
     data = os.path.join(base, 'data')

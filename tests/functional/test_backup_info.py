@@ -42,10 +42,12 @@ def catalog(postgres, dest, run_module):
     made = {}
     for key, fmt in (('deleted', 'plain'), ('truncated', 'plain'), ('flipped', 'custom'), ('dir_gone', 'directory'),
                      ('dir_flipped', 'directory')):
-        res = run_module('pg_backup', dict(postgres.conn(), databases=['info_db'], dest=dest, format=fmt))
+        res = run_module('pg_backup', dict(postgres.conn(), databases=['info_db'], globals=False, dest=dest,
+                                           format=fmt))
         assert not res.get('failed'), res
         made[key] = res
-    failed = run_module('pg_backup', dict(postgres.conn(), databases=['info_db'], dest=dest, free_space_ratio=1e9))
+    failed = run_module('pg_backup', dict(postgres.conn(), databases=['info_db'], globals=False, dest=dest,
+                                          free_space_ratio=1e9))
     assert failed['failed'], failed
     made['failed'] = failed
     return made
@@ -174,7 +176,7 @@ def test_backups_that_silently_stopped_are_alerted(postgres, dest, run_module):
     """The plan's daily backup, seen from outside: a database whose newest successful backup is older than
     no_success_hours, or that the caller names and the catalog has never seen, raises an alert."""
     postgres.create_db('quiet_db')
-    made = run_module('pg_backup', dict(postgres.conn(), databases=['quiet_db'], dest=dest))
+    made = run_module('pg_backup', dict(postgres.conn(), databases=['quiet_db'], globals=False, dest=dest))
     assert not made.get('failed'), made
     fresh = run_module('backup_info', dict(path=dest, databases=['quiet_db', 'never_backed_up']))
     assert [a for a in fresh['stats']['alerts'] if 'no successful backup' in a] == [
@@ -205,7 +207,7 @@ def test_limit_per_database_lists_the_newest_of_each(postgres, dest, run_module)
     for db in ('many_a', 'many_b'):
         postgres.create_db(db)
     for db in ('many_a', 'many_a', 'many_a', 'many_b'):
-        assert not run_module('pg_backup', dict(postgres.conn(), databases=[db], dest=dest)).get('failed')
+        assert not run_module('pg_backup', dict(postgres.conn(), databases=[db], globals=False, dest=dest)).get('failed')
     across = run_module('backup_info', dict(path=dest, limit=1, stats=False))
     assert len(across['backups']) == 1                    # the newest of all (one database only)
     each = run_module('backup_info', dict(path=dest, limit=1, limit_per_database=True, stats=False))

@@ -80,7 +80,7 @@ def test_check_mode_lists_exactly_what_the_real_run_deletes(postgres, dest, run_
     postgres.create_db('rot')
     made = []
     for dummy in range(3):
-        res = run_module('pg_backup', dict(postgres.conn(), databases=['rot'], dest=dest))
+        res = run_module('pg_backup', dict(postgres.conn(), databases=['rot'], globals=False, dest=dest))
         assert not res.get('failed'), res
         made.append(res)
         time.sleep(1.0)

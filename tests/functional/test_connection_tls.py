@@ -95,8 +95,8 @@ def tls(server, **extra):
 def test_backup_and_verified_restore_over_verified_tls(tls_server, run_module, dest):
     backup = run_module('pg_backup', dict(tls(tls_server), databases=['tls_prod'], dest=dest))
     assert not backup.get('failed'), backup
-    [b] = backup['backups']
-    assert b['status'] == 'success'
+    b, g = backup['backups']          # the globals dump went over TLS too
+    assert b['status'] == g['status'] == 'success' and g['scope'] == 'globals'
     restored = run_module('pg_restore_verified', dict(tls(tls_server), path=dest, database='tls_prod',
                                                       backup_id=b['id'], mode='test'))
     assert not restored.get('failed') and restored['result'] == 'passed', restored

@@ -103,7 +103,7 @@ def test_expected_tables_come_from_the_newest_verified_backup(postgres, dest, ru
     assert 'no verified backup of pim_expected' in exp['note'] and 'no verified backup' in json.dumps(res.get('warnings'))
 
     # the older backup passes a restore drill; then orders is dropped and a newer, unverified backup is made
-    meta_file = [os.path.join(dest, n) for n in files(dest) if n.endswith(older['id'] + '.meta.json')][0]
+    meta_file = [os.path.join(dest, n) for n in files(dest) if n.endswith(older['id'] + '.meta.json') and n.startswith(db)][0]
     with open(meta_file) as f:
         meta = json.load(f)
     meta['verifications'] = [dict(verified_at=meta['finished_at'], result='passed', mode='test', rto_seconds=1.5)]

@@ -62,7 +62,7 @@ def pim(postgres):
     ('custom', 'gzip'), ('custom', 'zstd'), ('directory', 'gzip'),
 ])
 def test_backup_formats_restore_with_identical_counts(postgres, pim, dest, run_module, fmt, compression):
-    args = dict(postgres.conn(), databases=[pim], dest=dest, format=fmt, compression=compression,
+    args = dict(postgres.conn(), databases=[pim], globals=False, dest=dest, format=fmt, compression=compression,
                 jobs=2 if fmt == 'directory' else 1)
     res = run_module('pg_backup', args)
     assert not res.get('failed'), res
@@ -140,7 +140,7 @@ def test_bad_label_is_refused_and_nothing_written(postgres, pim, dest, run_modul
 def test_ids_are_unique_per_database_and_backup_info_lists_newest_first(postgres, pim, dest, run_module):
     ids = []
     for kind in ('full', 'snapshot', 'manual'):
-        res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=dest, kind=kind,
+        res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], globals=False, dest=dest, kind=kind,
                                            format='custom' if kind == 'snapshot' else 'plain'))
         assert not res.get('failed'), res
         ids.append(res['id'])
@@ -155,8 +155,8 @@ def test_ids_are_unique_per_database_and_backup_info_lists_newest_first(postgres
 
 def test_log_file_lines(postgres, pim, dest, run_module, tmp_path):
     log = str(tmp_path / 'logs' / 'db-backup.log')
-    ok = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=dest, log_file=log))
-    bad = run_module('pg_backup', dict(postgres.conn(), databases=['no_such_db'], dest=dest, log_file=log))
+    ok = run_module('pg_backup', dict(postgres.conn(), databases=[pim], globals=False, dest=dest, log_file=log))
+    bad = run_module('pg_backup', dict(postgres.conn(), databases=['no_such_db'], globals=False, dest=dest, log_file=log))
     assert bad['failed'] and 'no_such_db' in bad['msg']
     with open(log) as f:
         lines = f.read().splitlines()
@@ -196,10 +196,11 @@ def test_pg_dump_killed_midway_leaves_nothing(postgres, dest, run_module):
     postgres.create_db('big_db', seed=False)
     postgres.psql('big_db', "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS payload "
                             "FROM generate_series(1, 400000) g")
-    first = run_module('pg_backup', dict(postgres.conn(), databases=['big_db'], dest=dest, compression='none'))
+    first = run_module('pg_backup', dict(postgres.conn(), databases=['big_db'], globals=False, dest=dest,
+                                        compression='none'))
     assert not first.get('failed')
     before = {n: sha256(os.path.join(dest, n)) for n in visible(dest)}
-    proc = run_module.popen('pg_backup', dict(postgres.conn(), databases=['big_db'], dest=dest,
+    proc = run_module.popen('pg_backup', dict(postgres.conn(), databases=['big_db'], globals=False, dest=dest,
                                               compression='gzip', compression_level=9))
 
     def dump_pid():
@@ -235,7 +236,7 @@ def test_destination_full_leaves_nothing(postgres, tmp_path, run_module):
     try:
         with open(os.path.join(mnt, 'earlier.sql'), 'w') as f:
             f.write('-- an earlier backup\n')
-        res = run_module('pg_backup', dict(postgres.conn(), databases=['fill_db'], dest=mnt, compression='none',
+        res = run_module('pg_backup', dict(postgres.conn(), databases=['fill_db'], globals=False, dest=mnt, compression='none',
                                            free_space_ratio=0))
         assert res['failed'] and 'No space left on device' in res['msg'], res
         names = os.listdir(mnt)
@@ -244,7 +245,7 @@ def test_destination_full_leaves_nothing(postgres, tmp_path, run_module):
         with open(os.path.join(mnt, 'earlier.sql')) as f:
             assert f.read() == '-- an earlier backup\n'
         # the preflight refuses before writing when the estimate does not fit
-        res = run_module('pg_backup', dict(postgres.conn(), databases=['fill_db'], dest=mnt, free_space_ratio=5))
+        res = run_module('pg_backup', dict(postgres.conn(), databases=['fill_db'], globals=False, dest=mnt, free_space_ratio=5))
         assert res['failed'] and 'not enough free space' in res['msg'] and 'free_space_ratio' in res['msg']
     finally:
         subprocess.run(['umount', mnt], check=True)
@@ -287,7 +288,8 @@ def test_concurrent_backups_of_one_database_get_distinct_ids(postgres, pim, dest
     ids = [r['id'] for r in results]
     assert len(set(ids)) == 3
     metas = sorted(n for n in visible(dest) if n.endswith('.meta.json'))
-    assert len(metas) == 3
+    # each run took its own globals dump too, under the globals' lock: distinct ids as well
+    assert len([n for n in metas if n.startswith('_globals_')]) == len([n for n in metas if n.startswith(pim)]) == 3
     for r in results:
         assert sha256(r['backup_path']) == r['sha256']
 
@@ -343,7 +345,7 @@ def test_a_failed_run_racing_a_successful_one_keeps_both_records(postgres, dest,
 
 def test_unreachable_server_records_a_failed_run_per_database(postgres, pim, dest, run_module):
     from conftest import free_port
-    res = run_module('pg_backup', dict(postgres.conn(), port=free_port(), databases=[pim, 'other db'], dest=dest))
+    res = run_module('pg_backup', dict(postgres.conn(), port=free_port(), databases=[pim, 'other db'], globals=False, dest=dest))
     assert res['failed'] and res['changed'] is True, res
     assert [b['status'] for b in res['backups']] == ['failed', 'failed']
     for database in (pim, 'other db'):
@@ -354,7 +356,7 @@ def test_unreachable_server_records_a_failed_run_per_database(postgres, pim, des
 
 
 def test_free_space_preflight_failure_is_recorded(postgres, pim, dest, run_module):
-    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], dest=dest, free_space_ratio=1e9))
+    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim], globals=False, dest=dest, free_space_ratio=1e9))
     assert res['failed'] and 'not enough free space' in res['msg'] and 'free_space_ratio' in res['msg'], res
     [meta] = records(dest, pim)
     assert meta['status'] == 'failed' and meta['failed_step'] == 'preflight' and meta['id'] == res['id']
@@ -444,7 +446,7 @@ def test_directory_format_returns_the_size_of_the_dump(postgres, pim, dest, run_
 
 def test_two_databases_return_no_stat_of_the_backup_directory(postgres, pim, dest, run_module):
     postgres.create_db('second_db', seed=False)
-    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim, 'second_db'], dest=dest))
+    res = run_module('pg_backup', dict(postgres.conn(), databases=[pim, 'second_db'], globals=False, dest=dest))
     assert not res.get('failed'), res
     assert not set(res) & set(['path', 'dest', 'size', 'mode', 'owner', 'state', 'uid', 'backup_path'])
     assert res['backup_dir'] == dest and len(res['backups']) == 2
@@ -498,7 +500,7 @@ def test_killed_module_leaves_a_temp_file_that_the_next_run_of_the_database_remo
     postgres.create_db('killed_db', seed=False)
     postgres.psql('killed_db', "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS payload "
                                "FROM generate_series(1, 400000) g")
-    args = dict(postgres.conn(), databases=['killed_db'], dest=dest)
+    args = dict(postgres.conn(), databases=['killed_db'], globals=False, dest=dest)
     proc = run_module.popen('pg_backup', dict(args, compression='gzip', compression_level=9))
 
     def temp_file_growing():

@@ -29,7 +29,7 @@ def meta_of(dest, backup_id):
         if name.endswith('.meta.json'):
             with open(os.path.join(dest, name)) as f:
                 meta = json.load(f)
-            if meta['id'] == backup_id:
+            if meta['id'] == backup_id and meta['scope'] == 'database':
                 return meta
     raise AssertionError('no metadata for %s' % backup_id)
 

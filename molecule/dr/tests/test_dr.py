@@ -44,6 +44,26 @@ def test_container_is_back_on_a_new_volume(host):
     assert report['rto_seconds'] < report['rto_target_seconds'] == 300
 
 
+ROLES_SQL = ("SELECT pg_get_userbyid(relowner) || ',' || has_table_privilege('pim_reader', 'categories', 'SELECT')"
+             " || ',' || pg_has_role('pim_owner', 'pim_reader', 'MEMBER') FROM pg_class WHERE relname = 'product_attributes'")
+
+
+def owner_and_grant(host, db):
+    return host.check_output('docker exec %s psql -X -A -t -U pim_user -d %s -c "%s"' % (CONTAINER, db, ROLES_SQL))
+
+
+def test_the_roles_of_the_databases_came_back_with_them(host):
+    # the container is a blank one of the same image (twice: the second after the bucket recovery): the roles
+    # were created from each backup's globals dump, with their membership, before the restores
+    for db in ('pim_dev', 'pim_prod'):
+        assert owner_and_grant(host, db) == 'pim_owner,true,true'
+    for where in (LOST, DEST):
+        audit = [json.loads(x) for x in host.file('%s/restore-audit.jsonl' % where).content_string.splitlines()]
+        created = [a for a in audit if a.get('roles_created')]
+        assert created[0]['roles_created'] == ['pim_owner', 'pim_reader'] and created[0]['database'] == 'pim_dev'
+        assert len(created) == 1                                  # pim_prod found them there
+
+
 def test_a_healthy_server_was_left_alone(host):
     report = json.loads(host.file('/tmp/pgops-dr-healthy.json').content_string)
     assert report['container_recreated'] is False

@@ -562,3 +562,22 @@ def test_plan_then_act_deletes_exactly_the_plan(bdir):
     s = plan.summary()
     assert (s['records'], s['deleted'], s['kept']) == (len(made), len(plan.deleted), len(plan.kept))
     assert s['failed_records_deleted'] == len([d for d in plan.deleted if d['status'] == 'failed'])
+
+
+def test_a_globals_dump_stays_while_a_kept_backup_links_it():
+    old_globals = rec(NOW - datetime.timedelta(days=40), database=catalog.GLOBALS)
+    new_globals = rec(NOW - datetime.timedelta(days=35), database=catalog.GLOBALS)
+    unlinked = rec(NOW - datetime.timedelta(days=50), database=catalog.GLOBALS)
+    kept = rec(NOW - datetime.timedelta(days=40, seconds=-1))
+    kept['globals'] = dict(id=old_globals['id'], file=old_globals['file'])
+    gone = rec(NOW - datetime.timedelta(days=60))
+    gone['globals'] = dict(id=unlinked['id'], file=unlinked['file'])
+    entries = [new_globals, old_globals, unlinked, kept, gone]
+    out = dict((m['id'] + m['database'], (action, reason))
+               for m, action, reason in plan_rotation(entries, NOW, policy(min_keep=1)))
+    assert out[kept['id'] + 'pim'][0] == 'keep'                        # min_keep
+    assert out[gone['id'] + 'pim'][0] == 'delete'
+    action, reason = out[old_globals['id'] + catalog.GLOBALS]
+    assert action == 'keep' and reason.startswith('the globals of kept backup pim %s (' % kept['id']), reason
+    assert out[unlinked['id'] + catalog.GLOBALS][0] == 'delete'         # its backup goes too
+    assert out[new_globals['id'] + catalog.GLOBALS][0] == 'keep'        # min_keep of @globals
