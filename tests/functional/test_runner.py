@@ -56,12 +56,12 @@ def test_backup_playbook_under_ansible_runner(private_data_dir, monkeypatch):
     metas = [json.load(open(p)) for p in glob.glob(os.path.join(private_data_dir['backups'], '*.meta.json'))]
     # the database's backup and the globals dump of the run, which it links
     [meta] = [m for m in metas if m['scope'] == 'database']
-    [glob] = [m for m in metas if m['scope'] == 'globals']
+    [globals_meta] = [m for m in metas if m['scope'] == 'globals']
     assert meta['kind'] == 'manual' and meta['label'] == 'awx' and meta['database'] == 'runner_pim'
-    assert meta['globals']['id'] == glob['id']
-    assert custom['pgops_backup']['backups'] == [meta['id'], glob['id']]
+    assert meta['globals']['id'] == globals_meta['id']
+    assert custom['pgops_backup']['backups'] == [meta['id'], globals_meta['id']]
     assert custom['pgops_backup']['failed'] == []
-    assert int(custom['pgops_backup']['total_size']) == meta['size'] + glob['size']
+    assert int(custom['pgops_backup']['total_size']) == meta['size'] + globals_meta['size']
     assert custom['pgops_metrics']['file'] == os.path.join(private_data_dir['textfile'], 'pgops_backup.prom')
     assert int(custom['pgops_metrics']['samples']) > 10
 
@@ -69,7 +69,7 @@ def test_backup_playbook_under_ansible_runner(private_data_dir, monkeypatch):
     pattern = os.path.join(private_data_dir['pdd'], 'artifacts', 'backup-1', 'job_events', '*.json')
     events = [json.load(open(p)) for p in glob.glob(pattern)]
     [on_disk] = [e for e in events if e.get('event') == 'playbook_on_stats']
-    assert on_disk['event_data']['artifact_data']['pgops_backup']['backups'] == [meta['id'], glob['id']]
+    assert on_disk['event_data']['artifact_data']['pgops_backup']['backups'] == [meta['id'], globals_meta['id']]
     with open(os.path.join(private_data_dir['textfile'], 'pgops_backup.prom')) as f:
         assert 'pgops_backup_count{database="runner_pim",kind="manual"} 1' in f.read()
 
