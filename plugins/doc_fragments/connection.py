@@ -10,6 +10,18 @@ class ModuleDocFragment(object):
     # How to reach PostgreSQL, natively or inside a container. Shared by every module that connects.
     DOCUMENTATION = r'''
 options:
+  server:
+    description:
+      - The name of the PostgreSQL server in the backup catalog (E(pgops_server) in the inventory): every backup
+        records it, and every choice among backups (restore, fallback, drill, rotation) is made among this
+        server's, so that two servers sharing a backup directory never take each other's backups.
+      - Unset, it is derived from where the module runs and what it connects to - C(<host>/<container>) for
+        O(container), else C(<host>), with C(/<login_host>) for a server on another host and C(:<port>) for a
+        port other than 5432 - so that a server's backups and restores agree without any setting. Set it when
+        the server moves (a new host, a renamed container) so that its backups stay its own.
+      - Not used by the pgBackRest modules (their stanza names the cluster).
+    type: str
+    version_added: 0.5.0
   login_user:
     description:
       - The PostgreSQL role to connect as.

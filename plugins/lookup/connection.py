@@ -20,7 +20,8 @@ description:
   - "The variables: C(pgops_container), C(pgops_container_runtime), C(pgops_container_user),
     C(pgops_login_user), C(pgops_login_password), C(pgops_login_host), C(pgops_login_unix_socket),
     C(pgops_port) (or C(pgops_login_port)), C(pgops_connect_timeout), C(pgops_pg_bin_dir), C(pgops_ssl_mode),
-    C(pgops_ca_cert), C(pgops_ssl_cert), C(pgops_ssl_key)."
+    C(pgops_ca_cert), C(pgops_ssl_cert), C(pgops_ssl_key), and C(pgops_server) (the server's name in the backup
+    catalog, since 0.5.0)."
   - Keyword arguments override a variable for one call (an empty value removes it).
 options:
   _terms:
@@ -71,6 +72,7 @@ VARIABLES = (
     ('pgops_ca_cert', 'ca_cert'),
     ('pgops_ssl_cert', 'ssl_cert'),
     ('pgops_ssl_key', 'ssl_key'),
+    ('pgops_server', 'server'),
 )
 OPTIONS = frozenset(option for _variable, option in VARIABLES)
 INTEGERS = frozenset(['login_port', 'connect_timeout'])

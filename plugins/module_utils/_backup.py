@@ -41,6 +41,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
     Stage, run_to_file,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import identity as server_identity
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     BACKUP_STEPS, CONNECT, DUMP, LOCK, OPTIONS, PREFLIGHT, QUERY, WRITE, job_step,
 )
@@ -210,6 +211,7 @@ class BackupJob(object):
                              % (self.level, self.compression, lo, hi), step=OPTIONS)
         self.dest_changed = False
         self.globals_link = None   # the globals dump of this run, linked from each database backup's metadata
+        self.server_identity = None
         self.removed_temp_files = []
         self.recipients = age_recipients(opts.get('encrypt_recipients'), opts.get('encrypt_recipients_file'))
         if self.recipients and opts.get('format') == 'directory':
@@ -307,6 +309,12 @@ class BackupJob(object):
                 failures.append(globals_entry)
         return results, failures
 
+    def _server_identity(self, session):
+        """The evidence recorded beside the server's name (_server), read once per run."""
+        if self.server_identity is None:
+            self.server_identity = server_identity(session, self.target)
+        return self.server_identity
+
     def _preflight(self, session, database):
         info = session.query_json(INSPECT_SQL)
         self.target = self.target.for_server(major_of(info['server_version_num']))
@@ -325,7 +333,7 @@ class BackupJob(object):
             'format_version': catalog.METADATA_VERSION, 'scope': scope, 'database': database,
             'kind': self.o['kind'], 'label': self.o.get('label'),
             'format': self.o['format'] if scope == 'database' else 'plain',
-            'host': socket.gethostname(), 'container': self.target.container,
+            'server': self.target.server, 'host': socket.gethostname(), 'container': self.target.container,
             'collection_version': COLLECTION_VERSION, 'verifications': [],
         }
 
@@ -347,7 +355,8 @@ class BackupJob(object):
                         locale_provider=info.get('locale_provider'), locale=info.get('locale'),
                         icu_rules=info.get('icu_rules'),
                         database_settings=session.query_json(DB_SETTINGS_SQL % 'current_database()'),
-                        roles=session.query_json(ROLES_SQL), globals=self.globals_link)
+                        roles=session.query_json(ROLES_SQL), globals=self.globals_link,
+                        server_identity=self._server_identity(session))
             dump_version = self.target.tool_version('pg_dump')
             meta['pg_dump_version'] = dump_version
             if self.check_mode:

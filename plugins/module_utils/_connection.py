@@ -25,6 +25,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._errors import Pg
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
     die_with_parent, failure_message, popen, run_checked, Stage,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import check_name, derived_name
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import CONNECT, PREFLIGHT, QUERY
 
 
@@ -51,6 +52,7 @@ def connection_argument_spec():
         container_runtime=dict(type='str', default='docker', choices=['docker', 'podman']),
         container_user=dict(type='str'),
         pg_bin_dir=dict(type='path'),
+        server=dict(type='str'),
     )
 
 
@@ -81,6 +83,11 @@ def connection_param_errors(params):
     jobs = params.get('jobs')
     if jobs is not None and jobs < 1:
         errors.append('jobs must be 1 or more (got %s)' % jobs)
+    if params.get('server') is not None:
+        try:
+            check_name(params['server'])
+        except PgOpsError as e:
+            errors.append(e.msg)
     databases = params.get('databases') or []
     twice = sorted(set(d for d in databases if databases.count(d) > 1))
     if twice:
@@ -133,6 +140,8 @@ class PgTarget(object):
         self.runtime = p.get('container_runtime') or 'docker'
         self.container_user = p.get('container_user')
         self.bin_dir = p.get('pg_bin_dir')
+        # the server's name in the catalog (_server): given, or derived from what this target connects to
+        self.server = p.get('server') or derived_name(self.container, p.get('login_host'), self.port)
         self.server_major = None
         self.options = {}   # session settings for the tools' connections (PGOPTIONS), e.g. for a restore
         if self.password:

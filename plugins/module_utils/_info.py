@@ -13,6 +13,7 @@ import os
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils import _integrity as integrity
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import of_server, server_of
 
 
 def limited(entries, limit, per_database=False):
@@ -48,6 +49,10 @@ def run_backup_info(module):
         entries, warnings = catalog.load_catalog(p['path'])
     except OSError as e:
         module.fail_json(msg='cannot read the backup directory %s (path): %s' % (p['path'], e))
+    for m in entries:
+        m['server'] = server_of(m)
+    if p.get('server'):
+        entries = of_server(entries, p['server'])
     selected = catalog.filter_entries(entries, database=p['database'], kind=p['kind'], label=p['label'],
                                       status=p['status'], max_age_days=p['max_age_days'], now=now,
                                       databases=p.get('databases'), scope=p.get('scope') or 'any')

@@ -30,6 +30,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, ensure_dir, write_file_atomic, write_json_atomic,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._report import fmt_bytes, render_html
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import of_server
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     CATALOG, COLLECT, MAINTAIN, MAINTENANCE_STEPS, OPTIONS, WRITE, job_step,
 )
@@ -437,7 +438,7 @@ class Collector(object):
             raise PgOpsError('cannot read the backup directory %s (backup_dir): %s' % (self.p['backup_dir'], e),
                              step=CATALOG)
         self.warnings += warnings
-        return entries
+        return of_server(entries, self.target.server)   # this server's backups name its expected tables
 
     def server(self, s):
         server = s.query_json(SERVER_SQL)

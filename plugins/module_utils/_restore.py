@@ -46,6 +46,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import (
     apply_recorded_settings, copy_database_settings, create_scratch, leftover_scratches, rename_in, rollback_name,
     rollback_prefix, scratch_name, swap,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import identity, of_server, server_of
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     CHOOSE, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS, ROLES,
     ROLLBACK, SCRATCH, SWAP, VERIFY, job_step,
@@ -152,15 +153,51 @@ class RestoreJob(object):
             return target          # never another database's backup: a replace across databases names its source
         return None
 
+    def check_system(self, admin, meta):
+        """The server's system identifier against the one the backup recorded: a difference is no error (a logical
+        disaster recovery makes a new cluster under the same name) but is said, in the result and the audit."""
+        recorded = (meta.get('server_identity') or {}).get('system_identifier')
+        if not recorded:
+            return
+        now = identity(admin, self.target).get('system_identifier')
+        if now is None:
+            self.checks['system_identifier'] = 'not readable here (pg_control_system needs pg_monitor)'
+        elif now == recorded:
+            self.checks['system_identifier'] = 'same cluster (%s)' % now
+        else:
+            self.checks['system_identifier'] = ('another cluster: the backup was made on %s, this server is %s (a '
+                                                'rebuilt server, or another server of the same name)' % (recorded, now))
+            if self.source_server() == self.target.server:
+                self.warnings.append('backup %s of server %s was made on cluster %s; this server is cluster %s: '
+                                     'expected after a disaster recovery onto a new cluster, a surprise otherwise'
+                                     % (meta['id'], self.target.server, recorded, now))
+
+    def source_server(self):
+        """The server whose backups to choose from: this server's own, or ``source_server`` (on purpose)."""
+        return self.o.get('source_server') or self.target.server
+
     def candidates(self, database):
-        entries, warnings = catalog.load_catalog(self.path)
+        all_entries, warnings = catalog.load_catalog(self.path)
         self.warnings += warnings
+        source = self.source_server()
+        # only the source server's backups (never another server's, even of a database of the same name)
+        entries = of_server(all_entries, source)
+        self.result.update(server=self.target.server, source_server=source)
         backup_id = self.o.get('backup_id') or 'latest'
         try:
             found = catalog.backup_candidates(entries, database, backup_id, self.o.get('before'),
                                               self.o.get('max_age_hours'))
         except catalog.CatalogError as e:
             msg = str(e)
+            elsewhere = sorted(set(server_of(m) for m in all_entries if m not in entries
+                                   and m.get('scope', 'database') == 'database' and m.get('status') == 'success'
+                                   and (database is None or m.get('database') == database)
+                                   and (backup_id in catalog.CHOOSERS or m.get('id') == backup_id)))
+            if elsewhere:
+                msg += (' for server %s; %s of %s exists for server %s: another server\'s backup is restored only '
+                        'when named by source_server' % (
+                            source, 'backup %s' % backup_id if backup_id not in catalog.CHOOSERS else 'a backup',
+                            'database %s' % database if database else 'this database', ', '.join(elsewhere)))
             if database and backup_id not in catalog.CHOOSERS:
                 others = sorted(set(m['database'] for m in entries if m.get('id') == backup_id
                                     and m.get('database') != database and m.get('status') == 'success'
@@ -475,6 +512,7 @@ class RestoreJob(object):
         try:
             info = database_facts(admin, target_db)
             self.target = self.target.for_server(major_of(admin.query('SHOW server_version_num')[0]))
+            self.check_system(admin, meta)
             if mode == 'new' and info:
                 raise PgOpsError('target database %s already exists; mode=new restores into a new database only '
                                  '(use mode=replace to replace it)' % target_db, step=OPTIONS)
@@ -662,6 +700,7 @@ def _audit(p, job, started, result):
                       error=result.get('error'), rollback_database=result.get('rollback_database'),
                       replaced_database=result.get('replaced_database'),
                       roles_created=result.get('roles_created') or None,
+                      server=job.target.server, source_server=job.source_server(),
                       attempts=job.attempts if len(job.attempts) > 1 else None,
                       protected=(result.get('target') or p.get('target') or p.get('database'))
                       in (p.get('protected_databases') or []),

@@ -33,6 +33,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._restore import audit_interrupted, restore_lock_path, who
 from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import scratch_info
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import server_of
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import DROP, OPTIONS, PLAN, ROTATE_STEPS, job_step
 
 DEFAULT_MAX_AGE_DAYS = {'full': 30, 'pre_deploy': 7, 'snapshot': 3, 'pre_restore': 7, 'manual': 7}
@@ -180,12 +181,13 @@ def plan_database(entries, now, policy, locked=False, busy=frozenset(), present=
 
 
 def plan_rotation(entries, now, policy, locked=(), busy=frozenset(), present=None):
-    """Decisions for a whole catalog, grouped per database, in catalog order (newest first)."""
+    """Decisions for a whole catalog, grouped per server and database (two servers sharing the directory never
+    protect, nor fail to protect, each other's backups), in catalog order (newest first)."""
     groups = {}
     for m in entries:
-        groups.setdefault(m.get('database'), []).append(m)
+        groups.setdefault((server_of(m), m.get('database')), []).append(m)
     decided = {}
-    for database, mine in groups.items():
+    for (dummy, database), mine in groups.items():
         for m, action, reason in plan_database(mine, now, policy, database in locked, busy, present):
             decided[id(m)] = (m, action, reason)
     # a globals dump goes only with the last kept database backup that links it: its restore may need the roles

@@ -44,6 +44,13 @@ options:
     description:
       - Only backups of this database (C(@globals) for roles and tablespaces).
     type: str
+  server:
+    description:
+      - Only backups of this server (its name in the catalog, see
+        O(pgops.postgresql.pg_backup#module:server)); backups recorded before 0.5.0 belong to the server derived
+        from the host and container they recorded. Unset, every server's; each listed backup says its C(server).
+    type: str
+    version_added: 0.5.0
   databases:
     description:
       - Only backups of these databases (newest first across them, with O(limit) - the weekly drill's "newest N").
@@ -194,6 +201,10 @@ backups:
   type: list
   elements: dict
   contains:
+    server:
+      description: The server the backup belongs to (recorded, or derived for a backup made before 0.5.0).
+      type: str
+      version_added: 0.5.0
     path:
       description: The dump (a directory for format C(directory)); absent for a failed run.
       type: str
@@ -302,6 +313,7 @@ def main():
             path=dict(type='path', required=True),
             database=dict(type='str'),
             databases=dict(type='list', elements='str'),
+            server=dict(type='str'),
             scope=dict(type='str', default='any', choices=['database', 'globals', 'any']),
             kind=dict(type='list', elements='str', choices=list(KINDS)),
             label=dict(type='str'),

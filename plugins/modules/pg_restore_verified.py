@@ -61,6 +61,17 @@ options:
     description:
       - The database whose backups to choose from. Needed when an id exists for several databases.
     type: str
+  source_server:
+    description:
+      - Restore a backup of another server (its O(server) name in the catalog), on purpose - for instance
+        staging refreshed from production's backup. Unset, only this server's own backups are chosen (O(server),
+        or its derived name): a backup id, C(latest) or C(latest_verified) that exists only for another server is
+        refused, naming that server. The target's protection (O(protected_databases), O(confirm)) applies as
+        always; the result and the audit line name both servers.
+      - Backups recorded before 0.5.0 have no server name; theirs is derived from the host and container they
+        recorded.
+    type: str
+    version_added: 0.5.0
   backup_id:
     description:
       - C(YYYYMMDD_HHMMSS) (e.g. C(20241219_143022)), C(latest), or C(latest_verified) (the newest backup whose
@@ -358,6 +369,16 @@ rto_seconds:
   description: Seconds from the start of the run until the target was usable (or, in test mode, verified).
   returned: on success
   type: float
+server:
+  description: This server's name in the catalog (O(server), or derived).
+  returned: when the catalog was read
+  type: str
+  version_added: 0.5.0
+source_server:
+  description: The server whose backups were chosen from (this one unless O(source_server)).
+  returned: when the catalog was read
+  type: str
+  version_added: 0.5.0
 scratch_database:
   description: The scratch database name used.
   returned: when a backup was chosen
@@ -455,8 +476,10 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
     check_connection_params, connection_argument_spec,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import CHOOSERS
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._options import backup_dir_errors, fail_on_errors
 from ansible_collections.pgops.postgresql.plugins.module_utils._restore import SETTING_RE, run_pg_restore_verified
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import check_name
 
 
 def option_errors(p):
@@ -466,6 +489,11 @@ def option_errors(p):
     if p['backup_id'] is not None and not p['backup_id'].strip():
         # an empty survey answer (AWX) or -e restore_backup_id= must not mean "the newest backup"
         errors.append('backup_id must not be empty: give a backup id (YYYYMMDD_HHMMSS), latest or latest_verified')
+    if p['source_server'] is not None:
+        try:
+            check_name(p['source_server'], 'source_server')
+        except PgOpsError as e:
+            errors.append(e.msg)
     for k, v in (p['session_settings'] or {}).items():
         if not SETTING_RE.match(str(k)) or not SETTING_RE.match(str(v)):
             errors.append('session_settings: %s=%s is refused; names and values may hold letters, digits, "_", "." '
@@ -521,6 +549,7 @@ def main():
         server_free_space_ratio=dict(type='float', default=1.0),
         age_identity_file=dict(type='path'),
         age_identity=dict(type='str', no_log=True),
+        source_server=dict(type='str'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

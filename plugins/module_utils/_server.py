@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgops.postgresql contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# PRIVATE to the collection: this is not a public API and may change without notice.
+"""Which PostgreSQL server a backup belongs to.
+
+The catalog knew databases; two servers with a database of the same name, sharing a backup directory, were one
+database to it (a restore brought back the other server's data). Every backup now records ``server``, a name,
+and ``server_identity``, the evidence beside it; every choice among backups is made among one server's.
+
+The name is the identity: it survives a logical disaster recovery, which gives the server a new system
+identifier. It is the ``server`` option (``pgops_server`` in the inventory) or, unset, derived from where the
+module runs and what it connects to, so that the backups and the restores of one server agree without any
+setting: ``<host>/<container>`` for PostgreSQL in a container, ``<host>`` natively, with ``/<login_host>`` for
+a server on another host and ``:<port>`` for a port other than 5432. The system identifier
+(``pg_control_system()``) is a check: a restore says when it differs from the server's (a server rebuilt, or
+another server given the same name).
+
+Records made before 0.5.0 have no ``server``: theirs is derived the same way from the ``host`` and ``container``
+they recorded (a native server on another host or port is then just ``<host>``: name it with ``source_server``).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import socket
+
+from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import OPTIONS
+
+DEFAULT_PORT = 5432
+LOCAL_HOSTS = ('', 'localhost', '127.0.0.1', '::1')
+NAME_MAX = 200
+
+# The evidence recorded beside the name; the system identifier and the data directory only where the user may
+# read them (pg_control_system() is for superusers and pg_monitor; data_directory for pg_read_all_settings)
+PRIVILEGES_SQL = """
+SELECT jsonb_build_object(
+  'control', has_function_privilege('pg_control_system()', 'EXECUTE'),
+  'settings', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+              OR pg_has_role(current_user, 'pg_read_all_settings', 'USAGE'))::text
+"""
+SYSTEM_IDENTIFIER_SQL = "SELECT system_identifier::text FROM pg_control_system()"
+DATA_DIRECTORY_SQL = "SELECT current_setting('data_directory')"
+
+
+def derived_name(container=None, login_host=None, port=None, host=None):
+    """The server's name when none is given (see the module's docstring)."""
+    name = host or socket.gethostname()
+    if container:
+        return '%s/%s' % (name, container)
+    if login_host and not login_host.startswith('/') and login_host not in LOCAL_HOSTS:
+        name += '/' + login_host
+    if port and int(port) != DEFAULT_PORT:
+        name += ':%d' % int(port)
+    return name
+
+
+def check_name(name, option='server'):
+    """``name`` itself when it can name a server; a PgOpsError naming ``option`` otherwise."""
+    if name is None:
+        return None
+    if not name.strip() or len(name) > NAME_MAX or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise PgOpsError('%s must be a name of 1 to %d printable characters (got %r): a server name such as '
+                         'db1/postgres-pim' % (option, NAME_MAX, name[:80]), step=OPTIONS)
+    return name
+
+
+def server_of(meta):
+    """The server a catalog record belongs to: its ``server``, or for a record made before 0.5.0 the name
+    derived from the host and container it recorded (None when it recorded neither)."""
+    if meta.get('server'):
+        return meta['server']
+    if not meta.get('host'):
+        return None
+    return derived_name(meta.get('container'), host=meta['host'])
+
+
+def identity(session, target):
+    """``server_identity``: the system identifier and data directory (where readable), host, container, port."""
+    out = dict(host=socket.gethostname(), container=target.container or None, login_host=target.host or None,
+               port=target.port or None, system_identifier=None, data_directory=None)
+    rights = session.query_json(PRIVILEGES_SQL) or {}
+    if rights.get('control'):
+        out['system_identifier'] = (session.query(SYSTEM_IDENTIFIER_SQL) or [None])[0]
+    if rights.get('settings'):
+        out['data_directory'] = (session.query(DATA_DIRECTORY_SQL) or [None])[0]
+    return out
+
+
+def of_server(entries, server):
+    """The records of ``server`` (records whose server cannot be told belong to every server, as before 0.5.0)."""
+    return [m for m in entries if server_of(m) in (server, None)]
