@@ -399,7 +399,7 @@ def _local_time(backup_id):
     return catalog.parse_id(backup_id).astimezone()
 
 
-def make_record(directory, name, parsed, facts, now):
+def make_record(directory, name, parsed, facts, now, server=None):
     """The catalog record of an adopted dump: the schema pg_backup writes (docs/metadata.md) with what is known,
     ``origin: adopted`` and ``adoption`` (how it was recognised, db-backup.sh's .meta kept as-is). No ``tables``:
     there are no snapshot counts; the first verified restore records the counts it found."""
@@ -419,6 +419,9 @@ def make_record(directory, name, parsed, facts, now):
         started_at=started.isoformat(), finished_at=None, duration_seconds=None,
         server_version=facts.get('server_version'), pg_dump_version=facts.get('pg_dump_version'),
         database_size=None, host=socket.gethostname(), container=None, collection_version=COLLECTION_VERSION,
+        # a dump made outside pgops does not say which server it is of: the server adopting names it, or (unset)
+        # it stays every server's, as records made before 0.5.0 whose server cannot be told
+        server=server,
         verifications=[],
         adoption=dict(
             adopted_at=now.isoformat(), source_name=name, detected_from='content', suffix=suffix,
@@ -453,6 +456,7 @@ class AdoptJob(object):
         self.path = os.path.abspath(opts['path'])
         self.databases = list(opts.get('databases') or []) or None
         self.lock_timeout = opts.get('lock_timeout', 60)
+        self.server = opts.get('server')
         self.warnings = []
         self.pg_restore = module.get_bin_path('pg_restore')
 
@@ -508,7 +512,7 @@ class AdoptJob(object):
                 rejected.append(dict(file=name, path=os.path.join(self.path, name), problem=r.problem, reason=r.msg))
                 continue
             claimed[(database, backup_id)] = name
-            record = make_record(self.path, name, parsed, facts, now)
+            record = make_record(self.path, name, parsed, facts, now, self.server)
             note = _suffix_note(suffix, facts)
             if note:
                 record['adoption']['suffix_note'] = note

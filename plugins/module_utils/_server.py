@@ -72,8 +72,8 @@ def server_of(meta):
     derived from the host and container it recorded (None when it recorded neither)."""
     if meta.get('server'):
         return meta['server']
-    if not meta.get('host'):
-        return None
+    if not meta.get('host') or meta.get('origin') == 'adopted':
+        return None   # nothing says which server (an adopted dump says where it was adopted, not of what)
     return derived_name(meta.get('container'), host=meta['host'])
 
 

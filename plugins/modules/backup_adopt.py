@@ -65,6 +65,14 @@ options:
       - Without it every dump whose name reads one way is considered.
     type: list
     elements: str
+  server:
+    description:
+      - The server the dumps are of, recorded in their metadata (see O(pgops.postgresql.pg_backup#module:server)):
+        restores and rotation then treat them as that server's backups.
+      - Unset, an adopted dump belongs to no server in particular (like a record made before 0.5.0 whose server
+        cannot be told): any server's restore may choose it. Set it when several servers share the directory.
+    type: str
+    version_added: 0.5.0
   lock_timeout:
     description:
       - Seconds to wait for a database's backup lock (held by a running backup or restore drill) before failing.
@@ -229,6 +237,7 @@ def main():
         argument_spec=dict(
             path=dict(type='path', required=True),
             databases=dict(type='list', elements='str'),
+            server=dict(type='str'),
             lock_timeout=dict(type='int', default=60),
         ),
         supports_check_mode=True,

@@ -40,3 +40,8 @@ def test_bad_names_are_refused_naming_the_option(bad):
     with pytest.raises(PgOpsError) as e:
         check_name(bad, 'source_server')
     assert e.value.msg.startswith('source_server must be a name')
+
+
+def test_an_adopted_dump_without_a_server_name_is_every_servers():
+    assert server_of(dict(origin='adopted', host='ops1', container=None)) is None
+    assert server_of(dict(origin='adopted', host='ops1', server='prod')) == 'prod'
