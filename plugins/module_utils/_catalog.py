@@ -20,6 +20,8 @@ import re
 
 from urllib.parse import quote as _quote
 
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import server_of
+
 META_SUFFIX = '.meta.json'
 # 2: rows of each table alone (FROM ONLY), object names under search_path pg_catalog, locale and database settings
 METADATA_VERSION = 2
@@ -275,6 +277,11 @@ def database_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pc
         'growth_flag': False,
         'by_kind': {},
     }
+    verified = [m for m in ok if is_verified(m)]
+    stats['newest_verified_id'] = verified[0]['id'] if verified else None
+    stats['newest_verified_age_seconds'] = int(age_seconds(verified[0], now)) if verified else None
+    # the sizes of the newest successful backups, oldest first: the size trend at a glance
+    stats['size_series'] = [[m.get('id'), int(m.get('size') or 0)] for m in reversed(ok[:SIZE_SERIES])]
     stats.update(offsite_stats(ok, now))
     for m in ok:
         k = stats['by_kind'].setdefault(m.get('kind'), {'count': 0, 'size': 0})
@@ -333,52 +340,98 @@ def success_rate_alert(database, rate, window_days, target=None):
         database, rate or 0, window_days, ' (target %s%%)' % target if target is not None else '')
 
 
+SIZE_SERIES = 10      # backups in database_stats' size_series
+UNKNOWN_SERVER = '(unknown)'   # the key of records whose server cannot be told (adopted dumps, no host recorded)
+
+
+def _database_alerts(per_db, window_days, size_change_pct, growth_pct, growth_days, offsite_max_age_days,
+                     no_success_hours, expected_databases, prefix=''):
+    """The alerts of per-database stats (one server's, or the whole catalog's) as (database, text) pairs;
+    ``prefix`` names the server in the text."""
+    alerts = []
+    for db, s in per_db.items():
+        if s['size_change_flag']:
+            alerts.append((db, size_change_alert(prefix + db, s['size_change_pct'], size_change_pct)))
+        if s['growth_flag']:
+            alerts.append((db, growth_alert(prefix + db, s['growth_pct'], growth_days, growth_pct)))
+        age = s['offsite_newest_age_seconds']
+        if offsite_max_age_days and age is not None and age > offsite_max_age_days * 86400:
+            alerts.append((db, offsite_age_alert(prefix + db, age, offsite_max_age_days)))
+        if s['success_rate'] is not None and s['success_rate'] < 100.0:
+            alerts.append((db, success_rate_alert(prefix + db, s['success_rate'], window_days)))
+    if no_success_hours:
+        for db in sorted((set(per_db) | set(expected_databases or ())) - set([GLOBALS])):
+            age = per_db[db]['newest_age_seconds'] if db in per_db else None
+            if age is None or age > no_success_hours * 3600:
+                alerts.append((db, no_success_alert(prefix + db, age, no_success_hours)))
+    return alerts
+
+
+def _rate(entries, now, window_days):
+    in_window = [m for m in entries if (age_seconds(m, now) or 0) <= window_days * 86400]
+    n_ok = len([m for m in in_window if m.get('status') == 'success'])
+    n_failed = len([m for m in in_window if m.get('status') == 'failed'])
+    return round(100.0 * n_ok / (n_ok + n_failed), 1) if n_ok + n_failed else None
+
+
+def _per_database(entries, now, window_days, size_change_pct, growth_pct, growth_days):
+    return dict((db, database_stats([m for m in entries if m.get('database') == db], now, window_days,
+                                    size_change_pct, growth_pct, growth_days))
+                for db in sorted(set(m.get('database') for m in entries)))
+
+
 def catalog_stats(entries, now, window_days=30, size_change_pct=50.0, growth_pct=20.0, growth_days=7,
                   offsite_max_age_days=8.0, no_success_hours=0, expected_databases=()):
     """Totals, per-kind figures and per-database stats with alerts, as plain JSON for AWX.
 
     ``no_success_hours`` (0: off): alert for each database of the catalog, and each of ``expected_databases``
     even when the catalog has nothing of it, whose newest successful backup is older than that (or missing).
+
+    ``servers`` holds the same figures per server (``server_of``; UNKNOWN_SERVER for records that cannot be
+    told), computed per (server, database): the success rate, size change and growth of two servers with a
+    database of the same name never mix. The alerts are those of each server, and name the server when the
+    catalog holds more than one; ``databases`` stays the figures per database name across servers (as before
+    0.5.0). ``expected_databases`` are expected of every server of the catalog.
     """
     ok = [m for m in entries if m.get('status') == 'success']
-    per_db = {}
-    for db in sorted(set(m.get('database') for m in entries)):
-        mine = [m for m in entries if m.get('database') == db]
-        per_db[db] = database_stats(mine, now, window_days, size_change_pct, growth_pct, growth_days)
+    per_db = _per_database(entries, now, window_days, size_change_pct, growth_pct, growth_days)
     by_kind = {}
     for m in ok:
         k = by_kind.setdefault(m.get('kind'), {'count': 0, 'size': 0})
         k['count'] += 1
         k['size'] += int(m.get('size') or 0)
-    in_window = [m for m in entries if (age_seconds(m, now) or 0) <= window_days * 86400]
-    n_ok = len([m for m in in_window if m.get('status') == 'success'])
-    n_failed = len([m for m in in_window if m.get('status') == 'failed'])
-    alerts = []
-    for db, s in per_db.items():
-        if s['size_change_flag']:
-            alerts.append(size_change_alert(db, s['size_change_pct'], size_change_pct))
-        if s['growth_flag']:
-            alerts.append(growth_alert(db, s['growth_pct'], growth_days, growth_pct))
-        age = s['offsite_newest_age_seconds']
-        if offsite_max_age_days and age is not None and age > offsite_max_age_days * 86400:
-            alerts.append(offsite_age_alert(db, age, offsite_max_age_days))
-        if s['success_rate'] is not None and s['success_rate'] < 100.0:
-            alerts.append(success_rate_alert(db, s['success_rate'], window_days))
-    if no_success_hours:
-        for db in sorted((set(per_db) | set(expected_databases or ())) - set([GLOBALS])):
-            age = per_db[db]['newest_age_seconds'] if db in per_db else None
-            if age is None or age > no_success_hours * 3600:
-                alerts.append(no_success_alert(db, age, no_success_hours))
+    by_server = {}
+    for m in entries:
+        by_server.setdefault(server_of(m) or UNKNOWN_SERVER, []).append(m)
+    many = len(by_server) > 1
+    servers, alerts = {}, []
+    for name in sorted(by_server):
+        mine = by_server[name]
+        dbs = _per_database(mine, now, window_days, size_change_pct, growth_pct, growth_days)
+        found = _database_alerts(dbs, window_days, size_change_pct, growth_pct, growth_days, offsite_max_age_days,
+                                 no_success_hours, expected_databases, prefix=(name + ' ') if many else '')
+        for db, s in dbs.items():
+            s['alerts'] = [text for of, text in found if of == db]
+        found = [text for dummy, text in found]
+        servers[name] = {'databases': dbs, 'success_rate': _rate(mine, now, window_days), 'alerts': found,
+                         'count': len([m for m in mine if m.get('status') == 'success']),
+                         'failed': len([m for m in mine if m.get('status') == 'failed'])}
+        alerts.extend(found)
+    if not by_server:      # an empty catalog: the expected databases have no backup
+        alerts = [text for dummy, text in _database_alerts({}, window_days, size_change_pct, growth_pct, growth_days,
+                                                           offsite_max_age_days, no_success_hours,
+                                                           expected_databases)]
     return {
         'count': len(ok),
         'failed': len([m for m in entries if m.get('status') == 'failed']),
         'total_size': sum(int(m.get('size') or 0) for m in ok),
         'by_kind': by_kind,
-        'success_rate': round(100.0 * n_ok / (n_ok + n_failed), 1) if n_ok + n_failed else None,
+        'success_rate': _rate(entries, now, window_days),
         'window_days': window_days,
         'newest_age_seconds': min([s['newest_age_seconds'] for s in per_db.values()
                                    if s['newest_age_seconds'] is not None] or [None]) if per_db else None,
         'databases': per_db,
+        'servers': servers,
         'alerts': alerts,
     }
 

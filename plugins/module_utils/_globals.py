@@ -303,6 +303,27 @@ def plan_roles(module, target, identity, session, meta, directory):
     return plan
 
 
+def restore_plan(module, target, identity, session, meta, directory, drill, checks, warnings):
+    """What a restore of ``meta`` does about roles: None when the server has them all (``checks`` says so), the
+    RolePlan to carry out otherwise (``warnings`` name the attributes a created role does not get). A ``drill``
+    never creates roles on the server it runs on: a missing role fails it, naming the role (inconclusive)."""
+    plan = plan_roles(module, target, identity, session, meta, directory)
+    if not plan.create:
+        if meta.get('roles'):
+            checks['roles'] = 'present (%d)' % len(meta['roles'])
+        return None
+    if drill:
+        raise PgOpsError('backup %s needs role%s %s that this server lacks; a drill does not create roles on the '
+                         'server it runs on: restore with mode=new (which creates them from globals dump %s), or '
+                         'create them' % (meta['id'], 's' if len(plan.create) > 1 else '', ', '.join(plan.create),
+                                          plan.globals_meta['id']), step=ROLES)
+    checks['roles'] = plan.describe()
+    for role, attrs in sorted(plan.dropped.items()):
+        warnings.append('role %s is created without %s (a restore never creates privileged roles): grant it by '
+                        'hand if it needs it' % (role, ', '.join(attrs)))
+    return plan
+
+
 def create_roles(session, plan):
     """Create the roles of ``plan`` in one transaction (nothing is created when a statement fails)."""
     session.query('BEGIN')

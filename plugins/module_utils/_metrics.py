@@ -20,6 +20,7 @@ import os
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import disk_space, write_file_atomic
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import check_name, of_server, server_of
 
 DEFAULT_TEXTFILE = '/var/lib/node_exporter/textfile_collector/pgops_backup.prom'
 AUDIT_LOG_NAME = 'restore-audit.jsonl'
@@ -152,12 +153,30 @@ def _newest_verification(entries):
     return best
 
 
+def _server(meta):
+    """The ``server`` label of a record: its server (_server.server_of), '' when nothing says which."""
+    return server_of(meta) or ''
+
+
+def expected_servers(entries, cfg):
+    """The servers whose expected databases (cfg databases) must have backups: the ``server`` option's, else
+    every named server of the catalog; '' (nothing says which) only when the catalog names none."""
+    if cfg.get('server'):
+        return [cfg['server']]
+    named = sorted(set(_server(m) for m in entries) - set(['']))
+    return named or ['']
+
+
 def compute(entries, audit, now, free, size, cfg):
     """Samples and alerts from the catalog entries, the audit records and the disk figures.
 
-    cfg: databases (list or None), window_days (success rate and failures), size_change_percent,
-    growth_percent, growth_days, no_success_hours, success_rate_target, free_disk_percent, and
-    <alert>_action for every alert in ALERTS.
+    Every figure is per (server, database): two servers sharing a backup directory never mix (the label
+    ``server``; '' for records that say no server, e.g. dumps adopted without one). Figures of the directory
+    (free space, warnings, the write time) carry the ``server`` option's name, '' when every server's are written.
+
+    cfg: server (None: every server's), databases (list or None), window_days (success rate and failures),
+    size_change_percent, growth_percent, growth_days, no_success_hours, success_rate_target, free_disk_percent,
+    offsite_max_age_days and <alert>_action for every alert in ALERTS.
     """
     samples = []
 
@@ -165,91 +184,112 @@ def compute(entries, audit, now, free, size, cfg):
         if value is not None:
             samples.append(dict(name=name, labels=labels, value=value))
 
+    only = cfg.get('server') or None
+    if only:
+        entries = of_server(entries, only)       # its own, and those that say no server (every server's)
     wanted = cfg.get('databases') or None
+    expected = expected_servers(entries, cfg)
     if wanted:
         entries = [m for m in entries if m.get('database') in wanted]
     window = cfg['window_days']
-    stats = catalog.catalog_stats(entries, now, window, cfg['size_change_percent'], cfg['growth_percent'],
-                                  cfg['growth_days'])
-    databases = sorted(set(stats['databases']) | set(wanted or []))
-    for db in databases:
-        mine = [m for m in entries if m.get('database') == db]
+    groups = {}
+    for m in entries:                            # newest first, as the catalog lists them
+        groups.setdefault((_server(m), m.get('database')), []).append(m)
+    for srv in expected:
+        for db in wanted or []:
+            groups.setdefault((srv, db), [])
+    stats = {}
+    for (srv, db), mine in sorted(groups.items()):
+        if mine:
+            stats[(srv, db)] = catalog.database_stats(mine, now, window, cfg['size_change_percent'],
+                                                      cfg['growth_percent'], cfg['growth_days'])
         for kind in sorted(set(m.get('kind') for m in mine)):
             ok = [m for m in mine if m.get('kind') == kind and m.get('status') == 'success']
             failed = [m for m in mine if m.get('kind') == kind and m.get('status') == 'failed'
                       and (catalog.age_seconds(m, now) or 0) <= window * 86400]
-            add('pgops_backup_count', len(ok), database=db, kind=kind)
-            add('pgops_backup_bytes', sum(int(m.get('size') or 0) for m in ok), database=db, kind=kind)
-            add('pgops_backup_failures', len(failed), database=db, kind=kind)
+            labels = dict(server=srv, database=db, kind=kind)
+            add('pgops_backup_count', len(ok), **labels)
+            add('pgops_backup_bytes', sum(int(m.get('size') or 0) for m in ok), **labels)
+            add('pgops_backup_failures', len(failed), **labels)
             if ok:
-                add('pgops_backup_last_success_timestamp_seconds',
-                    _seconds(catalog.backup_time(ok[0])), database=db, kind=kind)
-                add('pgops_backup_last_duration_seconds', ok[0].get('duration_seconds'), database=db, kind=kind)
-                add('pgops_backup_last_size_bytes', int(ok[0].get('size') or 0), database=db, kind=kind)
-        s = stats['databases'].get(db)
+                add('pgops_backup_last_success_timestamp_seconds', _seconds(catalog.backup_time(ok[0])), **labels)
+                add('pgops_backup_last_duration_seconds', ok[0].get('duration_seconds'), **labels)
+                add('pgops_backup_last_size_bytes', int(ok[0].get('size') or 0), **labels)
+        s = stats.get((srv, db))
         if s:
             if s['success_rate'] is not None:
-                add('pgops_backup_success_ratio', round(s['success_rate'] / 100.0, 4), database=db)
-            add('pgops_backup_newest_age_seconds', s['newest_age_seconds'], database=db)
+                add('pgops_backup_success_ratio', round(s['success_rate'] / 100.0, 4), server=srv, database=db)
+            add('pgops_backup_newest_age_seconds', s['newest_age_seconds'], server=srv, database=db)
             if s['size_change_pct'] is not None:
-                add('pgops_backup_size_change_ratio', round(s['size_change_pct'] / 100.0, 4), database=db)
-            add('pgops_offsite_newest_age_seconds', s.get('offsite_newest_age_seconds'), database=db)
-            add('pgops_database_size_bytes', s['database_size'], database=db)
+                add('pgops_backup_size_change_ratio', round(s['size_change_pct'] / 100.0, 4), server=srv, database=db)
+            add('pgops_offsite_newest_age_seconds', s.get('offsite_newest_age_seconds'), server=srv, database=db)
+            add('pgops_database_size_bytes', s['database_size'], server=srv, database=db)
             if s['growth_pct'] is not None:
-                add('pgops_database_growth_ratio', round(s['growth_pct'] / 100.0, 4), database=db)
+                add('pgops_database_growth_ratio', round(s['growth_pct'] / 100.0, 4), server=srv, database=db)
         newest = _newest_verification(mine)
         if newest:
-            add('pgops_backup_verify_last_result', 1 if newest[1].get('result') == 'passed' else 0, database=db)
-            add('pgops_backup_verify_last_timestamp_seconds', newest[0], database=db)
+            add('pgops_backup_verify_last_result', 1 if newest[1].get('result') == 'passed' else 0,
+                server=srv, database=db)
+            add('pgops_backup_verify_last_timestamp_seconds', newest[0], server=srv, database=db)
     last_restore = {}
     for rec in audit:
         db = rec.get('database')
         t = _ts(rec.get('time'))
+        srv = rec.get('server') or ''            # the server restored to; lines before 0.5.0 say none
         if db is None or t is None or (wanted and db not in wanted) or rec.get('result') not in ('passed', 'failed'):
             continue
-        key = (db, rec.get('mode') or 'unknown')
+        if only and srv not in (only, ''):
+            continue
+        key = (srv, db, rec.get('mode') or 'unknown')
         if key not in last_restore or t >= last_restore[key][0]:
             last_restore[key] = (t, rec)
-    for (db, mode), (t, rec) in sorted(last_restore.items()):
-        add('pgops_restore_last_timestamp_seconds', t, database=db, mode=mode)
-        add('pgops_restore_last_result', 1 if rec.get('result') == 'passed' else 0, database=db, mode=mode)
-        add('pgops_restore_last_rto_seconds', rec.get('rto_seconds'), database=db, mode=mode)
-    add('pgops_backup_dir_free_bytes', free)
-    add('pgops_backup_dir_size_bytes', size)
+    for (srv, db, mode), (t, rec) in sorted(last_restore.items()):
+        labels = dict(server=srv, database=db, mode=mode)
+        add('pgops_restore_last_timestamp_seconds', t, **labels)
+        add('pgops_restore_last_result', 1 if rec.get('result') == 'passed' else 0, **labels)
+        add('pgops_restore_last_rto_seconds', rec.get('rto_seconds'), **labels)
+    directory = only or ''
+    add('pgops_backup_dir_free_bytes', free, server=directory)
+    add('pgops_backup_dir_size_bytes', size, server=directory)
     free_ratio = round(float(free) / size, 4) if size else None
-    add('pgops_backup_dir_free_ratio', free_ratio)
+    add('pgops_backup_dir_free_ratio', free_ratio, server=directory)
 
     alerts = []
 
-    def alert(name, database, firing, message):
+    def alert(name, srv, database, firing, message):
         action = cfg['%s_action' % name]
         if action == 'off':
             return
-        add('pgops_backup_alert', 1 if firing else 0, alert=name, database=database or '', action=action)
+        add('pgops_backup_alert', 1 if firing else 0, alert=name, server=srv, database=database or '', action=action)
         if firing:
-            alerts.append(dict(name=name, database=database, action=action, message=message))
+            if srv and database:
+                message += ' on server %s' % srv
+            alerts.append(dict(name=name, server=srv, database=database, action=action, message=message))
 
-    for db in databases:
-        s = stats['databases'].get(db)
+    for (srv, db) in sorted(groups):
+        s = stats.get((srv, db))
         age = s['newest_age_seconds'] if s else None
         limit = cfg['no_success_hours'] * 3600
-        alert('no_success', db, age is None or age > limit,
+        alert('no_success', srv, db, age is None or age > limit,
               catalog.no_success_alert(db, age, cfg['no_success_hours']))
-        alert('size_change', db, bool(s and s['size_change_flag']),
+        alert('size_change', srv, db, bool(s and s['size_change_flag']),
               catalog.size_change_alert(db, s and s['size_change_pct'], cfg['size_change_percent']))
-        alert('growth', db, bool(s and s['growth_flag']),
+        alert('growth', srv, db, bool(s and s['growth_flag']),
               catalog.growth_alert(db, s and s['growth_pct'], cfg['growth_days'], cfg['growth_percent']))
         offsite_age = s.get('offsite_newest_age_seconds') if s else None
-        alert('offsite_age', db, offsite_age is not None and offsite_age > cfg['offsite_max_age_days'] * 86400,
+        alert('offsite_age', srv, db, offsite_age is not None and offsite_age > cfg['offsite_max_age_days'] * 86400,
               catalog.offsite_age_alert(db, offsite_age, cfg['offsite_max_age_days']))
         rate = s['success_rate'] if s else None
-        alert('success_rate', db, rate is not None and rate < cfg['success_rate_target'],
+        alert('success_rate', srv, db, rate is not None and rate < cfg['success_rate_target'],
               catalog.success_rate_alert(db, rate, window, cfg['success_rate_target']))
-    alert('free_disk', None, free_ratio is not None and free_ratio * 100 < cfg['free_disk_percent'],
+    alert('free_disk', directory, None, free_ratio is not None and free_ratio * 100 < cfg['free_disk_percent'],
           'backup directory file system has %.1f%% free (threshold %s%%)'
           % ((free_ratio or 0) * 100, cfg['free_disk_percent']))
-    add('pgops_backup_metrics_timestamp_seconds', round((now - catalog.EPOCH).total_seconds(), 3))
-    return samples, alerts, stats
+    add('pgops_backup_metrics_timestamp_seconds', round((now - catalog.EPOCH).total_seconds(), 3), server=directory)
+    summary = dict(servers=sorted(set(srv for srv, db in groups)), databases=sorted(set(db for srv, db in groups)),
+                   backups=len([m for m in entries if m.get('status') == 'success']),
+                   failed=len([m for m in entries if m.get('status') == 'failed']))
+    return samples, alerts, summary
 
 
 def run_backup_metrics(module):
@@ -262,6 +302,11 @@ def run_backup_metrics(module):
     for name in ALERTS:
         if p['%s_action' % name] not in ACTIONS:  # pragma: no cover - choices= guards this
             module.fail_json(msg='%s_action must be one of %s' % (name, ', '.join(ACTIONS)))
+    if p['server'] is not None:
+        try:
+            check_name(p['server'])
+        except PgOpsError as e:
+            module.fail_json(msg=e.msg)
     dest = p['dest']
     if textfile_dir_error(dest, 'dest'):
         module.fail_json(msg=textfile_dir_error(dest, 'dest'))
@@ -273,19 +318,19 @@ def run_backup_metrics(module):
     audit, audit_warnings = read_audit_log(audit_path)
     warnings = warnings + audit_warnings
     free, size = disk_space(path)
-    cfg = dict((k, p[k]) for k in ('databases', 'window_days', 'size_change_percent', 'growth_percent', 'growth_days',
+    cfg = dict((k, p[k]) for k in ('server', 'databases', 'window_days', 'size_change_percent', 'growth_percent', 'growth_days',
                                    'no_success_hours', 'success_rate_target', 'free_disk_percent',
                                    'offsite_max_age_days'))
     cfg.update(('%s_action' % a, p['%s_action' % a]) for a in ALERTS)
-    samples, alerts, stats = compute(entries, audit, now, free, size, cfg)
-    samples.append(dict(name='pgops_backup_catalog_warnings', labels={}, value=len(warnings)))
+    samples, alerts, summary = compute(entries, audit, now, free, size, cfg)
+    samples.append(dict(name='pgops_backup_catalog_warnings', labels=dict(server=p['server'] or ''),
+                        value=len(warnings)))
     text = render(samples)
     before = read_textfile(dest)
     changed = before != text
     result = dict(changed=changed, dest=dest, audit_log=audit_path, metrics=samples, alerts=alerts,
                   messages=[a['message'] for a in alerts], catalog_warnings=warnings,
-                  summary=dict(databases=sorted(stats['databases']), backups=stats['count'], failed=stats['failed'],
-                               samples=len(samples), alerts=len(alerts),
+                  summary=dict(summary, samples=len(samples), alerts=len(alerts),
                                failing=len([a for a in alerts if a['action'] == 'fail'])))
     if module._diff:
         result['diff'] = dict(before=before, after=text, before_header=dest, after_header=dest)

@@ -5,10 +5,16 @@
 # PRIVATE to the collection: this is not a public API and may change without notice.
 """backup_offsite's logic: copies of catalog backups in an S3 bucket (AWS, MinIO, Ceph RGW, SeaweedFS, B2...).
 
-The bucket mirrors the catalog's commit rule: a copy is ``<prefix>/<database slug>/<file>`` (the data object)
-plus ``<prefix>/<database slug>/<stem>.meta.json`` (the metadata object), uploaded LAST. A data object that no
-metadata object names is an unfinished upload: never listed as a copy, re-uploaded by the next push, deleted
-by rotation once older than ``orphan_age_hours``.
+The bucket mirrors the catalog's commit rule: a copy is ``<prefix>/<server slug>/<database slug>/<file>`` (the
+data object) plus ``<prefix>/<server slug>/<database slug>/<stem>.meta.json`` (the metadata object), uploaded
+LAST. A data object that no metadata object names is an unfinished upload: never listed as a copy, re-uploaded
+by the next push, deleted by rotation once older than ``orphan_age_hours``.
+
+The server (``_server.server_of`` of the pushed backup's metadata) is in the key since 0.5.0, so two servers
+never write the same key, whatever their ids. Copies pushed by 0.4.0 live one level up, at
+``<prefix>/<database slug>/...`` (as do backups whose server cannot be told): they are still listed, fetched,
+verified and rotated, their server derived from their metadata object (None: every server's, as locally).
+Every choice - fetch, rotation - is made among one server's copies.
 
 A copy is only a copy when its data object is what its metadata object says: a data object of another size
 (or, where the store says, another checksum) makes it DAMAGED - pushed again, never counted by rotation
@@ -44,6 +50,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     job_step,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils import _retention as retention
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import check_name, of_server, server_of
 
 try:
     import boto3
@@ -65,8 +72,9 @@ LOCK_MODES = ('GOVERNANCE', 'COMPLIANCE')
 MiB = 1024 * 1024
 # the steps a failure can name
 STEPS = OFFSITE_STEPS
-# what pg_backup names a dump: <db>_<kind>[_<label>]_<YYYYMMDD_HHMMSS><suffix>[.age]. Only such names, one level
-# below the prefix, can be unfinished uploads: anything else in a shared bucket is never ours to delete.
+# what pg_backup names a dump: <db>_<kind>[_<label>]_<YYYYMMDD_HHMMSS><suffix>[.age]. Only such names, in a
+# database level below the prefix (and a server level, since 0.5.0), can be unfinished uploads: anything else in
+# a shared bucket is never ours to delete.
 DUMP_NAME_RE = re.compile(r'^[^/]+_(%s)(_[^/]*)?_\d{8}_\d{6}\.(sql(\.zst|\.gz|\.lz4)?|dump)(\.age)?$'
                           % '|'.join(catalog.KINDS))
 CREDENTIAL_CODES = ('InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken',
@@ -86,16 +94,39 @@ def clean_prefix(prefix):
     return prefix
 
 
-def object_key(prefix, database, name):
-    return '/'.join(p for p in (prefix, db_slug(database), name) if p)
+def server_slug(server):
+    """The server's name made file-name-safe for a key level, as database names are (``db1/pg`` -> ``db1%2Fpg``)."""
+    return catalog.slug(server)
+
+
+def object_key(prefix, database, name, server=None):
+    """``<prefix>/<server>/<database>/<name>``; without a server (a backup whose server cannot be told, or the
+    0.4.0 layout) ``<prefix>/<database>/<name>``."""
+    return '/'.join(p for p in (prefix, server_slug(server) if server else None, db_slug(database), name) if p)
+
+
+def key_place(prefix, key):
+    """``(server slug or None, database slug, name)`` of a key at a place where backup_offsite puts objects -
+    ``<prefix>/<server>/<database>/<name>`` or the 0.4.0 layout ``<prefix>/<database>/<name>`` - else None."""
+    parts = key.split('/')
+    depth = len(prefix.split('/')) if prefix else 0
+    if '/'.join(parts[:depth]) != prefix:
+        return None
+    rest = parts[depth:]
+    if not all(rest):
+        return None
+    if len(rest) == 2:
+        return (None, rest[0], rest[1])
+    if len(rest) == 3:
+        return tuple(rest)
+    return None
 
 
 def is_dump_key(prefix, key):
-    """Whether ``key`` is where backup_offsite puts a dump: ``<prefix>/<database>/<pg_backup dump name>``."""
-    parts = key.split('/')
-    depth = len(prefix.split('/')) if prefix else 0
-    return len(parts) == depth + 2 and '/'.join(parts[:depth]) == prefix and bool(parts[depth]) \
-        and bool(DUMP_NAME_RE.match(parts[-1]))
+    """Whether ``key`` is where backup_offsite puts a dump: ``<prefix>/<server>/<database>/<pg_backup dump name>``
+    or ``<prefix>/<database>/<pg_backup dump name>`` (0.4.0), the name starting with its database's."""
+    place = key_place(prefix, key)
+    return bool(place) and bool(DUMP_NAME_RE.match(place[2])) and place[2].startswith(place[1] + '_')
 
 
 def meta_name(meta):
@@ -306,16 +337,24 @@ def head_copies(remote, copies):
         c['head'] = head
 
 
-def remote_catalog(remote, database=None):
-    """(copies, unfinished, warnings) under the prefix. A copy is a metadata object (its JSON, plus ``key``,
-    ``meta_key``, ``remote_size``, ``last_modified``) whose data object exists or not (``data_present``);
-    unfinished are data objects no metadata object names."""
-    objects = remote.list_objects(database)
+def remote_catalog(remote, database=None, server=None):
+    """(copies, unfinished, warnings) under the prefix (of ``database`` alone when given; of ``server`` - its own
+    and those whose server cannot be told, see _server.of_server - when given). A copy is a metadata object (its
+    JSON, plus ``key``, ``meta_key``, ``remote_size``, ``last_modified``) whose data object exists or not
+    (``data_present``); unfinished are data objects no metadata object names. Both layouts are read: the
+    server's level (0.5.0) and the 0.4.0 one without it."""
+    objects = remote.list_objects()
     by_key = dict((o['Key'], o) for o in objects)
+    want_db = db_slug(database) if database is not None else None
+    want_server = server_slug(server) if server else None
+
+    def wanted(key):
+        place = key_place(remote.prefix, key)
+        return bool(place) and want_db in (None, place[1]) and (want_server is None or place[0] in (None, want_server))
     copies, warnings, named = [], [], set()
     for o in objects:
         key = o['Key']
-        if not key.endswith(catalog.META_SUFFIX):
+        if not key.endswith(catalog.META_SUFFIX) or not wanted(key):
             continue
         try:
             meta = remote.get_json(key)
@@ -333,10 +372,15 @@ def remote_catalog(remote, database=None):
                     remote_size=data['Size'] if data else None, last_modified=_iso(o.get('LastModified')),
                     meta_path=key)
         meta.pop('path', None)
+        if database is not None and meta['database'] != database:
+            continue    # a database whose name escapes to the same slug: not this one
         copies.append(meta)
+    if server:
+        copies = of_server(copies, server)
     unfinished = [dict(key=o['Key'], size=o['Size'], last_modified=_iso(o.get('LastModified')),
                        last_modified_dt=o.get('LastModified'))
-                  for o in objects if o['Key'] not in named and is_dump_key(remote.prefix, o['Key'])]
+                  for o in objects if o['Key'] not in named and is_dump_key(remote.prefix, o['Key'])
+                  and wanted(o['Key'])]
     copies.sort(key=lambda m: (catalog.backup_time(m) or catalog.EPOCH, m['id']), reverse=True)
     return copies, unfinished, warnings
 
@@ -349,7 +393,7 @@ def _iso(when):
 def select_for_push(entries, policy='weekly', kinds=None, databases=None):
     """The local backups the policy selects, newest first. Pure.
 
-    ``weekly``: per database, the newest verified successful backup of each ISO week (local calendar) among
+    ``weekly``: per server and database, the newest verified successful backup of each ISO week (local calendar) among
     ``kinds`` (default ``full``). ``all``: every successful backup among ``kinds`` (default: all kinds).
     Directory-format backups are left out (returned second, with the reason): a directory is not one object.
     """
@@ -369,7 +413,7 @@ def select_for_push(entries, policy='weekly', kinds=None, databases=None):
             when = catalog.backup_time(m)
             if when is None:
                 continue
-            bucket = (m['database'], retention.local_buckets(when)['weekly'])
+            bucket = (server_of(m), m['database'], retention.local_buckets(when)['weekly'])
             if bucket in seen:
                 continue
             seen.add(bucket)
@@ -392,7 +436,8 @@ def linked_globals(selected, entries):
         if not isinstance(link, dict) or not link.get('file'):
             continue
         found = [e for e in entries if e.get('database') == catalog.GLOBALS and e.get('file') == link['file']
-                 and e.get('status') == 'success' and link.get('id') in (None, e.get('id'))]
+                 and e.get('status') == 'success' and link.get('id') in (None, e.get('id'))
+                 and server_of(e) in (server_of(m), None)]
         if not found:
             warnings.append('the globals dump %s (id %s) linked from backup %s of %s is not in the catalog: not '
                             'pushed, so a restore from the bucket cannot recreate its roles'
@@ -419,19 +464,33 @@ def linked_by(selected):
     return dict((k, 'globals of ' + ', '.join(v)) for k, v in out.items())
 
 
+def push_keys(prefix, m):
+    """``(key, meta_key)`` of a local backup's copy: under its own server (server_of its metadata)."""
+    server = server_of(m)
+    return object_key(prefix, m['database'], m['file'], server), object_key(prefix, m['database'], meta_name(m), server)
+
+
 def plan_push(selected, remote_copies, remote_unfinished, prefix, bucket, endpoint):
     """``(meta, key, meta_key, action, reason)`` for each selected local backup. Pure.
 
     action: ``upload`` (not there, only an unfinished data object, or a damaged copy - see copy_damage),
     ``record`` (an intact copy exists, but the local metadata does not record it yet) or ``present``.
+    Keys are under the backup's server. An intact copy of the same backup (same sha256) that 0.4.0 pushed
+    without the server level is the backup's copy: not uploaded a second time.
     """
     complete = dict((c['meta_key'], c) for c in remote_copies)
     partial = set(u['key'] for u in remote_unfinished)
     out = []
     for m in selected:
-        key = object_key(prefix, m['database'], m['file'])
-        mkey = object_key(prefix, m['database'], meta_name(m))
+        key, mkey = push_keys(prefix, m)
         copy = complete.get(mkey)
+        if copy is None and server_of(m) is not None:
+            old_key, old_mkey = object_key(prefix, m['database'], m['file']), object_key(prefix, m['database'],
+                                                                                       meta_name(m))
+            old = complete.get(old_mkey)
+            if old is not None and old.get('data_present') and old.get('sha256') == m.get('sha256') \
+                    and server_of(old) in (server_of(m), None) and not copy_damage(old):
+                key, mkey, copy = old_key, old_mkey, old     # the 0.4.0 copy of this very backup
         recorded = any(r.get('bucket') == bucket and r.get('key') == key and r.get('endpoint') == endpoint
                        for r in m.get('offsite') or [])
         damage = copy_damage(copy) if copy is not None and copy.get('data_present') else None
@@ -540,6 +599,8 @@ def push(remote, p, check_mode):
         raise PgOpsError('cannot read the backup directory %s (path): %s' % (directory, e), step=PLAN)
     if not os.path.isdir(directory):
         warnings.append('the backup directory %s (path) does not exist: nothing to push' % directory)
+    if p.get('server'):
+        entries = of_server(entries, p['server'])   # that server's backups (and those whose server cannot be told)
     selected, skipped = select_for_push(entries, p.get('policy') or 'weekly', p.get('kinds'), p.get('databases'))
     linked, lwarn = linked_globals(selected, entries)
     why_linked = linked_by(selected)
@@ -547,7 +608,8 @@ def push(remote, p, check_mode):
     if p.get('object_lock_mode'):
         remote.check_object_lock()
     copies, unfinished, rwarn = remote_catalog(remote)
-    wanted = set(object_key(remote.prefix, m['database'], meta_name(m)) for m in selected)
+    wanted = set(push_keys(remote.prefix, m)[1] for m in selected) \
+        | set(object_key(remote.prefix, m['database'], meta_name(m)) for m in selected)    # 0.4.0 layout too
     head_copies(remote, [c for c in copies if c['meta_key'] in wanted])     # size, checksum: is it intact?
     plan = plan_push(selected, copies, unfinished, remote.prefix, remote.bucket, remote.endpoint)
     result = dict(pushed=[], recorded=[], present=[], warnings=warnings + lwarn + rwarn,
@@ -565,8 +627,8 @@ def push(remote, p, check_mode):
     for m, key, mkey, action, reason in plan:
         if m['database'] == catalog.GLOBALS and m.get('file') in why_linked:
             reason = '%s: %s' % (why_linked[m['file']], reason)
-        item = dict(database=m['database'], id=m['id'], kind=m.get('kind'), key=key, meta_key=mkey,
-                    size=m.get('size'), reason=reason)
+        item = dict(database=m['database'], server=server_of(m), id=m['id'], kind=m.get('kind'), key=key,
+                    meta_key=mkey, size=m.get('size'), reason=reason)
         if action == 'present':
             result['present'].append(item)
             continue
@@ -630,7 +692,9 @@ def fetch(remote, p, check_mode):
     its roles."""
     database = p.get('database')
     backup_id = p.get('backup_id') or 'latest'
-    copies, unfinished, warnings = remote_catalog(remote, database)
+    every, unfinished, warnings = remote_catalog(remote, database)
+    server = fetch_server(remote, every, database, p.get('server'))
+    copies = of_server(every, server) if server else every
     usable = [c for c in copies if c.get('data_present')]
     intact = usable
     if backup_id in catalog.CHOOSERS:
@@ -644,13 +708,21 @@ def fetch(remote, p, check_mode):
             newest = catalog.backup_candidates(usable, database=database, backup_id=backup_id)[0]
         except catalog.CatalogError:
             newest = None
+        where = 's3://%s/%s%s' % (remote.bucket, remote.db_prefix(), ' for server %s' % server if server else '')
         if newest is not None:   # only damaged copies to choose from
-            raise PgOpsError('no intact copy of database %s in s3://%s/%s for %s: the newest, s3://%s/%s, is '
+            raise PgOpsError('no intact copy of database %s in %s for %s: the newest, s3://%s/%s, is '
                              'damaged or was tampered with (%s; its metadata records sha256 %s); nothing was '
-                             'fetched' % (database, remote.bucket, remote.db_prefix(database), backup_id,
-                                          remote.bucket, newest['key'], copy_damage(newest), newest.get('sha256')),
-                             step=CHECKSUM)
-        raise PgOpsError('in s3://%s/%s: %s' % (remote.bucket, remote.db_prefix(database), e), step=PLAN)
+                             'fetched' % (database, where, backup_id, remote.bucket, newest['key'],
+                                          copy_damage(newest), newest.get('sha256')), step=CHECKSUM)
+        msg = 'in %s: %s' % (where, e)
+        elsewhere = sorted(set(server_of(c) for c in every if c not in copies and c.get('data_present')
+                               and c.get('status') == 'success'
+                               and (backup_id in catalog.CHOOSERS or c.get('id') == backup_id)) - set([None]))
+        if elsewhere:
+            msg += ('; %s of database %s exists for server %s: another server\'s copy is fetched only when named '
+                    'by server' % ('backup %s' % backup_id if backup_id not in catalog.CHOOSERS else 'a copy',
+                                   database, ', '.join(elsewhere)))
+        raise PgOpsError(msg, step=PLAN)
     good = set(id(c) for c in intact)
     for c in usable:
         if id(c) not in good and catalog.backup_time(c) and catalog.backup_time(c) > catalog.backup_time(chosen):
@@ -664,18 +736,35 @@ def fetch(remote, p, check_mode):
     result = fetch_copy(remote, p, chosen, check_mode)
     result['warnings'] = warnings + result.get('warnings', [])
     result['globals'] = gresult
+    result['server'] = server_of(chosen)
     if gresult is not None:
         result['changed'] = bool(result['changed'] or gresult.get('changed'))
         result['removed_temp_files'] = gresult.pop('removed_temp_files', []) + result['removed_temp_files']
     return result
 
 
+def fetch_server(remote, copies, database, server):
+    """The server whose copies of ``database`` a fetch chooses from: ``server``; unset, the one server whose
+    copies the bucket holds (None when none of them names a server). Copies of several servers and no
+    ``server``: refused, naming them - never a silent pick of another server's data."""
+    if server:
+        return server
+    servers = sorted(set(server_of(c) for c in copies) - set([None]))
+    if len(servers) > 1:
+        raise PgOpsError('s3://%s/%s holds copies of database %s from several servers (%s): set server to the one '
+                         'whose copy to fetch (pgops_server; in the disaster_recovery role '
+                         'disaster_recovery_source_server to restore another server\'s on purpose)'
+                         % (remote.bucket, remote.db_prefix(), database, ', '.join(servers)), step=OPTIONS)
+    return servers[0] if servers else None
+
+
 def fetch_linked_globals(remote, p, chosen, link, check_mode):
     """Fetch the globals dump that ``chosen`` links, checked like any fetch. Returns (result, warnings); a link
     to a dump the bucket does not hold (never pushed, rotated away) is a warning: the database backup may need
     no role of its own, and a restore says which roles are missing."""
-    gcopies, dummy, gwarn = remote_catalog(remote, catalog.GLOBALS)
+    gcopies, dummy, gwarn = remote_catalog(remote, catalog.GLOBALS, server_of(chosen))
     found = [c for c in gcopies if c.get('file') == link['file'] and link.get('id') in (None, c.get('id'))]
+    found.sort(key=lambda c: (c.get('sha256') != link.get('sha256'), server_of(c) is None))   # its own first
     base = dict(backup_id=link.get('id'), file=link['file'], sha256=link.get('sha256'))
     if not found or not found[0].get('data_present'):
         what = 'its data object is missing' if found else 'it is not in the bucket'
@@ -683,7 +772,7 @@ def fetch_linked_globals(remote, p, chosen, link, check_mode):
             'the globals dump %s (id %s) that backup %s of %s links was not fetched: %s (s3://%s/%s); a restore '
             'from %s cannot recreate roles the server lacks' % (link['file'], link.get('id'), chosen['id'],
                                                                 chosen['database'], what, remote.bucket,
-                                                                remote.db_prefix(catalog.GLOBALS), p['dest'])]
+                                                                remote.db_prefix(), p['dest'])]
     g = found[0]
     if link.get('sha256') and g.get('sha256') != link['sha256']:
         raise PgOpsError('the globals copy s3://%s/%s is not the globals dump that backup %s of %s links: its '
@@ -782,7 +871,7 @@ def _download_checked(remote, chosen, final, dest):
 # -- list -----------------------------------------------------------------------------------------------------
 def copy_summary(c):
     damage = copy_damage(c)
-    return dict(database=c['database'], id=c['id'], kind=c.get('kind'), label=c.get('label'), key=c['key'],
+    return dict(database=c['database'], server=server_of(c), id=c['id'], kind=c.get('kind'), label=c.get('label'), key=c['key'],
                 meta_key=c['meta_key'], size=c.get('size'), sha256=c.get('sha256'), started_at=c.get('started_at'),
                 verified=catalog.is_verified(c), data_present=c['data_present'], remote_size=c['remote_size'],
                 complete=bool(c['data_present'] and c['remote_size'] == c.get('size')),
@@ -790,7 +879,7 @@ def copy_summary(c):
 
 
 def listed(remote, p):
-    copies, unfinished, warnings = remote_catalog(remote, p.get('database'))
+    copies, unfinished, warnings = remote_catalog(remote, p.get('database'), p.get('server'))
     head_copies(remote, copies)
     summaries = [copy_summary(c) for c in copies]
     damaged = [x for x in summaries if x['damaged']]
@@ -818,9 +907,10 @@ def lock_state(head, now):
 def plan_remote_rotation(copies, unfinished, now, policy, locks):
     """Decisions over the bucket. Pure: ``locks`` maps a key to why it cannot be deleted.
 
-    Returns (decisions, orphans): decisions ``(copy, action, reason)`` from retention.plan_database per database
-    (the same protections as backup_rotate), a delete turned into ``keep`` when either object is locked;
-    orphans ``(unfinished, action, reason)``.
+    Returns (decisions, orphans): decisions ``(copy, action, reason)`` from retention.plan_database per server
+    and database (the same protections as backup_rotate: two servers' copies never protect, nor fail to protect,
+    each other's), a delete turned into ``keep`` when either object is locked; orphans ``(unfinished, action,
+    reason)``.
 
     A damaged copy (copy_damage) is no copy: it is never one of the ``min_keep`` newest nor the newest verified,
     and goes by age like a copy whose data object is gone. A globals copy that a kept database copy links
@@ -828,10 +918,10 @@ def plan_remote_rotation(copies, unfinished, now, policy, locks):
     """
     groups = {}
     for c in copies:
-        groups.setdefault(c['database'], []).append(c)
+        groups.setdefault((server_of(c) or '', c['database']), []).append(c)
     decisions = []
-    for database in sorted(groups):
-        mine = groups[database]
+    for group in sorted(groups):
+        mine = groups[group]
         damage = dict((id(c), copy_damage(c)) for c in mine if c.get('data_present'))
         present = set(c['file'] for c in mine if c.get('data_present') and not damage[id(c)])
         for c, action, reason in retention.plan_database(mine, now, policy, present=present):
@@ -842,10 +932,14 @@ def plan_remote_rotation(copies, unfinished, now, policy, locks):
     for c, action, reason in decisions:
         link = c.get('globals')
         if action == 'keep' and c['database'] != catalog.GLOBALS and isinstance(link, dict) and link.get('file'):
-            needed.setdefault(link['file'], []).append('%s %s' % (c['database'], c['id']))
+            needed.setdefault(link['file'], []).append((server_of(c), '%s %s' % (c['database'], c['id'])))
     for i, (c, action, reason) in enumerate(decisions):
         if c['database'] == catalog.GLOBALS and action == 'delete' and c.get('file') in needed:
-            decisions[i] = (c, 'keep', 'globals of %s; %s' % (', '.join(needed[c['file']]), reason))
+            # the globals of a kept copy of the same server (a globals copy of no known server: of any)
+            mine = [what for server, what in needed[c['file']] if None in (server_of(c), server)
+                    or server == server_of(c)]
+            if mine:
+                decisions[i] = (c, 'keep', 'globals of %s; %s' % (', '.join(mine), reason))
     for i, (c, action, reason) in enumerate(decisions):
         lock = locks.get(c['key']) or locks.get(c['meta_key'])
         if action == 'delete' and lock:
@@ -901,7 +995,7 @@ def rotate(remote, p, check_mode):
                                    keep_monthly=p.get('keep_monthly'), min_keep=p.get('min_keep'),
                                    orphan_age_hours=p.get('orphan_age_hours'))
     now = now_utc()
-    copies, unfinished, warnings = remote_catalog(remote, p.get('database'))
+    copies, unfinished, warnings = remote_catalog(remote, p.get('database'), p.get('server'))
     if p.get('databases') is not None:
         copies = [c for c in copies if c['database'] in p['databases']]
     # every data object's HEAD (is the copy intact?), a first pass without locks, then HEAD the other objects
@@ -1030,7 +1124,7 @@ def verify_copy(remote, c, full_read=False):
 def verify(remote, p):
     """state verified: read back every copy under the prefix (or of ``database`` / ``databases``) - the
     bucket's counterpart of backup_info's verify_checksums. Read-only: the same in check mode."""
-    copies, unfinished, warnings = remote_catalog(remote, p.get('database'))
+    copies, unfinished, warnings = remote_catalog(remote, p.get('database'), p.get('server'))
     if p.get('databases') is not None:
         copies = [c for c in copies if c['database'] in p['databases']]
     started = time.time()
@@ -1076,6 +1170,11 @@ def option_errors(p):
     if p.get('backup_id') is not None and not p['backup_id'].strip():
         errors.append('backup_id must not be empty: give a backup id (e.g. 20261128_020000), latest or '
                       'latest_verified - an empty answer (an AWX survey left blank) never means latest')
+    if p.get('server') is not None:
+        try:
+            check_name(p['server'], 'server')
+        except PgOpsError as e:
+            errors.append(e.msg)
     endpoint = p.get('endpoint_url') or ''
     if endpoint and not endpoint.startswith(('http://', 'https://')):
         errors.append('endpoint_url %r must start with http:// or https://' % endpoint)
@@ -1106,6 +1205,8 @@ def run_backup_offsite(module):
             result = verify(remote, p)
         else:
             result = rotate(remote, p, module.check_mode)
+        if state != 'fetched':
+            result['server'] = p.get('server')
     except (IOError, OSError) as e:
         module.fail_json(msg='%s: %s' % (getattr(e, 'filename', None) or 'local file system', e.strerror or e),
                          failed_step=IO)

@@ -321,35 +321,27 @@ def run_pipeline(stages, env, step, stdin_path=None, label=None):
     exit status and stderr (and carries ``stages``: name, rc and stderr of the failed ones). ``label`` names the
     pipeline in messages (default: the step).
     """
-    label = label or check_step(step)
-    stdin = _open_input(stdin_path, label, step) if stdin_path else None
-    try:
-        try:
-            out = start_stages(stages, env, first_stdin=stdin)
-        except OSError as e:
-            raise _cannot_run(stages, e, label, step)
-        if stdin is not None:
-            stdin.close()
-            stdin = None
-        while os.read(out.fileno(), CHUNK):
-            continue   # the restore's output is not kept
-        for s in stages:
-            s.proc.wait()
-        if any(s.rc != 0 for s in stages):
-            raise _fail(stages, label, step)
-    finally:
-        if stdin is not None:
-            stdin.close()
-        stop_stages(stages)
-        close_stages(stages)
+    _run_reading(stages, env, step, stdin_path, label, lambda data: None)
 
 
 def run_to_bytes(stages, env, step, stdin_path=None, label=None, limit=64 << 20):
     """Run ``stages`` as a pipeline and return the last one's output (at most ``limit`` bytes: a small file such
     as a globals dump). Every stage must exit 0, as for run_pipeline."""
     label = label or check_step(step)
+    chunks = []
+
+    def keep(data):
+        chunks.append(data)
+        if sum(len(c) for c in chunks) > limit:
+            raise PgOpsError('%s: the output is over %d MiB' % (label, limit >> 20), step=step)
+    _run_reading(stages, env, step, stdin_path, label, keep)
+    return b''.join(chunks)
+
+
+def _run_reading(stages, env, step, stdin_path, label, sink):
+    """The pipeline of run_pipeline and run_to_bytes: its output given to ``sink`` chunk by chunk."""
+    label = label or check_step(step)
     stdin = _open_input(stdin_path, label, step) if stdin_path else None
-    chunks, size = [], 0
     try:
         try:
             out = start_stages(stages, env, first_stdin=stdin)
@@ -362,10 +354,7 @@ def run_to_bytes(stages, env, step, stdin_path=None, label=None, limit=64 << 20)
             data = os.read(out.fileno(), CHUNK)
             if not data:
                 break
-            size += len(data)
-            if size > limit:
-                raise PgOpsError('%s: the output is over %d MiB' % (label, limit >> 20), step=step)
-            chunks.append(data)
+            sink(data)
         for s in stages:
             s.proc.wait()
         if any(s.rc != 0 for s in stages):
@@ -375,8 +364,6 @@ def run_to_bytes(stages, env, step, stdin_path=None, label=None, limit=64 << 20)
             stdin.close()
         stop_stages(stages)
         close_stages(stages)
-    return b''.join(chunks)
-
 
 def _relay(src, dst):
     """Copy ``src`` to ``dst`` (file descriptors) until EOF; False when the reader went away (EPIPE)."""

@@ -477,3 +477,113 @@ def render_html(record):
             u'content="width=device-width, initial-scale=1"><title>%s</title><style>%s</style></head><body>%s'
             u'<script type="application/json" id="pgops-data">%s</script><script>%s</script></body></html>\n'
             % (esc(title), CSS, u''.join(body), data, JS))
+
+
+# -- the fleet page (pgops.postgresql.fleet_html): the same look, one table per server -----------------------------
+FLEET_CSS = u"""
+.badge.warn{background:var(--warn)}.badge.mute{background:#94a3b8}
+section.server{margin-top:8px}section.server h2 .badge{font-size:12px;vertical-align:3px;margin-left:8px}
+.hosts{color:var(--mute);font-size:13px;margin:-4px 0 8px}svg.spark{display:inline-block;vertical-align:middle}
+svg.spark polyline{fill:none;stroke:#2563eb;stroke-width:1.5}svg.spark circle{fill:#2563eb}
+td.flag{color:var(--warn);font-weight:600}
+"""
+FLEET_BADGE = {'ok': 'good', 'alerts': 'warn', 'down': 'bad', 'failed': 'bad', 'no_result': 'mute'}
+FLEET_STATE = {'ok': u'ok', 'alerts': u'alerts', 'down': u'server down', 'failed': u'catalog not read',
+               'no_result': u'no result'}
+
+
+def sparkline(points, path, width=120, height=26):
+    """A backup-size trend: [[id, bytes], ...] oldest first -> a small inline SVG (each point tied to its path)."""
+    if not points:
+        return u'\u2013'
+    top = float(max(p[1] for p in points) or 1)
+    step = (width - 6) / float(max(len(points) - 1, 1))
+    xy = [(3 + i * step, height - 3 - (height - 6) * p[1] / top) for i, p in enumerate(points)]
+    out = [u'<svg class="spark" data-chart="spark" data-point-count="%d" viewBox="0 0 %d %d" width="%d" height="%d" '
+           u'role="img" aria-label="backup size trend">' % (len(points), width, height, width, height)]
+    if len(xy) > 1:
+        out.append(u'<polyline points="%s"/>' % u' '.join(u'%.1f,%.1f' % c for c in xy))
+    for i, (p, (x, y)) in enumerate(zip(points, xy)):
+        out.append(u'<circle cx="%.1f" cy="%.1f" r="2" data-value="%d" data-path="%s.%d" data-format="bytes">'
+                   u'<title>backup %s: %s</title></circle>' % (x, y, p[1], esc(path), i, esc(p[0]), esc(fmt_bytes(p[1]))))
+    out.append(u'</svg>')
+    return u''.join(out)
+
+
+def _fleet_cards(fleet):
+    c = fleet.get('counts') or {}
+    bad = sum(c.get('hosts_' + k) or 0 for k in ('down', 'failed', 'no_result'))
+    return u'<section class="cards">%s</section>' % u''.join([
+        _card(u'Servers', num(c.get('servers'), 'counts.servers'),
+              u'%s databases' % num(c.get('databases'), 'counts.databases')),
+        _card(u'Hosts', num(c.get('hosts'), 'counts.hosts'),
+              u'%s ok \u00b7 %s with alerts' % (num(c.get('hosts_ok'), 'counts.hosts_ok'),
+                                              num(c.get('hosts_alerts'), 'counts.hosts_alerts')),
+              'good' if not bad else ''),
+        _card(u'Not answering', u'<span class="v" data-count="hosts-bad">%d</span>' % bad,
+              u'%s down \u00b7 %s failed \u00b7 %s no result' % (num(c.get('hosts_down'), 'counts.hosts_down'),
+                                                                  num(c.get('hosts_failed'), 'counts.hosts_failed'),
+                                                                  num(c.get('hosts_no_result'), 'counts.hosts_no_result')),
+              'bad' if bad else 'good'),
+        _card(u'Alerts', num(c.get('alerts'), 'counts.alerts'), u'host failures and backup alerts',
+              'warn' if fleet.get('alerts') else 'good'),
+    ])
+
+
+def _fleet_server(i, s):
+    p = 'servers.%d' % i
+    out = [u'<section class="server" data-server="%s" data-state="%s"><h2>%s<span class="badge %s">%s</span></h2>'
+           % (esc(s['name']), esc(s['state']), esc(s['name']), FLEET_BADGE.get(s['state'], 'mute'),
+              esc(FLEET_STATE.get(s['state'], s['state']))),
+           u'<p class="hosts">hosts: %s%s \u00b7 success rate %s</p>'
+           % (esc(u', '.join(s.get('hosts') or []) or u'\u2013'),
+              (u' \u00b7 reported by ' + esc(u', '.join(s['reported_by']))) if s.get('reported_by') and
+              s.get('reported_by') != s.get('hosts') else u'', num(s.get('success_rate'), p + '.success_rate', 'pct'))]
+    if s.get('errors'):
+        out.append(u'<ul class="alerts">%s</ul>' % u''.join(
+            u'<li class="alert critical" data-level="critical" data-check="host"><b>Critical</b><span class="chk">'
+            u'host</span><span class="msg">%s</span></li>' % esc(e) for e in s['errors']))
+    rows = []
+    for j, d in enumerate(s.get('databases') or []):
+        q = '%s.databases.%d' % (p, j)
+        rows.append([
+            esc(d['name']), esc(d.get('newest_id') or u'none'), num(d.get('newest_age_seconds'), q + '.newest_age_seconds', 'age'),
+            esc(d.get('newest_verified_id') or u'never'),
+            num(d.get('newest_verified_age_seconds'), q + '.newest_verified_age_seconds', 'age'),
+            num(d.get('success_rate'), q + '.success_rate', 'pct'),
+            num(d.get('newest_size'), q + '.newest_size', 'bytes'),
+            num(d.get('size_change_pct'), q + '.size_change_pct', 'pct', 'flag' if d.get('size_change_flag') else ''),
+            num(d.get('growth_pct'), q + '.growth_pct', 'pct', 'flag' if d.get('growth_flag') else ''),
+            sparkline(d.get('size_series') or [], q + '.size_series'),
+            u'<span data-count="alerts">%d</span>' % len(d.get('alerts') or [])])
+    out.append(u'<div class="panel">%s</div>' % (
+        _table(['database', 'newest backup', '>age', 'newest verified', '>age', '>success', '>size', '>size change',
+                '>growth', 'size trend', '>alerts'], rows, 'fleet') or
+        u'<p class="note">No backup of this server was read.</p>'))
+    if s.get('alerts'):
+        out.append(u'<ul class="alerts">%s</ul>' % u''.join(
+            u'<li class="alert warning" data-level="warning" data-check="backups"><b>Warning</b><span class="chk">'
+            u'backups</span><span class="msg">%s</span></li>' % esc(a) for a in s['alerts']))
+    out.append(u'</section>')
+    return u''.join(out)
+
+
+def render_fleet_html(fleet):
+    """The fleet page as text: the record of _fleet.summary, embedded as JSON and checked by the page's script."""
+    servers = fleet.get('servers') or []
+    data = json.dumps(fleet, sort_keys=True, ensure_ascii=True).replace('</', '<\\/')
+    title = u'PostgreSQL fleet \u2013 %d servers' % len(servers)
+    c = fleet.get('counts') or {}
+    body = [
+        u'<header><h1>%s</h1><div class="meta"><span>%s hosts</span><span>state %s</span><span>generated %s</span>'
+        u'</div></header>' % (esc(title), esc(c.get('hosts')), esc(FLEET_STATE.get(fleet.get('state'), fleet.get('state'))),
+                              esc(fmt_time(fleet.get('generated_at')))),
+        u'<main>', _fleet_cards(fleet),
+        u''.join(_fleet_server(i, s) for i, s in enumerate(servers)) or u'<p class="note">No server.</p>',
+        u'</main><footer>pgops.postgresql \u00b7 list_backups fleet summary \u00b7 the data of this page is embedded '
+        u'below as JSON</footer>', u'<div id="tip"></div>',
+    ]
+    return (u'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+            u'content="width=device-width, initial-scale=1"><title>%s</title><style>%s%s</style></head><body>%s'
+            u'<script type="application/json" id="pgops-data">%s</script><script>%s</script></body></html>\n'
+            % (esc(title), CSS, FLEET_CSS, u''.join(body), data, JS))

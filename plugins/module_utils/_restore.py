@@ -39,14 +39,14 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._errors import Pg
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, DirLock, append_log_line, disk_space, write_json_atomic,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._globals import create_roles, drop_created, plan_roles
+from ansible_collections.pgops.postgresql.plugins.module_utils._globals import create_roles, drop_created, restore_plan
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import run_checked
 from ansible_collections.pgops.postgresql.plugins.module_utils._restore_data import FileDigest, check_file, restore_data
 from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import (
     apply_recorded_settings, copy_database_settings, create_scratch, leftover_scratches, rename_in, rollback_name,
     rollback_prefix, scratch_name, swap,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._server import identity, of_server, server_of
+from ansible_collections.pgops.postgresql.plugins.module_utils._server import compare_cluster, elsewhere, of_server
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     CHOOSE, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS, ROLES,
     ROLLBACK, SCRATCH, SWAP, VERIFY, job_step,
@@ -154,23 +154,12 @@ class RestoreJob(object):
         return None
 
     def check_system(self, admin, meta):
-        """The server's system identifier against the one the backup recorded: a difference is no error (a logical
-        disaster recovery makes a new cluster under the same name) but is said, in the result and the audit."""
-        recorded = (meta.get('server_identity') or {}).get('system_identifier')
-        if not recorded:
-            return
-        now = identity(admin, self.target).get('system_identifier')
-        if now is None:
-            self.checks['system_identifier'] = 'not readable here (pg_control_system needs pg_monitor)'
-        elif now == recorded:
-            self.checks['system_identifier'] = 'same cluster (%s)' % now
-        else:
-            self.checks['system_identifier'] = ('another cluster: the backup was made on %s, this server is %s (a '
-                                                'rebuilt server, or another server of the same name)' % (recorded, now))
-            if self.source_server() == self.target.server:
-                self.warnings.append('backup %s of server %s was made on cluster %s; this server is cluster %s: '
-                                     'expected after a disaster recovery onto a new cluster, a surprise otherwise'
-                                     % (meta['id'], self.target.server, recorded, now))
+        """The server's system identifier against the backup's (_server.compare_cluster): said, never refused."""
+        check, warning = compare_cluster(admin, self.target, meta, own=self.source_server() == self.target.server)
+        if check:
+            self.checks['system_identifier'] = check
+        if warning:
+            self.warnings.append(warning)
 
     def source_server(self):
         """The server whose backups to choose from: this server's own, or ``source_server`` (on purpose)."""
@@ -189,15 +178,7 @@ class RestoreJob(object):
                                               self.o.get('max_age_hours'))
         except catalog.CatalogError as e:
             msg = str(e)
-            elsewhere = sorted(set(server_of(m) for m in all_entries if m not in entries
-                                   and m.get('scope', 'database') == 'database' and m.get('status') == 'success'
-                                   and (database is None or m.get('database') == database)
-                                   and (backup_id in catalog.CHOOSERS or m.get('id') == backup_id)))
-            if elsewhere:
-                msg += (' for server %s; %s of %s exists for server %s: another server\'s backup is restored only '
-                        'when named by source_server' % (
-                            source, 'backup %s' % backup_id if backup_id not in catalog.CHOOSERS else 'a backup',
-                            'database %s' % database if database else 'this database', ', '.join(elsewhere)))
+            msg += elsewhere(all_entries, source, database, backup_id, catalog.CHOOSERS)
             if database and backup_id not in catalog.CHOOSERS:
                 others = sorted(set(m['database'] for m in entries if m.get('id') == backup_id
                                     and m.get('database') != database and m.get('status') == 'success'
@@ -353,29 +334,17 @@ class RestoreJob(object):
         self._phase('verify', t)
 
     def plan_roles(self, admin, meta):
-        """The roles the backup needs that the server lacks: None when there are none (or no_owner restores
-        without owners and privileges); a RolePlan to carry out for new and replace. A drill never creates roles
-        on the server it runs on: there a missing role fails the drill (inconclusive), naming it."""
+        """The RolePlan of the roles to create before the restore, or None (_globals.restore_plan)."""
         if self.o.get('no_owner'):
-            return None
+            return None     # no owners and no privileges restored: the roles are not looked at
         self.stage = ROLES
-        plan = plan_roles(self.module, self.target, self.identity, admin, meta, self.path)
+        plan = restore_plan(self.module, self.target, self.identity, admin, meta, self.path,
+                            drill=self.o['mode'] == 'test', checks=self.checks, warnings=self.warnings)
         self.stage = PREFLIGHT
-        if not plan.create:
-            if meta.get('roles'):
-                self.checks['roles'] = 'present (%d)' % len(meta['roles'])
+        if plan is None:
             return None
-        if self.o['mode'] == 'test':
-            raise PgOpsError('backup %s needs role%s %s that this server lacks; a drill does not create roles on '
-                             'the server it runs on: restore with mode=new (which creates them from globals dump '
-                             '%s), or create them' % (meta['id'], 's' if len(plan.create) > 1 else '',
-                                                      ', '.join(plan.create), plan.globals_meta['id']), step=ROLES)
-        self.checks['roles'] = plan.describe()
         self.result['plan'].insert(1, plan.describe())
         self.result['roles_to_create'] = list(plan.create)
-        for role, attrs in sorted(plan.dropped.items()):
-            self.warnings.append('role %s is created without %s (a restore never creates privileged roles): grant '
-                                 'it by hand if it needs it' % (role, ', '.join(attrs)))
         return plan
 
     def drop_created_roles(self):

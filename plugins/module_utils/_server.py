@@ -92,3 +92,40 @@ def identity(session, target):
 def of_server(entries, server):
     """The records of ``server`` (records whose server cannot be told belong to every server, as before 0.5.0)."""
     return [m for m in entries if server_of(m) in (server, None)]
+
+
+def compare_cluster(session, target, meta, own=True):
+    """(check, warning) of the server's system identifier against the one backup ``meta`` recorded: the name is
+    the identity, the identifier a check - a difference is expected after a logical disaster recovery onto a new
+    cluster (a warning says so when the backup is the server's ``own``), never a refusal."""
+    recorded = (meta.get('server_identity') or {}).get('system_identifier')
+    if not recorded:
+        return None, None
+    now = identity(session, target).get('system_identifier')
+    if now is None:
+        return 'not readable here (pg_control_system needs superuser or pg_monitor)', None
+    if now == recorded:
+        return 'same cluster (%s)' % now, None
+    check = ('another cluster: the backup was made on %s, this server is %s (a rebuilt server, or another server '
+             'of the same name)' % (recorded, now))
+    warning = None
+    if own:
+        warning = ('backup %s of server %s was made on cluster %s; this server is cluster %s: expected after a '
+                   'disaster recovery onto a new cluster, a surprise otherwise' % (meta['id'], target.server,
+                                                                                   recorded, now))
+    return check, warning
+
+
+def elsewhere(entries, source, database, backup_id, choosers):
+    """The end of a "no such backup" message when another server has what was asked for ('' otherwise)."""
+    others = sorted(set(str(server_of(m)) for m in entries if server_of(m) not in (source, None)
+                        and m.get('scope', 'database') == 'database' and m.get('status') == 'success'
+                        and (database is None or m.get('database') == database)
+                        and (backup_id in choosers or m.get('id') == backup_id)))
+    if not others:
+        return ''
+    return (' for server %s; %s of %s exists for server %s: another server\'s backup is restored only when '
+            'named by source_server' % (source, 'backup %s' % backup_id if backup_id not in choosers else 'a backup',
+                                        'database %s' % database if database else 'this database',
+                                        ', '.join(others)))
+

@@ -281,6 +281,24 @@ stats:
         C(growth_flag), C(offsite_copies) (backups with an off-site copy) and C(offsite_newest_age_seconds) (age of
         the newest off-site copy, null when none).
       type: dict
+    servers:
+      description:
+        - The figures per server (the C(server) of each backup; C((unknown)) for backups whose server cannot be
+          told, such as adopted dumps without O(pgops.postgresql.backup_adopt#module:server)), computed per server
+          and database so that the success rate, size change and growth of two servers with a database of the
+          same name never mix - C(databases) (as RV(stats.databases), of that server only), C(success_rate),
+          C(count), C(failed) and that server's C(alerts).
+        - RV(stats.alerts) is the union of the servers' alerts; each names its server when the catalog holds more
+          than one. RV(stats.databases) stays the figures per database name across servers.
+      type: dict
+      version_added: 0.5.0
+      sample:
+        db1:5433:
+          databases: {shop: {count: 7, failed: 0, success_rate: 100.0, newest_id: "20261207_020000"}}
+          success_rate: 100.0
+          count: 7
+          failed: 0
+          alerts: []
     integrity:
       description:
         - Count of the matching backups per integrity state (C(ok), C(missing), C(size_mismatch),

@@ -14,11 +14,17 @@ description:
   - Reads the backup catalog in O(path) (the metadata M(pgops.postgresql.pg_backup) writes, failed runs and the
     verifications M(pgops.postgresql.pg_restore_verified) appends included) and the restore audit log, and writes
     the metrics to O(dest) for node_exporter's textfile collector (C(--collector.textfile.directory)).
-  - "Per database and kind: time, duration and size of the newest successful backup, count and bytes of the
-    successful backups, failed runs in the window. Per database: success ratio, newest backup age, size change,
-    database size and growth, result and time of the newest restore verification. Per database and restore
-    mode: time, result and RTO of the newest restore in the audit log. For the backup directory: free bytes,
-    size and free ratio of its file system. Every alert as C(pgops_backup_alert) (1 firing, 0 not)."
+  - "Per server, database and kind: time, duration and size of the newest successful backup, count and bytes of
+    the successful backups, failed runs in the window. Per server and database: success ratio, newest backup
+    age, size change, database size and growth, result and time of the newest restore verification. Per server,
+    database and restore mode: time, result and RTO of the newest restore in the audit log. For the backup
+    directory: free bytes, size and free ratio of its file system. Every alert as C(pgops_backup_alert) (1
+    firing, 0 not)."
+  - "Every series has a C(server) label (since 0.5.0): the server the backups belong to (recorded by
+    M(pgops.postgresql.pg_backup), derived from the host and container for backups made before 0.5.0), so that
+    two servers sharing a backup directory are never mixed; C(\"\") for records that say no server (dumps adopted
+    without O(pgops.postgresql.backup_adopt#module:server)) and for restore audit lines written before 0.5.0. The
+    restore series carry the server restored to. The directory's series carry O(server) (C(\"\") when unset)."
   - "Alerts, each with an action C(fail) (the task fails, after the file is written), C(warn) (an Ansible
     warning) or C(off) (not evaluated): no successful backup for O(no_success_hours); backup size changed by
     more than O(size_change_percent) against the previous backup made the same way; database grew by more than
@@ -43,6 +49,14 @@ attributes:
     details: The file holds the time it was written, backup ages and the free space measured at run time, so
       its text, and C(changed), differ on nearly every run.
 options:
+  server:
+    description:
+      - Write only this server's series (its name in the catalog, O(pgops.postgresql.pg_backup#module:server);
+        C(pgops_server) in the inventory), together with those of the records that say no server, which every
+        server may restore (label C(server=\"\")). O(databases) are then expected of this server.
+      - Unset, every server's; O(databases) are expected of every server the catalog names.
+    type: str
+    version_added: 0.5.0
   path:
     description:
       - The backup directory (O(pgops.postgresql.pg_backup#module:dest) of pg_backup).
@@ -63,7 +77,7 @@ options:
   databases:
     description:
       - Report only these databases, and expect each of them to have backups (a database without any raises
-        C(no_success)). Empty - every database in the catalog.
+        C(no_success)) of O(server), or of every server the catalog names. Empty - every database in the catalog.
     type: list
     elements: str
     default: []
@@ -168,6 +182,12 @@ EXAMPLES = r'''
     no_success_action: fail
     success_rate_action: fail
 
+- name: Two servers share the backup directory - this host writes its own server's series only
+  pgops.postgresql.backup_metrics:
+    path: /backups/database
+    server: db1/postgres-pim
+    dest: /var/lib/node_exporter/textfile_collector/pgops_backup.prom
+
 - name: Only evaluate the alerts (nothing is written in check mode)
   pgops.postgresql.backup_metrics:
     path: /backups/database
@@ -205,7 +225,7 @@ metrics:
       type: float
   sample:
     - name: pgops_backup_last_size_bytes
-      labels: {database: pim_prod, kind: full}
+      labels: {server: db1/postgres-pim, database: pim_prod, kind: full}
       value: 183512
 alerts:
   description: Alerts firing, with their action.
@@ -216,6 +236,10 @@ alerts:
     name:
       description: C(no_success), C(size_change), C(growth), C(success_rate), C(free_disk) or C(offsite_age).
       type: str
+    server:
+      description: The server (C("") when the records say none; for C(free_disk), O(server) or C("")).
+      type: str
+      version_added: 0.5.0
     database:
       description: The database; null for C(free_disk).
       type: str
@@ -227,9 +251,10 @@ alerts:
       type: str
   sample:
     - name: no_success
+      server: db1/postgres-pim
       database: pim_prod
       action: fail
-      message: "pim_prod: no successful backup for 30.5 h (threshold 26.0 h)"
+      message: "pim_prod: no successful backup for 30.5 h (threshold 26.0 h) on server db1/postgres-pim"
 messages:
   description: The alerts' messages.
   returned: always
@@ -240,6 +265,11 @@ summary:
   returned: always
   type: dict
   contains:
+    servers:
+      description: Servers reported (C("") for records that say none).
+      type: list
+      elements: str
+      version_added: 0.5.0
     databases:
       description: Databases reported.
       type: list
@@ -276,6 +306,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type='path', required=True, aliases=['backup_dir']),
+            server=dict(type='str'),
             dest=dict(type='path', default=DEFAULT_TEXTFILE),
             audit_log=dict(type='path'),
             databases=dict(type='list', elements='str', default=[]),

@@ -14,9 +14,16 @@ version_added: 0.2.0
 description:
   - Copies the backups that M(pgops.postgresql.pg_backup) writes in O(path) to an S3 bucket (AWS S3, MinIO, Ceph
     RGW, SeaweedFS, Backblaze B2, Wasabi and other S3-compatible stores), brings them back, lists and rotates them.
-  - "A copy is two objects: C(<prefix>/<database>/<file>) (the data object) and
-    C(<prefix>/<database>/<stem>.meta.json) (the backup's metadata), uploaded B(last): a data object that no
-    metadata object names is an unfinished upload, never a copy."
+  - "A copy is two objects: C(<prefix>/<server>/<database>/<file>) (the data object) and
+    C(<prefix>/<server>/<database>/<stem>.meta.json) (the backup's metadata), uploaded B(last): a data object that
+    no metadata object names is an unfinished upload, never a copy. C(<server>) is the server the backup's
+    metadata names (C(server), since 0.5.0), escaped for a key as database names are (C(db1/pg) is
+    C(db1%2Fpg)): two servers never write the same key, even with the same database and backup id."
+  - "Copies pushed before 0.5.0 live at C(<prefix>/<database>/...) (as do backups whose server cannot be told):
+    they are still listed, fetched, verified and rotated, their server derived from their metadata object; one
+    that records neither a server nor a host is every server's."
+  - "Every choice is per server: O(state=fetched) chooses among O(server)'s copies, O(state=rotated) applies its
+    rules per server and database."
   - "A copy whose data object's size - and, where the store returns them, its full-object SHA-256 checksum or
     its C(x-amz-meta-sha256) - does not match its metadata object is B(damaged): it is no copy. O(state=pushed)
     uploads it again, O(state=rotated) never counts it towards O(min_keep) nor as the newest verified copy,
@@ -36,7 +43,8 @@ description:
     left are removed. The result can be given to M(pgops.postgresql.pg_restore_verified)
     (O(pgops.postgresql.pg_restore_verified#module:path) = O(dest))."
   - "O(state=listed): the copies in the bucket (damaged ones flagged) and the unfinished uploads."
-  - "O(state=rotated): remote retention with the rules of M(pgops.postgresql.backup_rotate): per database the
+  - "O(state=rotated): remote retention with the rules of M(pgops.postgresql.backup_rotate): per server and
+    database the
     newest O(min_keep) intact copies, the newest verified intact copy and the grandfather-father-son copies are
     always kept, and the globals copies that kept copies link; others go once older than their kind's
     O(max_age_days) (or O(older_than_days)). Copies under S3 Object Lock (retention date ahead, or a legal hold)
@@ -170,9 +178,22 @@ options:
   database:
     description: The database to fetch (required with O(state=fetched)) or to list/rotate/verify alone.
     type: str
+  server:
+    description:
+      - The server (its name in the catalog, C(pgops_server)) whose copies to fetch, list, verify or rotate; with
+        O(state=pushed), only that server's local backups are pushed. Copies whose server cannot be told (pushed
+        before 0.5.0 from metadata that records neither a server nor a host) are every server's.
+      - With O(state=fetched), C(latest), C(latest_verified) or a backup id are chosen among that server's copies
+        only; a backup that only another server has is refused, naming it. Unset, the one server whose copies of
+        O(database) the bucket holds; copies of several servers are refused, naming them - never a silent pick.
+      - Unset with the other states, every server's copies (each server's rotated on its own).
+      - O(state=pushed) always puts a backup under its own server, whatever this option.
+    type: str
+    version_added: 0.5.0
   backup_id:
     description:
-      - With O(state=fetched), a backup id, C(latest) or C(latest_verified) (as recorded in the bucket).
+      - With O(state=fetched), a backup id, C(latest) or C(latest_verified) (as recorded in the bucket), of
+        O(server).
       - An empty value is refused (since 0.5.0) - an AWX survey left blank never means C(latest).
     type: str
     default: latest
@@ -213,7 +234,7 @@ options:
     type: int
     default: 0
   min_keep:
-    description: The newest N complete copies of each database are always kept (O(state=rotated)).
+    description: The newest N complete copies of each server's database are always kept (O(state=rotated)).
     type: int
     default: 3
   orphan_age_hours:
@@ -272,6 +293,14 @@ EXAMPLES = r'''
         database: pim_prod
         mode: test
 
+- name: Fetch server db1/pim's newest copy of shop from a bucket that many servers push to
+  pgops.postgresql.backup_offsite:
+    state: fetched
+    bucket: acme-pg-backups
+    database: shop
+    server: db1/pim
+    dest: /restore/offsite
+
 - name: Verify integrity - read every copy back (size, and checksum) and fail on any damaged copy
   pgops.postgresql.backup_offsite:
     state: verified
@@ -303,6 +332,13 @@ prefix:
   description: The key prefix.
   returned: always
   type: str
+server:
+  description:
+    - With O(state=fetched), the server of the fetched copy (O(server), or the one server whose copies the bucket
+      holds; null for a copy whose server cannot be told). Otherwise O(server) (null when unset).
+  returned: always
+  type: str
+  version_added: 0.5.0
 endpoint:
   description: O(endpoint_url), or null for AWS S3.
   returned: always
@@ -316,6 +352,10 @@ pushed:
     database:
       description: Database.
       type: str
+    server:
+      description: The backup's server (under which its copy is), null when it cannot be told.
+      type: str
+      version_added: 0.5.0
     id:
       description: Backup id.
       type: str
@@ -420,6 +460,11 @@ copies:
     database:
       description: Database.
       type: str
+    server:
+      description: The copy's server (from its metadata object; derived for copies made before 0.5.0), null when
+        it cannot be told.
+      type: str
+      version_added: 0.5.0
     id:
       description: Backup id.
       type: str
@@ -595,6 +640,7 @@ def main():
                        choices=['full', 'manual', 'snapshot', 'pre_deploy', 'pre_restore']),
             databases=dict(type='list', elements='str'),
             database=dict(type='str'),
+            server=dict(type='str'),
             backup_id=dict(type='str', default='latest'),
             full_read=dict(type='bool', default=False),
             object_lock_mode=dict(type='str', choices=['GOVERNANCE', 'COMPLIANCE']),

@@ -122,6 +122,17 @@ def cluster():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def meta_of(dest, backup_id, database):
+    """The metadata record of backup ``backup_id`` of ``database`` in ``dest``."""
+    for name in os.listdir(dest):
+        if name.endswith('.meta.json'):
+            with open(os.path.join(dest, name)) as f:
+                meta = json.load(f)
+            if meta['id'] == backup_id and meta['database'] == database:
+                return meta
+    raise AssertionError('no metadata for %s of %s' % (backup_id, database))
+
+
 @pytest.fixture
 def dest():
     d = tempfile.mkdtemp(prefix='pgops-dest-')

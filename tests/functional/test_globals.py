@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import cluster
+from conftest import cluster, meta_of
 
 ROLES_SEED = '''
 CREATE ROLE reader;
@@ -31,16 +31,6 @@ ALTER TABLE notes OWNER TO "Odd ""Role""";
 CREATE TABLE admin_only (x int);
 ALTER TABLE admin_only OWNER TO power;
 '''
-
-
-def meta_of(dest, backup_id, database):
-    for name in os.listdir(dest):
-        if name.endswith('.meta.json'):
-            with open(os.path.join(dest, name)) as f:
-                meta = json.load(f)
-            if meta['id'] == backup_id and meta['database'] == database:
-                return meta
-    raise AssertionError('no metadata for %s' % backup_id)
 
 
 def roles_of(pg):
@@ -66,13 +56,14 @@ def blank():
 
 @pytest.fixture
 def backup(source, dest, run_module):
-    res = run_module('pg_backup', dict(source.conn(), databases=['shop'], dest=dest))
+    # the blank server stands for the same server rebuilt (a disaster recovery): it keeps the name
+    res = run_module('pg_backup', dict(source.conn(), databases=['shop'], dest=dest, server='shop-server'))
     assert not res.get('failed'), res
     return res
 
 
 def restore(run_module, pg, dest, check_mode=False, **kw):
-    args = dict(pg.conn(), path=dest, database='shop')
+    args = dict(pg.conn(), path=dest, database='shop', server='shop-server')
     args.update(kw)
     return run_module('pg_restore_verified', args, check_mode=check_mode)
 
@@ -90,7 +81,8 @@ def test_every_database_backup_links_the_globals_of_its_run(backup, dest):
 
 
 def test_globals_false_takes_none_and_links_none(source, dest, run_module):
-    res = run_module('pg_backup', dict(source.conn(), databases=['shop'], dest=dest, globals=False))
+    res = run_module('pg_backup', dict(source.conn(), databases=['shop'], dest=dest, globals=False,
+                                       server='shop-server'))
     assert not res.get('failed'), res
     assert [b['scope'] for b in res['backups']] == ['database']
     assert meta_of(dest, res['id'], 'shop')['globals'] is None

@@ -584,3 +584,213 @@ def test_globals_travel_with_their_database_backup(postgres, run_module, s3, pre
     lone = offsite(run_module, s3, prefix, state='fetched', database='globoff', dest=os.path.join(workdir, 'g'))
     assert not lone.get('failed') and lone['globals']['status'] == 'missing', lone
     assert any('globals' in w and gmeta['id'] in w for w in lone['catalog_warnings']), lone
+
+
+# -- every copy knows its server (issue 22) -------------------------------------------------------------------
+def server_name(pg):
+    """The server name pg_backup derives for a native server reached over 127.0.0.1 (see _server)."""
+    import socket
+    return '%s:%d' % (socket.gethostname(), pg.port)
+
+
+def slugged(server):
+    from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
+    return catalog.slug(server)
+
+
+@pytest.fixture(scope='module')
+def two_servers():
+    """Servers a and b, each with a database shop whose table marker holds its own letter."""
+    from conftest import cluster
+    with cluster() as a, cluster() as b:
+        for pg, letter in ((a, 'A'), (b, 'B')):
+            pg.psql('postgres', 'CREATE DATABASE shop')
+            pg.psql('shop', "CREATE TABLE marker (who text); INSERT INTO marker VALUES ('%s')" % letter)
+        yield dict(a=a, b=b)
+
+
+@pytest.fixture
+def fresh_bucket(s3):
+    """A bucket of its own, so that the default prefix (pgops) can be used."""
+    name = 'pgops-srv-%s' % uuid.uuid4().hex[:8]
+    s3.client().create_bucket(Bucket=name)
+    return name
+
+
+def default_prefix(run_module, s3, bucket, check_mode=False, **kw):
+    """backup_offsite with the default prefix (no prefix option at all)."""
+    args = s3args(s3, None, bucket=bucket, **kw)
+    del args['prefix']
+    res = run_module('backup_offsite', args, check_mode=check_mode)
+    assert s3server.SECRET_KEY not in json.dumps(res)
+    return res
+
+
+def shop_backup(run_module, pg, directory):
+    res = run_module('pg_backup', dict(pg.conn(), databases=['shop'], dest=directory, globals=False))
+    assert not res.get('failed'), res
+    return res
+
+
+def give_id(directory, res, new_id):
+    """Make a backup carry another id, as a second host backing up in the same second would have written it:
+    the id in its metadata and in both file names."""
+    from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import write_json_atomic
+    meta_path = glob.glob(os.path.join(directory, '*_%s.meta.json' % res['id']))[0]
+    with open(meta_path) as f:
+        meta = json.load(f)
+    old_file, new_file = meta['file'], meta['file'].replace(res['id'], new_id)
+    os.rename(os.path.join(directory, old_file), os.path.join(directory, new_file))
+    meta.update(id=new_id, file=new_file)
+    write_json_atomic(meta_path.replace(res['id'], new_id), meta)
+    os.unlink(meta_path)
+    return meta
+
+
+def marker(pg, database):
+    return pg.psql(database, 'SELECT who FROM marker')
+
+
+def test_two_servers_sharing_a_directory_push_under_their_own_names(two_servers, run_module, s3, fresh_bucket,
+                                                                    workdir):
+    shared = os.path.join(workdir, 'shared')
+    a, b = [shop_backup(run_module, two_servers[x], shared) for x in 'ab']
+    res = default_prefix(run_module, s3, fresh_bucket, path=shared, policy='all')
+    assert not res.get('failed') and res['prefix'] == 'pgops', res
+    pushed = dict((p['id'], p) for p in res['pushed'])
+    for made, pg in ((a, two_servers['a']), (b, two_servers['b'])):
+        item = pushed[made['id']]
+        assert item['server'] == server_name(pg), item
+        assert item['key'] == 'pgops/%s/shop/%s' % (slugged(server_name(pg)), os.path.basename(made['backup_path']))
+    listing = default_prefix(run_module, s3, fresh_bucket, state='listed', database='shop')
+    assert sorted((c['server'], c['id']) for c in listing['copies']) == sorted(
+        [(server_name(two_servers['a']), a['id']), (server_name(two_servers['b']), b['id'])]), listing
+    only_a = default_prefix(run_module, s3, fresh_bucket, state='listed', server=server_name(two_servers['a']))
+    assert [c['id'] for c in only_a['copies']] == [a['id']] and only_a['server'] == server_name(two_servers['a'])
+
+
+def test_equal_ids_from_two_servers_never_overwrite_and_fetch_chooses_per_server(two_servers, run_module, s3,
+                                                                                fresh_bucket, workdir):
+    """Issue 22: two servers back up into their own directories in the same second - one id - and push with the
+    default prefix. 0.4.0 wrote both to pgops/shop/shop_full_<id>...: b's replaced a's, and a's DR restored B."""
+    dirs = dict((x, os.path.join(workdir, x)) for x in 'ab')
+    a = shop_backup(run_module, two_servers['a'], dirs['a'])
+    b = shop_backup(run_module, two_servers['b'], dirs['b'])
+    bmeta = give_id(dirs['b'], b, a['id'])
+    ameta = local_meta(dirs['a'], a['id'])
+    assert ameta['file'] == bmeta['file'] and ameta['sha256'] != bmeta['sha256']
+    for x in 'ab':
+        res = default_prefix(run_module, s3, fresh_bucket, path=dirs[x], policy='all')
+        assert not res.get('failed') and len(res['pushed']) == 1, res
+    objects = keys(s3, fresh_bucket, 'pgops')
+    assert len(objects) == 4, objects                 # two data objects, two metadata objects: none replaced
+    na, nb = server_name(two_servers['a']), server_name(two_servers['b'])
+    listing = default_prefix(run_module, s3, fresh_bucket, state='listed', database='shop')
+    assert sorted((c['server'], c['sha256']) for c in listing['copies']) == sorted(
+        [(na, ameta['sha256']), (nb, bmeta['sha256'])]), listing
+
+    # without server: refused, naming both; nothing fetched
+    out = os.path.join(workdir, 'fetched')
+    for backup_id in ('latest', a['id']):
+        refused = default_prefix(run_module, s3, fresh_bucket, state='fetched', database='shop', dest=out,
+                                 backup_id=backup_id)
+        assert refused.get('failed') and refused['failed_step'] == 'options', refused
+        assert na in refused['msg'] and nb in refused['msg'] and 'server' in refused['msg'], refused['msg']
+    assert not os.path.exists(out)
+
+    # with server a: a's copy (check mode first), and the verified restore then sees it as a's and restores A
+    plan = default_prefix(run_module, s3, fresh_bucket, check_mode=True, state='fetched', database='shop',
+                          dest=out, server=na)
+    assert plan['changed'] and plan['sha256'] == ameta['sha256'] and not os.path.exists(out), plan
+    got = default_prefix(run_module, s3, fresh_bucket, state='fetched', database='shop', dest=out, server=na)
+    assert not got.get('failed') and got['server'] == na and got['sha256'] == ameta['sha256'], got
+    assert local_meta(out, a['id'])['server'] == na
+    pg = two_servers['a']
+    try:
+        back = run_module('pg_restore_verified', dict(pg.conn(), path=out, database='shop', mode='new',
+                                                      target='shop_check'))
+        assert not back.get('failed') and back['source_server'] == na, back
+        assert marker(pg, 'shop_check') == 'A'
+    finally:
+        pg.psql('postgres', 'DROP DATABASE IF EXISTS shop_check')
+    again = default_prefix(run_module, s3, fresh_bucket, state='fetched', database='shop', dest=out, server=na)
+    assert again['changed'] is False, again
+
+
+def test_a_copy_only_another_server_has_is_refused_naming_it(two_servers, run_module, s3, fresh_bucket, workdir):
+    shared = os.path.join(workdir, 'shared')
+    b = shop_backup(run_module, two_servers['b'], shared)
+    assert not default_prefix(run_module, s3, fresh_bucket, path=shared, policy='all').get('failed')
+    na, nb = server_name(two_servers['a']), server_name(two_servers['b'])
+    out = os.path.join(workdir, 'f')
+    for backup_id in ('latest', b['id']):
+        res = default_prefix(run_module, s3, fresh_bucket, state='fetched', database='shop', dest=out, server=na,
+                             backup_id=backup_id)
+        assert res.get('failed') and res['failed_step'] == 'plan', res
+        assert 'for server %s' % na in res['msg'] and nb in res['msg'], res['msg']
+    assert not os.path.exists(out)
+    # the one server whose copies the bucket holds: fetched without naming it
+    got = default_prefix(run_module, s3, fresh_bucket, state='fetched', database='shop', dest=out)
+    assert not got.get('failed') and got['server'] == nb and got['backup_id'] == b['id'], got
+
+
+def test_remote_rotation_keeps_each_servers_newest(two_servers, run_module, s3, fresh_bucket, workdir):
+    shared = os.path.join(workdir, 'shared')
+    made = [shop_backup(run_module, two_servers[x], shared) for x in 'abab']     # b's second is the newest
+    assert len(default_prefix(run_module, s3, fresh_bucket, path=shared, policy='all')['pushed']) == 4
+    args = dict(state='rotated', min_keep=1, older_than_days=0)
+    plan = default_prefix(run_module, s3, fresh_bucket, check_mode=True, **args)
+    real = default_prefix(run_module, s3, fresh_bucket, **args)
+    for res in (plan, real):
+        assert not res.get('failed'), res
+        assert sorted(x['id'] for x in res['kept']) == sorted([made[2]['id'], made[3]['id']]), res
+        assert sorted(x['id'] for x in res['deleted']) == sorted([made[0]['id'], made[1]['id']]), res
+    left = default_prefix(run_module, s3, fresh_bucket, state='listed')['copies']
+    assert sorted((c['server'], c['id']) for c in left) == sorted(
+        [(server_name(two_servers['a']), made[2]['id']), (server_name(two_servers['b']), made[3]['id'])])
+    # with server: only that server's copies are rotated
+    mine = default_prefix(run_module, s3, fresh_bucket, check_mode=True, server=server_name(two_servers['a']),
+                          state='rotated', min_keep=0, older_than_days=0)
+    assert [x['id'] for x in mine['deleted'] + mine['kept']] == [made[2]['id']], mine
+
+
+def put_0_4_0_copy(s3, bucket, meta, directory, prefix='pgops'):
+    """A copy where 0.4.0 put it: <prefix>/<database>/..., its metadata object without server."""
+    client = s3.client()
+    with open(os.path.join(directory, meta['file']), 'rb') as f:
+        client.put_object(Bucket=bucket, Key='%s/%s/%s' % (prefix, meta['database'], meta['file']), Body=f.read())
+    name = meta['file'].rsplit('.dump', 1)[0] + '.meta.json'
+    client.put_object(Bucket=bucket, Key='%s/%s/%s' % (prefix, meta['database'], name),
+                      Body=json.dumps(meta).encode('utf-8'))
+    return '%s/%s/%s' % (prefix, meta['database'], meta['file'])
+
+
+def test_0_4_0_copies_are_still_listed_fetched_verified_and_rotated(run_module, s3, fresh_bucket, workdir):
+    d = os.path.join(workdir, 'old')
+    known = hand_backup(d, 'legacy', 2)
+    known['host'] = 'oldhost'               # a 0.4.0 record: where it was made, no server
+    unknown = hand_backup(d, 'legacy', 1)   # nothing says which server: every server's
+    keys_ = [put_0_4_0_copy(s3, fresh_bucket, m, d) for m in (known, unknown)]
+    listing = default_prefix(run_module, s3, fresh_bucket, state='listed', database='legacy')
+    got = dict((c['id'], c) for c in listing['copies'])
+    assert got[known['id']]['server'] == 'oldhost' and got[unknown['id']]['server'] is None, listing
+    assert sorted(c['key'] for c in listing['copies']) == sorted(keys_) and listing['unfinished'] == []
+    verified = default_prefix(run_module, s3, fresh_bucket, state='verified', database='legacy')
+    assert verified['stats']['integrity']['ok'] == 2, verified
+
+    # one server (oldhost) and copies of no known server: fetched without naming one
+    out = os.path.join(workdir, 'f')
+    res = default_prefix(run_module, s3, fresh_bucket, state='fetched', database='legacy', dest=out)
+    assert not res.get('failed') and res['backup_id'] == unknown['id'] and res['server'] is None, res
+    res = default_prefix(run_module, s3, fresh_bucket, state='fetched', database='legacy', dest=out,
+                         server='oldhost', backup_id=known['id'])
+    assert not res.get('failed') and res['server'] == 'oldhost' and res['key'] == keys_[0], res
+    assert local_meta(out, known['id'])['host'] == 'oldhost'
+    # another server sees the copy of no known server, not oldhost's
+    other = default_prefix(run_module, s3, fresh_bucket, state='fetched', database='legacy', server='newhost',
+                           backup_id=known['id'], dest=os.path.join(workdir, 'g'))
+    assert other.get('failed') and 'oldhost' in other['msg'], other
+
+    # rotated: kept as each server's newest
+    rot = default_prefix(run_module, s3, fresh_bucket, state='rotated', min_keep=1, older_than_days=0)
+    assert sorted(x['id'] for x in rot['kept']) == sorted([known['id'], unknown['id']]), rot

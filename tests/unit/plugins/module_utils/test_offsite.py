@@ -344,3 +344,91 @@ def test_remote_gfs_weekly_keeps_one_copy_per_week():
     decisions, dummy = offsite.plan_remote_rotation(copies, [], NOW, policy, {})
     kept = [c['started_at'][:10] for c, a, r in decisions if a == 'keep']
     assert kept == ['2026-11-28', '2026-11-21', '2026-11-14'], decisions
+
+
+# -- every copy knows its server (issue 22) -------------------------------------------------------------------
+@pytest.mark.parametrize('server, key', [
+    ('db1/pim', 'p/db1%2Fpim/shop/shop_full_20261128_020000.dump'),
+    ('db1:5433', 'p/db1%3A5433/shop/shop_full_20261128_020000.dump'),
+    ('.hidden', 'p/%2Ehidden/shop/shop_full_20261128_020000.dump'),
+    (None, 'p/shop/shop_full_20261128_020000.dump'),        # a backup whose server cannot be told: 0.4.0's place
+])
+def test_object_key_carries_the_server(server, key):
+    assert offsite.object_key('p', 'shop', 'shop_full_20261128_020000.dump', server) == key
+
+
+@pytest.mark.parametrize('prefix, key, ours', [
+    ('pgops', 'pgops/db1%2Fpg/pim/pim_full_20261128_020000.sql.zst', True),
+    ('', 'db1/pim/pim_full_20261128_020000.dump', True),
+    ('pgops', 'pgops/db1/pim/x/pim_full_20261128_020000.dump', False),      # too deep
+    ('pgops', 'pgops/db1/other/pim_full_20261128_020000.dump', False),      # not its database's name
+])
+def test_dump_keys_under_a_server(prefix, key, ours):
+    assert offsite.is_dump_key(prefix, key) is ours
+
+
+def served(m, server):
+    return dict(m, server=server)
+
+
+def server_copy(m, prefix='p'):
+    c = remote_copy(m, prefix)
+    c.update(key=offsite.object_key(prefix, m['database'], m['file'], offsite.server_of(m)),
+             meta_key=offsite.object_key(prefix, m['database'], offsite.meta_name(m), offsite.server_of(m)))
+    return c
+
+
+def test_two_servers_same_database_same_id_never_share_a_key():
+    a, b = served(entry('shop'), 'db1/a'), served(entry('shop'), 'db1/b')
+    assert a['id'] == b['id'] and a['file'] == b['file']
+    plan = offsite.plan_push([a, b], [server_copy(a)], [], 'p', 'bk', None)
+    assert [x[3] for x in plan] == ['record', 'upload'], plan      # a's copy is not b's
+    assert plan[0][1] != plan[1][1] and plan[0][2] != plan[1][2]
+    assert plan[1][1] == 'p/db1%2Fb/shop/' + b['file']
+
+
+def test_a_0_4_0_copy_of_the_same_backup_is_not_pushed_again():
+    m = served(entry('shop', host='db1'), 'db1')
+    old = remote_copy(dict(m, server=None))                    # at <prefix>/<database>/, no server recorded
+    plan = offsite.plan_push([m], [old], [], 'p', 'bk', None)
+    assert plan[0][3] == 'record' and plan[0][1] == 'p/shop/' + m['file'], plan
+    other = remote_copy(dict(m, server=None, sha256='cd' * 32), sha256='cd' * 32)    # not this backup
+    assert offsite.plan_push([m], [other], [], 'p', 'bk', None)[0][1:4] == (
+        'p/db1/shop/' + m['file'], 'p/db1/shop/' + offsite.meta_name(m), 'upload')
+
+
+def test_remote_rotation_per_server():
+    """min_keep and the newest verified copy count per (server, database): b's newer copies never make a's go."""
+    a = [server_copy(served(entry('shop', days_ago=d, verified=(d == 60)), 'a')) for d in (50, 60)]
+    b = [server_copy(served(entry('shop', days_ago=d), 'b')) for d in (1, 2, 3)]
+    decisions, dummy = offsite.plan_remote_rotation(a + b, [], NOW, make_policy(min_keep=1, older_than_days=10), {})
+    kept = sorted((c['server'], c['started_at'][:10]) for c, action, dummy in decisions if action == 'keep')
+    assert ('a', '2026-10-09') in kept and ('b', '2026-11-27') in kept, decisions   # a's newest and verified kept
+    assert ('a', '2026-09-29') in kept                                              # a's newest verified
+
+
+class FakeRemote(object):
+    bucket, prefix = 'bk', 'p'
+
+    def db_prefix(self, database=None):
+        return 'p/'
+
+
+def test_fetch_server_never_picks_silently():
+    copies = [served(entry('shop'), 'db1/a'), served(entry('shop', days_ago=1), 'db1/b'), entry('shop', days_ago=2)]
+    with pytest.raises(PgOpsError) as e:
+        offsite.fetch_server(FakeRemote(), copies, 'shop', None)
+    assert 'db1/a, db1/b' in e.value.msg and 'set server' in e.value.msg and e.value.step == 'options'
+    assert offsite.fetch_server(FakeRemote(), copies[1:], 'shop', None) == 'db1/b'    # one server (and unknowns)
+    assert offsite.fetch_server(FakeRemote(), copies[2:], 'shop', None) is None
+    assert offsite.fetch_server(FakeRemote(), copies, 'shop', 'db1/a') == 'db1/a'
+
+
+def test_weekly_policy_per_server():
+    a, b = served(entry('shop', verified=True), 'a'), served(entry('shop', days_ago=0.1, verified=True), 'b')
+    chosen, dummy = offsite.select_for_push([a, b], 'weekly')
+    assert [m['server'] for m in chosen] == ['a', 'b']
+
+
+def test_server_option_is_checked():
+    assert [e for e in offsite.option_errors(dict(bucket='bk', server=' ')) if e.startswith('server must')]
