@@ -23,7 +23,8 @@ export PATH := $(BIN):$(PATH)
 help:
 	@echo "make demo   - throwaway postgres-pim container, a backup with playbooks/backup.yml, the backup list"
 	@echo "make test   - unit + functional + browser tests, bench smoke run, ansible-lint, ansible-test sanity, Molecule"
-	@echo "make bench  - the benchmark on a 1 GB database (BENCH_SIZE_MB, BENCH_RSS_SIZE_MB=4000 for the RSS check)"
+	@echo "make bench  - the benchmark on a 1 GB database (BENCH_SIZE_MB, BENCH_RSS_SIZE_MB=4000 for the RSS check),"
+	@echo "              then a fleet of BENCH_FLEET_SERVERS (8) containers backed up and drilled with forks 1 and N"
 
 setup:
 	@scripts/host-packages.sh
@@ -51,8 +52,9 @@ browser: setup
 	@scripts/browser-packages.sh
 	$(PY) -m pytest -q -p no:cacheprovider --rootdir=tests/browser tests/browser
 
-bench: setup
+bench: images
 	$(PY) bench/run.py --size-mb $${BENCH_SIZE_MB:-1000} --rss-size-mb $${BENCH_RSS_SIZE_MB:-0} --json .cache/bench.json
+	$(PY) bench/fleet.py --servers $${BENCH_FLEET_SERVERS:-8} --json .cache/bench-fleet.json
 
 bench-smoke: setup
 	$(PY) bench/run.py --size-mb 20 --quick
