@@ -34,6 +34,7 @@ DEFAULT_LEVEL = {'zstd': 1, 'gzip': 6, 'lz4': 1, 'none': 0}
 LEVEL_RANGE = {'zstd': (1, 19), 'gzip': (1, 9), 'lz4': (1, 12), 'none': (0, 0)}
 COMPRESSOR_EXT = {'zstd': '.zst', 'gzip': '.gz', 'lz4': '.lz4', 'none': ''}
 GLOBALS = '@globals'
+SIZE_SERIES = 10      # the newest backups in database_stats' size_series (the size trend)
 LABEL_MAX = 64
 _CONTROL_RE = re.compile(u'[\u0000-\u001f\u007f-\u009f]')
 
@@ -340,7 +341,6 @@ def success_rate_alert(database, rate, window_days, target=None):
         database, rate or 0, window_days, ' (target %s%%)' % target if target is not None else '')
 
 
-SIZE_SERIES = 10      # backups in database_stats' size_series
 UNKNOWN_SERVER = '(unknown)'   # the key of records whose server cannot be told (adopted dumps, no host recorded)
 
 

@@ -18,6 +18,8 @@ __metaclass__ = type
 
 import datetime
 
+from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import GLOBALS
+
 FORMAT_VERSION = 1
 # a host's state, worst last: the summary's and each server's state is the worst of its hosts'
 STATES = ('ok', 'alerts', 'no_result', 'down', 'failed')
@@ -41,12 +43,17 @@ def host_report(host, report):
     if not report:
         out.update(state='no_result', error=STATE_TEXT['no_result'])
         return out
-    if probe:
+    if probe and not probe.get('skipped'):
         out['up'] = not probe.get('failed')
         out['version'] = (probe.get('server') or {}).get('version')
         if probe.get('failed'):
-            out['error'] = u'PostgreSQL did not answer: %s' % (probe.get('msg') or 'no message')
+            out['error'] = u'the connection check failed: %s' % (probe.get('msg') or 'no message')
     stats = info.get('stats') if not info.get('failed') else None
+    if stats is not None and info.get('path_exists') is False:
+        out.update(state='failed', failed_task=report.get('task') or None,
+                   error=u'; '.join(x for x in (out['error'], u'the backup directory %s does not exist'
+                                                % out['path']) if x))
+        return out
     if stats is None:
         out['state'] = 'failed'
         out['failed_task'] = report.get('task') or None
@@ -88,7 +95,8 @@ def summary(reports, now=None):
         state = _worst([h['state'] for h in mine if h['state'] != 'alerts'] + (['alerts'] if s['alerts'] else []))
         s['state'] = state
         s['errors'] = [u'%s: %s' % (h['host'], h['error']) for h in mine if h['error']]
-        s['databases'] = [dict(d, name=db) for db, d in sorted(s['databases'].items())]
+        order = sorted(s['databases'].items(), key=lambda x: (x[0] == GLOBALS, x[0]))   # the globals last
+        s['databases'] = [dict(d, name=db) for db, d in order]
         out_servers.append(s)
     # hosts whose own server is not known (failed before the catalog said, no pgops_server): a line of their own
     for h in hosts:
@@ -127,13 +135,13 @@ def _pct(value):
 def lines(servers):
     """The summary as text, one table per server (for the job's output)."""
     out = []
-    head = u'  %-20s %-16s %8s %-16s %8s %7s %8s %8s  %s' % ('database', 'newest', 'age', 'newest verified', 'age',
-                                                           'success', 'size chg', 'growth', 'alerts')
+    head = u'  %-20s %-16s %8s %-16s %8s %7s %8s %8s  %s' % (
+        'database', 'newest', 'age', 'newest verified', 'age', 'success', 'size chg', 'growth', 'alerts')
     for s in servers:
         out.append(u'%s [%s] hosts: %s' % (s['name'], STATE_TEXT.get(s['state'], s['state']),
-                                            u', '.join(s['hosts'] or s['reported_by']) or u'-'))
+                                           u', '.join(s['hosts'] or s['reported_by']) or u'-'))
         for e in s['errors']:
-            out.append(u'  ! ' + e)
+            out.append(u'  ! ' + u' '.join(e.split()))
         if s['databases']:
             out.append(head)
         for d in s['databases']:

@@ -60,7 +60,7 @@ def run_backup_info(module):
     # the cheap check (exists, size) for every backup the stats count; sha256 only for the listed ones
     integrity.annotate(selected if p['stats'] else listed, p['path'],
                        checksum_entries=listed if p['verify_checksums'] else ())
-    result = dict(changed=False, catalog_warnings=warnings)
+    result = dict(changed=False, catalog_warnings=warnings, path_exists=os.path.isdir(p['path']))
     if p['stats']:
         result['stats'] = catalog.catalog_stats(selected, now, p['window_days'], p['size_change_threshold'],
                                                 p['growth_threshold'], p['growth_days'], p['offsite_max_age_days'],

@@ -505,7 +505,8 @@ def sparkline(points, path, width=120, height=26):
         out.append(u'<polyline points="%s"/>' % u' '.join(u'%.1f,%.1f' % c for c in xy))
     for i, (p, (x, y)) in enumerate(zip(points, xy)):
         out.append(u'<circle cx="%.1f" cy="%.1f" r="2" data-value="%d" data-path="%s.%d" data-format="bytes">'
-                   u'<title>backup %s: %s</title></circle>' % (x, y, p[1], esc(path), i, esc(p[0]), esc(fmt_bytes(p[1]))))
+                   u'<title>backup %s: %s</title></circle>'
+                   % (x, y, p[1], esc(path), i, esc(p[0]), esc(fmt_bytes(p[1]))))
     out.append(u'</svg>')
     return u''.join(out)
 
@@ -518,12 +519,12 @@ def _fleet_cards(fleet):
               u'%s databases' % num(c.get('databases'), 'counts.databases')),
         _card(u'Hosts', num(c.get('hosts'), 'counts.hosts'),
               u'%s ok \u00b7 %s with alerts' % (num(c.get('hosts_ok'), 'counts.hosts_ok'),
-                                              num(c.get('hosts_alerts'), 'counts.hosts_alerts')),
+                                                num(c.get('hosts_alerts'), 'counts.hosts_alerts')),
               'good' if not bad else ''),
         _card(u'Not answering', u'<span class="v" data-count="hosts-bad">%d</span>' % bad,
-              u'%s down \u00b7 %s failed \u00b7 %s no result' % (num(c.get('hosts_down'), 'counts.hosts_down'),
-                                                                  num(c.get('hosts_failed'), 'counts.hosts_failed'),
-                                                                  num(c.get('hosts_no_result'), 'counts.hosts_no_result')),
+              u'%s down \u00b7 %s failed \u00b7 %s no result'
+              % (num(c.get('hosts_down'), 'counts.hosts_down'), num(c.get('hosts_failed'), 'counts.hosts_failed'),
+                 num(c.get('hosts_no_result'), 'counts.hosts_no_result')),
               'bad' if bad else 'good'),
         _card(u'Alerts', num(c.get('alerts'), 'counts.alerts'), u'host failures and backup alerts',
               'warn' if fleet.get('alerts') else 'good'),
@@ -547,7 +548,8 @@ def _fleet_server(i, s):
     for j, d in enumerate(s.get('databases') or []):
         q = '%s.databases.%d' % (p, j)
         rows.append([
-            esc(d['name']), esc(d.get('newest_id') or u'none'), num(d.get('newest_age_seconds'), q + '.newest_age_seconds', 'age'),
+            esc(d['name']), esc(d.get('newest_id') or u'none'),
+            num(d.get('newest_age_seconds'), q + '.newest_age_seconds', 'age'),
             esc(d.get('newest_verified_id') or u'never'),
             num(d.get('newest_verified_age_seconds'), q + '.newest_verified_age_seconds', 'age'),
             num(d.get('success_rate'), q + '.success_rate', 'pct'),
@@ -576,7 +578,8 @@ def render_fleet_html(fleet):
     c = fleet.get('counts') or {}
     body = [
         u'<header><h1>%s</h1><div class="meta"><span>%s hosts</span><span>state %s</span><span>generated %s</span>'
-        u'</div></header>' % (esc(title), esc(c.get('hosts')), esc(FLEET_STATE.get(fleet.get('state'), fleet.get('state'))),
+        u'</div></header>' % (esc(title), esc(c.get('hosts')),
+                              esc(FLEET_STATE.get(fleet.get('state'), fleet.get('state'))),
                               esc(fmt_time(fleet.get('generated_at')))),
         u'<main>', _fleet_cards(fleet),
         u''.join(_fleet_server(i, s) for i, s in enumerate(servers)) or u'<p class="note">No server.</p>',

@@ -279,7 +279,10 @@ stats:
     databases:
       description: The same figures per database, with C(size_change_pct), C(size_change_flag), C(growth_pct),
         C(growth_flag), C(offsite_copies) (backups with an off-site copy) and C(offsite_newest_age_seconds) (age of
-        the newest off-site copy, null when none).
+        the newest off-site copy, null when none); since 0.5.0 also C(newest_verified_id) and
+        C(newest_verified_age_seconds) (the newest backup whose last verified restore passed, null when none) and
+        C(size_series) (C([id, bytes]) of the newest 10 successful backups, oldest first).
+        Across servers here; per server in RV(stats.servers), where each database also has its C(alerts).
       type: dict
     servers:
       description:
@@ -312,6 +315,11 @@ stats:
       description: One sentence per threshold crossed and per damaged backup.
       type: list
       elements: str
+path_exists:
+  description: False when O(path) does not exist (the catalog is then empty; the fleet summary reports it).
+  returned: always
+  type: bool
+  version_added: 0.5.0
 catalog_warnings:
   description: Metadata files that could not be read.
   returned: always
