@@ -485,8 +485,8 @@ def plan_push(selected, remote_copies, remote_unfinished, prefix, bucket, endpoi
         key, mkey = push_keys(prefix, m)
         copy = complete.get(mkey)
         if copy is None and server_of(m) is not None:
-            old_key, old_mkey = object_key(prefix, m['database'], m['file']), object_key(prefix, m['database'],
-                                                                                       meta_name(m))
+            old_key = object_key(prefix, m['database'], m['file'])
+            old_mkey = object_key(prefix, m['database'], meta_name(m))
             old = complete.get(old_mkey)
             if old is not None and old.get('data_present') and old.get('sha256') == m.get('sha256') \
                     and server_of(old) in (server_of(m), None) and not copy_damage(old):
@@ -871,8 +871,8 @@ def _download_checked(remote, chosen, final, dest):
 # -- list -----------------------------------------------------------------------------------------------------
 def copy_summary(c):
     damage = copy_damage(c)
-    return dict(database=c['database'], server=server_of(c), id=c['id'], kind=c.get('kind'), label=c.get('label'), key=c['key'],
-                meta_key=c['meta_key'], size=c.get('size'), sha256=c.get('sha256'), started_at=c.get('started_at'),
+    return dict(database=c['database'], server=server_of(c), id=c['id'], kind=c.get('kind'), label=c.get('label'),
+                key=c['key'], meta_key=c['meta_key'], size=c.get('size'), sha256=c.get('sha256'), started_at=c.get('started_at'),
                 verified=catalog.is_verified(c), data_present=c['data_present'], remote_size=c['remote_size'],
                 complete=bool(c['data_present'] and c['remote_size'] == c.get('size')),
                 damaged=damage is not None, damage=damage, last_modified=c['last_modified'])

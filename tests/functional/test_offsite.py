@@ -127,9 +127,11 @@ def test_push_list_fetch_restore_real_backup(postgres, dest, run_module, s3, pre
     assert [p['id'] for p in mine(res['pushed'])] == [b['id']]
     item = mine(res['pushed'])[0]
     assert set([item['key'], item['meta_key']]) <= set(keys(s3, BUCKET, prefix))
-    assert item['key'] == '%s/shopoff/%s' % (prefix, os.path.basename(b['backup_path']))
-    head = s3.client().head_object(Bucket=BUCKET, Key=item['key'])
     meta = local_meta(dest, b['id'], 'shopoff')
+    # under the backup's server (0.5.0): <prefix>/<server>/<database>/<file>
+    assert item['server'] == meta['server'] and item['key'] == '%s/%s/shopoff/%s' % (
+        prefix, slugged(meta['server']), os.path.basename(b['backup_path']))
+    head = s3.client().head_object(Bucket=BUCKET, Key=item['key'])
     assert head['Metadata']['sha256'] == meta['sha256'] and head['ContentLength'] == meta['size']
     rec = meta['offsite']
     assert len(rec) == 1 and rec[0]['bucket'] == BUCKET and rec[0]['key'] == item['key']
@@ -579,8 +581,9 @@ def test_globals_travel_with_their_database_backup(postgres, run_module, s3, pre
     assert again['changed'] is False and again['globals']['changed'] is False, again
 
     # a copy whose globals were never pushed (older metadata, or rotated away): fetched, with a warning
-    for key in keys(s3, BUCKET, prefix + '/_globals'):
-        s3.client().delete_object(Bucket=BUCKET, Key=key)
+    for key in keys(s3, BUCKET, prefix):
+        if '/_globals/' in key:     # <prefix>/<server>/_globals/...
+            s3.client().delete_object(Bucket=BUCKET, Key=key)
     lone = offsite(run_module, s3, prefix, state='fetched', database='globoff', dest=os.path.join(workdir, 'g'))
     assert not lone.get('failed') and lone['globals']['status'] == 'missing', lone
     assert any('globals' in w and gmeta['id'] in w for w in lone['catalog_warnings']), lone
@@ -639,6 +642,8 @@ def give_id(directory, res, new_id):
     meta_path = glob.glob(os.path.join(directory, '*_%s.meta.json' % res['id']))[0]
     with open(meta_path) as f:
         meta = json.load(f)
+    if res['id'] == new_id:     # backed up in the same second already
+        return meta
     old_file, new_file = meta['file'], meta['file'].replace(res['id'], new_id)
     os.rename(os.path.join(directory, old_file), os.path.join(directory, new_file))
     meta.update(id=new_id, file=new_file)
@@ -669,8 +674,8 @@ def test_two_servers_sharing_a_directory_push_under_their_own_names(two_servers,
     assert [c['id'] for c in only_a['copies']] == [a['id']] and only_a['server'] == server_name(two_servers['a'])
 
 
-def test_equal_ids_from_two_servers_never_overwrite_and_fetch_chooses_per_server(two_servers, run_module, s3,
-                                                                                fresh_bucket, workdir):
+def test_equal_ids_from_two_servers_never_overwrite_and_fetch_chooses_per_server(
+        two_servers, run_module, s3, fresh_bucket, workdir):
     """Issue 22: two servers back up into their own directories in the same second - one id - and push with the
     default prefix. 0.4.0 wrote both to pgops/shop/shop_full_<id>...: b's replaced a's, and a's DR restored B."""
     dirs = dict((x, os.path.join(workdir, x)) for x in 'ab')
@@ -681,7 +686,7 @@ def test_equal_ids_from_two_servers_never_overwrite_and_fetch_chooses_per_server
     assert ameta['file'] == bmeta['file'] and ameta['sha256'] != bmeta['sha256']
     for x in 'ab':
         res = default_prefix(run_module, s3, fresh_bucket, path=dirs[x], policy='all')
-        assert not res.get('failed') and len(res['pushed']) == 1, res
+        assert not res.get('failed') and len(res['pushed']) == 1, (x, res)
     objects = keys(s3, fresh_bucket, 'pgops')
     assert len(objects) == 4, objects                 # two data objects, two metadata objects: none replaced
     na, nb = server_name(two_servers['a']), server_name(two_servers['b'])
@@ -750,7 +755,7 @@ def test_remote_rotation_keeps_each_servers_newest(two_servers, run_module, s3, 
         [(server_name(two_servers['a']), made[2]['id']), (server_name(two_servers['b']), made[3]['id'])])
     # with server: only that server's copies are rotated
     mine = default_prefix(run_module, s3, fresh_bucket, check_mode=True, server=server_name(two_servers['a']),
-                          state='rotated', min_keep=0, older_than_days=0)
+                          state='rotated', min_keep=1, older_than_days=0)
     assert [x['id'] for x in mine['deleted'] + mine['kept']] == [made[2]['id']], mine
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -122,5 +123,60 @@ def test_the_age_of_the_newest_offsite_copy_is_reported_and_alerted(postgres, ru
                                                 offsite_age_action='fail'))
     assert metrics.get('failed') and 'off-site copy' in metrics['msg'], metrics
     text = open(prom).read()
-    assert 'pgops_offsite_newest_age_seconds{database="drs_age"}' in text
-    assert 'pgops_backup_alert{action="fail",alert="offsite_age",database="drs_age"} 1' in text
+    # every sample names its server too (issue 22): whatever the name, it is the backup's
+    server = json.loads(open(meta_path).read())['server']
+    assert 'pgops_offsite_newest_age_seconds{database="drs_age",server="%s"}' % server in text, text
+    assert 'pgops_backup_alert{action="fail",alert="offsite_age",database="drs_age",server="%s"} 1' % server in text
+
+
+def test_dr_from_a_bucket_two_servers_push_to_restores_this_servers_data(run_module, collection_root, tmp_path, s3):
+    """Issue 22: servers prod-a and prod-b push database shop to one bucket with the default prefix; prod-a is
+    lost with its backups. disaster_recovery.yml (pgops_server prod-a) fetches prod-a's copy - not the newer
+    prod-b one - and restores A; with disaster_recovery_source_server prod-b it restores B, on purpose."""
+    from conftest import cluster
+    with cluster() as a, cluster() as b:
+        made = {}
+        for pg, name, letter in ((a, 'prod-a', 'A'), (b, 'prod-b', 'B')):
+            pg.psql('postgres', 'CREATE DATABASE shop')
+            pg.psql('shop', "CREATE TABLE marker (who text); INSERT INTO marker VALUES ('%s')" % letter)
+            directory = str(tmp_path / name)
+            res = run_module('pg_backup', dict(pg.conn(), databases=['shop'], dest=directory, server=name))
+            assert not res.get('failed'), res
+            pushed = run_module('backup_offsite', dict(path=directory, bucket=BUCKET, policy='all',
+                                                       endpoint_url=s3.endpoint, region='us-east-1',
+                                                       access_key=s3server.ACCESS_KEY,
+                                                       secret_key=s3server.SECRET_KEY))
+            assert not pushed.get('failed') and pushed['pushed'], pushed
+            made[name] = res
+            time.sleep(1.1)     # another id: both copies fetched into one directory keep their own file names
+        backups = tmp_path / 'prod-a'
+        a.psql('postgres', 'DROP DATABASE shop')            # prod-a is lost, its backups too
+        shutil.rmtree(str(backups))
+        inv = tmp_path / 'inventory.yml'
+        inv.write_text(yaml.safe_dump({'postgres_servers': {
+            'hosts': {'prod-a': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}},
+            'vars': {'pgops_login_host': '127.0.0.1', 'pgops_port': a.port, 'pgops_login_user': 'postgres',
+                     'pgops_server': 'prod-a', 'pgops_databases': ['shop'], 'pgops_backup_dir': str(backups),
+                     'pgops_log_file': str(tmp_path / 'db-backup.log'), 'metrics_enabled': False,
+                     'pgops_offsite_bucket': BUCKET, 'pgops_offsite_endpoint_url': s3.endpoint,
+                     'pgops_offsite_region': 'us-east-1', 'pgops_offsite_addressing_style': 'path',
+                     'pgops_offsite_access_key': s3server.ACCESS_KEY,
+                     'pgops_offsite_secret_key': s3server.SECRET_KEY}}}))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1',
+                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
+
+        def dr(*args):
+            proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
+                                   os.path.join(REPO, 'playbooks', 'disaster_recovery.yml'),
+                                   '-e', 'disaster_recovery_fetch_offsite=true'] + list(args),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                                  cwd=str(tmp_path), check=False)
+            assert proc.returncode == 0, proc.stdout[-4000:]
+            return json.loads((backups / 'disaster-recovery-last.json').read_text())
+
+        [d] = dr()['databases']
+        assert d['result'] == 'passed' and d['backup_id'] == made['prod-a']['id'], d
+        assert a.psql('shop', 'SELECT who FROM marker') == 'A'
+        [d] = dr('-e', 'disaster_recovery_source_server=prod-b', '-e', 'disaster_recovery_confirm=true')['databases']
+        assert d['result'] == 'passed' and d['backup_id'] == made['prod-b']['id'], d
+        assert a.psql('shop', 'SELECT who FROM marker') == 'B'
