@@ -670,6 +670,7 @@ def _audit(p, job, started, result):
                       replaced_database=result.get('replaced_database'),
                       roles_created=result.get('roles_created') or None,
                       server=job.target.server, source_server=job.source_server(),
+                      system_identifier=job.checks.get('system_identifier'),
                       attempts=job.attempts if len(job.attempts) > 1 else None,
                       protected=(result.get('target') or p.get('target') or p.get('database'))
                       in (p.get('protected_databases') or []),

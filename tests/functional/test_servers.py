@@ -4,13 +4,15 @@ restore and each rotation acts on its own server's backups only, another server'
 named with source_server, and backup_info says whose each backup is."""
 from __future__ import absolute_import, division, print_function
 
+import gzip
 import json
 import os
 import socket
+import subprocess
 
 import pytest
 
-from conftest import cluster
+from conftest import cluster, pg_bin
 
 
 @pytest.fixture(scope='module')
@@ -93,6 +95,7 @@ def test_a_cross_server_restore_is_on_purpose_and_audited_with_both_names(server
     with open(res['audit_log']) as f:
         audit = json.loads(f.read().splitlines()[-1])
     assert (audit['server'], audit['source_server']) == (name_of(servers['a']), name_of(servers['b']))
+    assert audit['system_identifier'].startswith('another cluster')
 
 
 def test_a_named_server_keeps_its_backups_whatever_it_connects_through(servers, dest, run_module):
@@ -120,3 +123,43 @@ def test_a_bad_server_name_is_refused_naming_the_option(servers, dest, run_modul
     assert res['failed'] and 'server must be a name' in res['msg'], res
     res = restore(run_module, servers['a'], dest, mode='test', source_server='')
     assert res['failed'] and 'source_server must be a name' in res['msg'], res
+
+
+def test_a_replace_swaps_in_its_own_servers_backup(servers, shared, dest, run_module):
+    servers['a'].psql('shop', "UPDATE marker SET who = 'changed'")
+    res = restore(run_module, servers['a'], dest, mode='replace', pre_restore_backup=False)
+    assert not res.get('failed'), res
+    assert res['backup_id'] == shared['a']['id'] and marker(servers['a'], 'shop') == 'A'
+    servers['a'].psql('postgres', 'DROP DATABASE %s' % res['rollback_database'])
+
+
+def test_a_record_made_before_0_5_0_is_its_hosts_and_an_adopted_dump_its_named_servers(servers, dest, run_module):
+    made = backup(run_module, servers['a'], dest)
+    path = [os.path.join(dest, n) for n in os.listdir(dest) if n.endswith('.meta.json') and made['id'] in n][0]
+    with open(path) as f:
+        meta = json.load(f)
+    for key in ('server', 'server_identity'):
+        del meta[key]
+    with open(path, 'w') as f:
+        json.dump(meta, f)
+    # a 0.4.0 record: its server is derived from its host (no container, the default port) - not server a's
+    info = run_module('backup_info', dict(path=dest))
+    assert [b['server'] for b in info['backups']] == [socket.gethostname()]
+    refused = restore(run_module, servers['a'], dest, mode='test')
+    assert refused['failed'] and socket.gethostname() in refused['msg'], refused
+    ok = restore(run_module, servers['a'], dest, mode='test', source_server=socket.gethostname())
+    assert not ok.get('failed') and ok['backup_id'] == made['id'], ok
+    # a dump made outside pgops, adopted to server b: b's, not a's
+    other = os.path.join(os.path.dirname(dest), 'adopt')
+    os.makedirs(other)
+    dump = os.path.join(other, 'shop_full_20241219_143022.sql.gz')
+    with open(dump, 'wb') as f:
+        f.write(gzip.compress(subprocess.run(
+            [pg_bin('pg_dump'), '-h', '127.0.0.1', '-p', str(servers['b'].port), '-U', 'postgres', 'shop'],
+            stdout=subprocess.PIPE, check=True).stdout))
+    adopted = run_module('backup_adopt', dict(path=other, server=name_of(servers['b'])))
+    assert not adopted.get('failed'), adopted
+    assert run_module('backup_info', dict(path=other))['backups'][0]['server'] == name_of(servers['b'])
+    assert restore(run_module, servers['a'], other, mode='test')['failed']
+    assert not restore(run_module, servers['b'], other, mode='test').get('failed')
+
