@@ -52,11 +52,11 @@ def seed(name):
 
 
 def inventory(path, hosts, backups):
-    data = {'fleet': {'hosts': {}, 'vars': {
+    data = {'postgres_servers': {'hosts': {}, 'vars': {
         'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
         'pgops_login_user': 'pim_user', 'pgops_databases': ['pim_dev']}}}
     for h in hosts:
-        data['fleet']['hosts'][h['host']] = {
+        data['postgres_servers']['hosts'][h['host']] = {
             'pgops_container': h['container'], 'pgops_server': h['host'],
             'pgops_backup_dir': os.path.join(backups, h['host']),
             'pgops_databases': h.get('databases', ['pim_dev'])}
@@ -71,6 +71,8 @@ def playbook(name, inv, forks, env):
                            '-f', str(forks), os.path.join(REPO, 'playbooks', name)], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     seconds = time.time() - t
+    if 'PLAY RECAP' not in proc.stdout or 'no hosts matched' in proc.stdout:
+        raise RuntimeError('%s played no host:\n%s' % (name, proc.stdout[-2000:]))
     failed = []
     recap = proc.stdout[proc.stdout.rfind('PLAY RECAP'):]
     for line in recap.splitlines()[1:]:
