@@ -12,7 +12,7 @@ class ModuleDocFragment(object):
 options:
   server:
     description:
-      - The name of the PostgreSQL server in the backup catalog (E(pgops_server) in the inventory): every backup
+      - The name of the PostgreSQL server in the backup catalog (E(pgops_server) in the inventory). Every backup
         records it, and every choice among backups (restore, fallback, drill, rotation) is made among this
         server's, so that two servers sharing a backup directory never take each other's backups.
       - Unset, it is derived from where the module runs and what it connects to - C(<host>/<container>) for

@@ -365,6 +365,7 @@ def _run_reading(stages, env, step, stdin_path, label, sink):
         stop_stages(stages)
         close_stages(stages)
 
+
 def _relay(src, dst):
     """Copy ``src`` to ``dst`` (file descriptors) until EOF; False when the reader went away (EPIPE)."""
     splice = getattr(os, 'splice', None)

@@ -128,4 +128,3 @@ def elsewhere(entries, source, database, backup_id, choosers):
             'named by source_server' % (source, 'backup %s' % backup_id if backup_id not in choosers else 'a backup',
                                         'database %s' % database if database else 'this database',
                                         ', '.join(others)))
-

@@ -67,10 +67,10 @@ options:
     elements: str
   server:
     description:
-      - The server the dumps are of, recorded in their metadata (see O(pgops.postgresql.pg_backup#module:server)):
+      - The server the dumps are of, recorded in their metadata (see O(pgops.postgresql.pg_backup#module:server));
         restores and rotation then treat them as that server's backups.
       - Unset, an adopted dump belongs to no server in particular (like a record made before 0.5.0 whose server
-        cannot be told): any server's restore may choose it. Set it when several servers share the directory.
+        cannot be told), so any server's restore may choose it. Set it when several servers share the directory.
     type: str
     version_added: 0.5.0
   lock_timeout:

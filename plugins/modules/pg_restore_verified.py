@@ -65,7 +65,7 @@ options:
     description:
       - Restore a backup of another server (its O(server) name in the catalog), on purpose - for instance
         staging refreshed from production's backup. Unset, only this server's own backups are chosen (O(server),
-        or its derived name): a backup id, C(latest) or C(latest_verified) that exists only for another server is
+        or its derived name); a backup id, C(latest) or C(latest_verified) that exists only for another server is
         refused, naming that server. The target's protection (O(protected_databases), O(confirm)) applies as
         always; the result and the audit line name both servers.
       - Backups recorded before 0.5.0 have no server name; theirs is derived from the host and container they

@@ -170,8 +170,8 @@ def test_age_header_that_no_longer_opens_is_the_backups_fault(postgres, run_modu
     # latest with fallback: the damaged newest is recorded failed, the older one restored
     res = run_module('pg_restore_verified', dict(restore, fallback=True))
     assert res.get('result') == 'passed' and res['backup_id'] == older['id'], res
-    assert [(a['backup_id'], a['result']) for a in res['attempts']] == [(newer['id'], 'failed'),
-                                                                       (older['id'], 'passed')], res['attempts']
+    tried = [(a['backup_id'], a['result']) for a in res['attempts']]
+    assert tried == [(newer['id'], 'failed'), (older['id'], 'passed')], res['attempts']
 
 
 # -- role list variables and empty backup ids, as an operator types them ------------------------------------------

@@ -197,7 +197,7 @@ def test_pg_dump_killed_midway_leaves_nothing(postgres, dest, run_module):
     postgres.psql('big_db', "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS payload "
                             "FROM generate_series(1, 400000) g")
     first = run_module('pg_backup', dict(postgres.conn(), databases=['big_db'], globals=False, dest=dest,
-                                        compression='none'))
+                                         compression='none'))
     assert not first.get('failed')
     before = {n: sha256(os.path.join(dest, n)) for n in visible(dest)}
     proc = run_module.popen('pg_backup', dict(postgres.conn(), databases=['big_db'], globals=False, dest=dest,

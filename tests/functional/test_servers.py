@@ -162,4 +162,3 @@ def test_a_record_made_before_0_5_0_is_its_hosts_and_an_adopted_dump_its_named_s
     assert run_module('backup_info', dict(path=other))['backups'][0]['server'] == name_of(servers['b'])
     assert restore(run_module, servers['a'], other, mode='test')['failed']
     assert not restore(run_module, servers['b'], other, mode='test').get('failed')
-

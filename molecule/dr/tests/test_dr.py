@@ -99,7 +99,7 @@ def test_corrupted_path_kept_the_corrupted_state_and_restored_the_good_backup(ho
     good = by_id(host, 'pim_prod', d['backup_id'])
     assert good['kind'] == 'full'
     assert counts(host, 'pim_prod') == dict((t['name'], t['rows']) for t in good['tables'])
-    [corrupted] = [m for m in catalog(host) if m.get('label') == 'corrupted-state']
+    [corrupted] = [m for m in catalog(host) if m.get('label') == 'corrupted-state' and m['scope'] == 'database']
     assert corrupted['kind'] == 'manual' and corrupted['database'] == 'pim_prod'
     assert dict((t['name'], t['rows']) for t in corrupted['tables'])['product_attributes'] < \
         dict((t['name'], t['rows']) for t in good['tables'])['product_attributes']
@@ -121,7 +121,8 @@ def test_total_loss_of_the_backups_too_recovered_from_the_bucket(host):
     assert report['container_recreated'] is True
     assert report['rto_seconds'] < report['rto_target_seconds'] == 300
     assert [d['database'] for d in report['databases']] == ['pim_dev', 'pim_prod']
-    pushed = [m for m in catalog(host) if m.get('encrypted') and m.get('offsite')]
+    # the database backups (their globals dumps, linked, went with them)
+    pushed = [m for m in catalog(host) if m.get('encrypted') and m.get('offsite') and m['scope'] == 'database']
     assert sorted(m['database'] for m in pushed) == ['pim_dev', 'pim_prod']
     for d in report['databases']:
         assert d['result'] == 'passed' and str(d['tables_found']) == str(d['tables_expected'])

@@ -13,11 +13,12 @@ def psql(host, db, sql):
 
 
 def catalog(host):
+    """The database backups (each run's globals dump left out)."""
     out = []
     for name in host.check_output('ls -1 %s' % DEST).splitlines():
         if name.endswith('.meta.json'):
             out.append(json.loads(host.file('%s/%s' % (DEST, name)).content_string))
-    return out
+    return [m for m in out if m['scope'] == 'database']
 
 
 def test_drill_result_recorded_in_metadata(host):

@@ -46,7 +46,7 @@ def meta_counts(meta):
 
 
 @pytest.fixture(scope='module')
-def catalog(host):
+def records(host):
     names = host.check_output('ls -1 %s' % DEST).splitlines()
     entries = []
     for name in names:
@@ -55,6 +55,20 @@ def catalog(host):
             meta['meta_name'] = name
             entries.append(meta)
     return entries
+
+
+@pytest.fixture(scope='module')
+def catalog(records):
+    """The database backups (each run also took the globals, which they link)."""
+    return [m for m in records if m['scope'] == 'database']
+
+
+def test_every_database_backup_links_the_globals_dump_of_its_run(records, catalog):
+    globals_ids = dict((m['id'], m) for m in records if m['scope'] == 'globals')
+    for meta in catalog:
+        linked = globals_ids[meta['globals']['id']]
+        assert linked['status'] == 'success' and linked['file'] == meta['globals']['file']
+        assert meta['roles']                  # at least the database's owner and the bootstrap superuser
 
 
 def test_backup_directory_is_private(host):
@@ -123,9 +137,9 @@ def test_every_backup_restores_with_identical_counts(host, catalog):
         host.check_output(pg('dropdb', scratch))
 
 
-def test_log_has_one_success_line_per_backup(host, catalog):
+def test_log_has_one_success_line_per_backup(host, records):
     log = host.file(LOG).content_string.splitlines()
-    assert len([line for line in log if 'completed successfully' in line]) == len(catalog)
+    assert len([line for line in log if 'completed successfully' in line]) == len(records)
     assert not [line for line in log if 'FAILED' in line]
 
 

@@ -12,8 +12,8 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._metrics import c
 NOW = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.timezone.utc)
 CFG = dict(server=None, databases=[], window_days=7, size_change_percent=50, growth_percent=20, growth_days=7,
            no_success_hours=26, success_rate_target=100, free_disk_percent=10, offsite_max_age_days=8,
-           **dict(('%s_action' % a, 'warn') for a in ('no_success', 'size_change', 'growth', 'success_rate',
-                                                       'free_disk', 'offsite_age')))
+           **dict(('%s_action' % a, 'warn')
+                  for a in ('no_success', 'size_change', 'growth', 'success_rate', 'free_disk', 'offsite_age')))
 
 
 def rec(server, status='success', hours=1, database='shop', **kw):
