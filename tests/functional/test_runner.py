@@ -71,7 +71,7 @@ def test_backup_playbook_under_ansible_runner(private_data_dir, monkeypatch):
     [on_disk] = [e for e in events if e.get('event') == 'playbook_on_stats']
     assert on_disk['event_data']['artifact_data']['pgops_backup']['backups'] == [meta['id'], globals_meta['id']]
     with open(os.path.join(private_data_dir['textfile'], 'pgops_backup.prom')) as f:
-        assert 'pgops_backup_count{database="runner_pim",kind="manual"} 1' in f.read()
+        assert 'pgops_backup_count{database="runner_pim",kind="manual",server="%s"} 1' % meta['server'] in f.read()
 
 
 def test_rotate_playbook_under_ansible_runner(private_data_dir, monkeypatch):
