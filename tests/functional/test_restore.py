@@ -11,21 +11,11 @@ import subprocess
 
 import pytest
 
-from conftest import pg_bin, wait_for
+from conftest import meta_of, pg_bin, wait_for
 
 
 def databases(postgres):
     return set(postgres.psql('postgres', 'SELECT datname FROM pg_database').split())
-
-
-def meta_of(dest, backup_id, database):
-    for name in os.listdir(dest):
-        if name.endswith('.meta.json'):
-            with open(os.path.join(dest, name)) as f:
-                meta = json.load(f)
-            if meta['id'] == backup_id and meta['database'] == database:
-                return meta
-    raise AssertionError('no metadata for %s' % backup_id)
 
 
 @pytest.fixture
