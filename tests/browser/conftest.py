@@ -8,6 +8,11 @@ import subprocess
 import sys
 import tempfile
 
+try:
+    from html.parser import HTMLParser
+except ImportError:  # pragma: no cover
+    from HTMLParser import HTMLParser
+
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,6 +68,67 @@ def output_dir():
     if not os.path.isdir(OUTPUT):
         os.makedirs(OUTPUT)
     return OUTPUT
+
+
+class Dom(HTMLParser):
+    """Elements with data-path (their attributes and text), the <html> attributes and every SVG chart."""
+
+    def __init__(self):
+        HTMLParser.__init__(self, convert_charrefs=True)
+        self.html, self.values, self.charts, self.stack = {}, [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == 'html':
+            self.html = attrs
+        if tag == 'svg' and 'data-chart' in attrs:
+            self.charts.append(dict(attrs, circles=0, rects=0))
+        if self.charts and tag in ('circle', 'rect') and 'data-path' in attrs:
+            self.charts[-1]['circles' if tag == 'circle' else 'rects'] += 1
+        if 'data-path' in attrs:
+            el = dict(attrs, tag=tag, text='')
+            self.values.append(el)
+            if tag not in ('circle', 'rect'):
+                self.stack.append(el)
+
+    def handle_endtag(self, tag):
+        if self.stack and self.stack[-1]['tag'] == tag:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if self.stack:
+            self.stack[-1]['text'] += data
+
+
+def resolve(record, path):
+    """The value at ``path`` (a page's data-path: keys and list indexes joined by dots) of ``record``."""
+    v = record
+    for key in path.split('.'):
+        v = v[int(key)] if isinstance(v, list) else v[key]
+    return v[1] if isinstance(v, list) else v   # a chart point [time, value, source]
+
+
+def tampered_dom(chromium, path, shown):
+    """The page ``path`` as Chromium renders it once the attributes ``shown`` (which must be there) hold a number
+    one off in its last digit: the page's own check must then report the element inconsistent."""
+    with open(path) as f:
+        html = f.read()
+    assert shown in html
+    with open(path, 'w') as f:
+        f.write(html.replace(shown, shown[:-1] + '1"'))
+    dom = Dom()
+    dom.feed(chromium.dump_dom('file://' + path)[0])
+    return dom
+
+
+def screenshot(chromium, page_path, png_path, height=2400):
+    """A PNG of the page at ``png_path``; with PGOPS_DOCS_IMAGE=1 also copied to docs/images/ under that name."""
+    shot = chromium.screenshot('file://' + page_path, png_path, height=height)
+    with open(shot, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    if os.environ.get('PGOPS_DOCS_IMAGE') == '1':
+        shutil.copyfile(shot, os.path.join(REPO, 'docs', 'images', os.path.basename(png_path)))
+    return shot
 
 
 def pytest_sessionfinish(session, exitstatus):

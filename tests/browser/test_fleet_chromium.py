@@ -9,12 +9,10 @@ import datetime
 import json
 import os
 import re
-import shutil
 
 import pytest
 
-from conftest import REPO
-from test_report_chromium import Dom, resolve
+from conftest import Dom, resolve, screenshot, tampered_dom
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import catalog_stats
 from ansible_collections.pgops.postgresql.plugins.module_utils._fleet import summary
 from ansible_collections.pgops.postgresql.plugins.module_utils._report import FORMATS, render_fleet_html
@@ -110,22 +108,11 @@ def test_nothing_is_fetched(page):
 def test_a_wrong_number_is_caught_by_the_page(output_dir, chromium):
     fleet = record()
     path = render(output_dir, 'fleet-tampered', fleet)
-    with open(path) as f:
-        html = f.read()
-    shown = 'data-path="servers.0.databases.0.newest_size" data-format="bytes" data-value="%d"' % (
-        fleet['servers'][0]['databases'][0]['newest_size'])
-    assert shown in html
-    with open(path, 'w') as f:
-        f.write(html.replace(shown, shown[:-1] + '1"'))
-    dom = Dom()
-    dom.feed(chromium.dump_dom('file://' + path)[0])
+    dom = tampered_dom(chromium, path, 'data-path="servers.0.databases.0.newest_size" data-format="bytes" '
+                       'data-value="%d"' % fleet['servers'][0]['databases'][0]['newest_size'])
     assert dom.html['data-rendered'] == 'ok' and dom.html['data-consistent'] == 'false'
     assert dom.html['data-inconsistent'] == 'servers.0.databases.0.newest_size'
 
 
 def test_screenshot(page, output_dir, chromium):
-    shot = chromium.screenshot('file://' + page['path'], os.path.join(output_dir, 'fleet.png'), height=1800)
-    with open(shot, 'rb') as f:
-        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    if os.environ.get('PGOPS_DOCS_IMAGE') == '1':
-        shutil.copyfile(shot, os.path.join(REPO, 'docs', 'images', 'fleet.png'))
+    screenshot(chromium, page['path'], os.path.join(output_dir, 'fleet.png'), height=1800)

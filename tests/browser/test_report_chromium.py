@@ -7,55 +7,12 @@ from __future__ import absolute_import, division, print_function
 import json
 import os
 import re
-import shutil
-
-try:
-    from html.parser import HTMLParser
-except ImportError:  # pragma: no cover
-    from HTMLParser import HTMLParser
 
 import pytest
 
 import sample
-from conftest import REPO
+from conftest import Dom, resolve, screenshot, tampered_dom
 from ansible_collections.pgops.postgresql.plugins.module_utils._report import FORMATS, render_html
-
-
-class Dom(HTMLParser):
-    """Elements with data-path (their attributes and text), the <html> attributes and every SVG chart."""
-
-    def __init__(self):
-        HTMLParser.__init__(self, convert_charrefs=True)
-        self.html, self.values, self.charts, self.stack = {}, [], [], []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == 'html':
-            self.html = attrs
-        if tag == 'svg' and 'data-chart' in attrs:
-            self.charts.append(dict(attrs, circles=0, rects=0))
-        if self.charts and tag in ('circle', 'rect') and 'data-path' in attrs:
-            self.charts[-1]['circles' if tag == 'circle' else 'rects'] += 1
-        if 'data-path' in attrs:
-            el = dict(attrs, tag=tag, text='')
-            self.values.append(el)
-            if tag not in ('circle', 'rect'):
-                self.stack.append(el)
-
-    def handle_endtag(self, tag):
-        if self.stack and self.stack[-1]['tag'] == tag:
-            self.stack.pop()
-
-    def handle_data(self, data):
-        if self.stack:
-            self.stack[-1]['text'] += data
-
-
-def resolve(record, path):
-    v = record
-    for key in path.split('.'):
-        v = v[int(key)] if isinstance(v, list) else v[key]
-    return v[1] if isinstance(v, list) else v   # a chart point [time, value, source]
 
 
 def render(output_dir, name, record):
@@ -131,14 +88,8 @@ def test_key_facts_are_on_the_page(report):
 def test_a_wrong_number_is_caught_by_the_page(output_dir, chromium):
     record = sample.record()
     path = render(output_dir, 'tampered', record)
-    with open(path) as f:
-        html = f.read()
-    shown = 'data-path="databases.0.size_bytes" data-format="bytes" data-value="%d"' % record['databases'][0]['size_bytes']
-    assert shown in html
-    with open(path, 'w') as f:
-        f.write(html.replace(shown, shown[:-1] + '1"'))
-    dom = Dom()
-    dom.feed(chromium.dump_dom('file://' + path)[0])
+    dom = tampered_dom(chromium, path, 'data-path="databases.0.size_bytes" data-format="bytes" data-value="%d"'
+                       % record['databases'][0]['size_bytes'])
     assert dom.html['data-rendered'] == 'ok' and dom.html['data-consistent'] == 'false'
     assert dom.html['data-inconsistent'] == 'databases.0.size_bytes'
 
@@ -154,8 +105,4 @@ def test_an_empty_first_run_renders(output_dir, chromium):
 
 
 def test_screenshot(report, output_dir, chromium):
-    shot = chromium.screenshot('file://' + report['path'], os.path.join(output_dir, 'report.png'))
-    with open(shot, 'rb') as f:
-        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    if os.environ.get('PGOPS_DOCS_IMAGE') == '1':
-        shutil.copyfile(shot, os.path.join(REPO, 'docs', 'images', 'report.png'))
+    screenshot(chromium, report['path'], os.path.join(output_dir, 'report.png'))

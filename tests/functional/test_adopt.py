@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import pg_bin
+from conftest import pg_bin, playbook_runner
 
 DB = 'pim_prod'
 
@@ -298,22 +298,11 @@ def test_playbooks_adopt_then_the_weekly_drill_proves_them(postgres, collection_
     """As an operator migrates: playbooks/adopt_backups.yml (check, then real), then the restore_drill role's
     playbook proves the adopted backups and records their counts; list_backups.yml lists them."""
     import sys
-    import yaml
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     inventory = {'postgres_servers': {
         'hosts': {'pim-db': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}},
         'vars': {'pgops_login_host': '127.0.0.1', 'pgops_port': postgres.port, 'pgops_login_user': 'postgres',
                  'pgops_databases': [DB], 'pgops_backup_dir': dest, 'metrics_enabled': False}}}
-    inv = tmp_path / 'inventory.yml'
-    inv.write_text(yaml.safe_dump(inventory))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_NOCOLOR='1',
-               ANSIBLE_STDOUT_CALLBACK='default', PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
-
-    def run(playbook, *args):
-        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
-                               os.path.join(repo, 'playbooks', playbook)] + list(args), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, universal_newlines=True, env=env, cwd=str(tmp_path), check=False)
-        return proc.returncode, proc.stdout
+    run = playbook_runner(collection_root, inventory, tmp_path)
 
     before = files(dest)
     rc, out = run('adopt_backups.yml', '--check', '--diff')

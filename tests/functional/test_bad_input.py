@@ -15,9 +15,9 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import playbook_runner
+
 HAVE_AGE = bool(shutil.which('age') and shutil.which('age-keygen'))
 
 
@@ -186,18 +186,7 @@ def playbooks(postgres, collection_root, tmp_path_factory):
         'hosts': {'pim-db': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}},
         'vars': {'pgops_login_host': '127.0.0.1', 'pgops_port': postgres.port, 'pgops_login_user': 'postgres',
                  'pgops_databases': ['bi_dev'], 'pgops_backup_dir': str(backups), 'metrics_enabled': False}}}
-    inv = base / 'inventory.yml'
-    inv.write_text(yaml.safe_dump(inventory))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0',
-               ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_NOCOLOR='1',
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
-
-    def run(playbook, *args):
-        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
-                               os.path.join(REPO, 'playbooks', playbook)] + list(args),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                              cwd=str(base), check=False)
-        return proc.returncode, proc.stdout
+    run = playbook_runner(collection_root, inventory, base)
 
     rc, out = run('backup.yml', '-e', 'backup_databases=bi_dev')      # a string, the command-line form
     assert rc == 0, out[-3000:]

@@ -5,50 +5,25 @@ from __future__ import absolute_import, division, print_function
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
-from conftest import SEED, argv_while_running, free_port, wait_for
-from test_pg_backup import sha256, visible
+from conftest import argv_while_running, docker, free_port, image, seeded_container, wait_container_ready, wait_for
+from conftest import sha256
+from test_pg_backup import visible
 
 NAME = 'pgops-functional-pg-%d' % os.getpid()
 PASSWORD = 'ContainerPw-%d' % os.getpid()
 
 
-def image():
-    override = os.environ.get('PGOPS_IMAGE_15')
-    if override:
-        return override
-    return 'pgops/postgres:15'
-
-
-def docker(*args, **kw):
-    return subprocess.run(['docker'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False, **kw)
-
-
 @pytest.fixture(scope='module')
 def pg_container():
-    if docker('version').returncode != 0:
-        pytest.fail('docker does not answer: run make test (it starts dockerd)')
+    """The seeded PostgreSQL 15 container on the host network, password authentication over TCP."""
     port = free_port()
-    env = dict(os.environ, POSTGRES_PASSWORD=PASSWORD)
-    run = docker('run', '-d', '--name', NAME, '--network', 'host', '-e', 'POSTGRES_USER=pim_user',
-                 '-e', 'POSTGRES_PASSWORD', '-e', 'POSTGRES_DB=pim_dev', '-e', 'PGPORT=%d' % port,
-                 image(), 'postgres', env=env)
-    assert run.returncode == 0, run.stderr
-    try:
-        wait_for(lambda: docker('exec', NAME, 'pg_isready', '-q', '-U', 'pim_user', '-d', 'pim_dev').returncode == 0,
-                 timeout=60, interval=0.3)
-        with open(SEED) as f:
-            seeded = docker('exec', '-i', NAME, 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-U', 'pim_user',
-                            '-d', 'pim_dev', input=f.read())
-        assert seeded.returncode == 0, seeded.stderr
+    with seeded_container(NAME, image(15), ['--network', 'host', '-e', 'POSTGRES_PASSWORD', '-e', 'PGPORT=%d' % port],
+                          env=dict(os.environ, POSTGRES_PASSWORD=PASSWORD)):
         yield dict(name=NAME, port=port)
-    finally:
-        docker('rm', '-f', NAME)
 
 
 def test_container_backup_then_stopped_container_fails_cleanly(pg_container, dest, run_module):
@@ -75,8 +50,7 @@ def test_container_backup_then_stopped_container_fails_cleanly(pg_container, des
         assert dict((n, sha256(os.path.join(dest, n))) for n in before) == before
     finally:
         assert docker('start', NAME).returncode == 0
-        wait_for(lambda: docker('exec', NAME, 'pg_isready', '-q', '-U', 'pim_user', '-d', 'pim_dev').returncode == 0,
-                 timeout=60, interval=0.3)
+        wait_container_ready(NAME)
 
 
 def test_container_password_over_tcp_stays_out_of_argv(pg_container, dest, run_module):

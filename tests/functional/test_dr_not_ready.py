@@ -8,10 +8,7 @@ import os
 import subprocess
 import sys
 
-import yaml
-
-from conftest import REPO
-from test_parallel_restore import image
+from conftest import image, playbook_runner
 
 NAME = 'pgops-functional-drnr-%d' % os.getpid()
 
@@ -21,21 +18,14 @@ def test_a_container_that_does_not_start_fails_the_run_with_its_reason(collectio
     subprocess.run(['docker', 'create', '--name', NAME, '--network', 'none', image(15), 'postgres', '-c',
                     'shared_buffers=bogus'], check=True, stdout=subprocess.DEVNULL)
     try:
-        backups = tmp_path / 'backups'
-        inv = tmp_path / 'inventory.yml'
-        inv.write_text(yaml.safe_dump({'postgres_servers': {
+        run = playbook_runner(collection_root, {'postgres_servers': {
             'hosts': {'pim-db': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}},
             'vars': {'pgops_container': NAME, 'pgops_login_user': 'postgres', 'pgops_databases': ['pim_dev'],
-                     'pgops_backup_dir': str(backups), 'pgops_log_file': str(tmp_path / 'db-backup.log'),
-                     'metrics_enabled': False, 'disaster_recovery_ready_timeout': 60}}}))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1',
-                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
-        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
-                               os.path.join(REPO, 'playbooks', 'disaster_recovery.yml')],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                              cwd=str(tmp_path), check=False)
-        out = ' '.join(proc.stdout.split())
-        assert proc.returncode != 0, out[-3000:]
+                     'pgops_backup_dir': str(tmp_path / 'backups'), 'pgops_log_file': str(tmp_path / 'db-backup.log'),
+                     'metrics_enabled': False, 'disaster_recovery_ready_timeout': 60}}}, tmp_path)
+        rc, out = run('disaster_recovery.yml')
+        out = ' '.join(out.split())
+        assert rc != 0, out[-3000:]
         assert 'did not accept connections (the container does not keep running:' in out, out[-3000:]
         assert 'is not running' in out, out[-3000:]
         # given up at the fifth attempt, not after the 30 the 60 s timeout allows

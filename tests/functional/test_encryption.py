@@ -6,7 +6,6 @@ never commits anything."""
 from __future__ import absolute_import, division, print_function
 
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -17,40 +16,15 @@ import time
 
 import pytest
 
-from conftest import argv_while_running, pg_bin
+from conftest import argv_while_running, meta_file_of, meta_of, pg_bin, playbook_runner, sha256
 from test_container import pg_container  # noqa: F401 pylint: disable=unused-import # the container fixture
 
 pytestmark = pytest.mark.skipif(not shutil.which('age') or not shutil.which('age-keygen'),
                                 reason='age is not installed (scripts/host-packages.sh installs it)')
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def databases(postgres):
     return set(postgres.psql('postgres', 'SELECT datname FROM pg_database').split())
-
-
-def metas(dest):
-    out = {}
-    for name in os.listdir(dest):
-        if name.endswith('.meta.json'):
-            with open(os.path.join(dest, name)) as f:
-                meta = json.load(f)
-            out[name] = meta
-    return out
-
-
-def meta_of(dest, backup_id, database):
-    for name, meta in metas(dest).items():
-        if meta['id'] == backup_id and meta['database'] == database:
-            return os.path.join(dest, name), meta
-    raise AssertionError('no metadata for %s' % backup_id)
 
 
 class Key(object):
@@ -103,7 +77,7 @@ def test_encrypted_backup_is_ciphertext_described_by_its_metadata(postgres, dest
     res = backup(run_module, postgres, dest, keys, format=fmt, globals=True)
     path = res['backup_path']
     assert path.endswith(suffix)
-    name, meta = meta_of(dest, res['id'], 'secretdb')
+    meta = meta_of(dest, res['id'], 'secretdb')
     assert meta['encrypted'] is True
     assert meta['encryption'] == dict(tool='age', recipients=[keys['ops'].public, keys['breakglass'].public])
     assert meta['sha256'] == sha256(path) == res['sha256'] and meta['size'] == os.path.getsize(path)
@@ -147,12 +121,12 @@ def test_recipients_file_and_unencrypted_backups(postgres, dest, run_module, key
     res = backup(run_module, postgres, dest, keys, encrypt_recipients=[keys['ops'].public],
                  encrypt_recipients_file=str(rfile), compression='none')
     assert res['backup_path'].endswith('.sql.age')
-    meta = meta_of(dest, res['id'], 'secretdb')[1]
+    meta = meta_of(dest, res['id'], 'secretdb')
     assert meta['encryption']['recipients'] == [keys['ops'].public, keys['breakglass'].public]   # no duplicate
     assert b'CREATE TABLE public.big' in decrypt(res['backup_path'], keys['breakglass'])
     clear = run_module('pg_backup', dict(postgres.conn(), databases=['secretdb'], dest=dest))
     assert not clear.get('failed') and clear['backup_path'].endswith('.sql.zst')
-    assert meta_of(dest, clear['id'], 'secretdb')[1]['encrypted'] is False
+    assert meta_of(dest, clear['id'], 'secretdb')['encrypted'] is False
 
 
 @pytest.mark.parametrize('args,words', [
@@ -197,7 +171,7 @@ def test_restore_with_the_right_identity(postgres, dest, run_module, keys, secre
     assert postgres.row_counts('secretdb') == secret_db
     pre = res['pre_restore_backup']
     assert pre['encrypted'] is True and pre['path'].endswith('.sql.zst.age')
-    pre_meta = meta_of(dest, pre['id'], 'secretdb')[1]
+    pre_meta = meta_of(dest, pre['id'], 'secretdb')
     assert pre_meta['kind'] == 'pre_restore' and pre_meta['encryption']['recipients'] == [
         keys['ops'].public, keys['breakglass'].public]
     sql = subprocess.run(['zstd', '-dc'], input=decrypt(pre['path'], keys['ops']), stdout=subprocess.PIPE,
@@ -218,7 +192,7 @@ def test_wrong_identity_is_refused_before_any_database_and_is_inconclusive(postg
         assert keys['stranger'].public in res['msg']
         assert databases(postgres) == before and 'pre_restore_backup' not in res
         assert postgres.row_counts('secretdb') == secret_db
-    meta = meta_of(dest, b['id'], 'secretdb')[1]
+    meta = meta_of(dest, b['id'], 'secretdb')
     assert [v['result'] for v in meta['verifications']] == ['inconclusive', 'inconclusive']
     assert meta['status'] == 'success'
 
@@ -237,7 +211,7 @@ def test_wrong_identity_seen_by_age_itself_is_inconclusive(postgres, dest, run_m
     assert res.get('failed') and res['failed_step'] == 'file_check' and res['verdict'] == 'inconclusive', res
     assert 'no identity matched' in res['msg'] and keys['ops'].public in res['msg']
     assert databases(postgres) == before
-    assert meta_of(dest, b['id'], 'secretdb')[1]['verifications'][-1]['result'] == 'inconclusive'
+    assert meta_of(dest, b['id'], 'secretdb')['verifications'][-1]['result'] == 'inconclusive'
 
 
 def test_no_identity_names_the_recipients(postgres, dest, run_module, keys, secret_db):
@@ -249,7 +223,7 @@ def test_no_identity_names_the_recipients(postgres, dest, run_module, keys, secr
         assert 'age_identity' in res['msg']
         assert keys['ops'].public in res['msg'] and keys['breakglass'].public in res['msg']
     assert databases(postgres) == before
-    assert meta_of(dest, b['id'], 'secretdb')[1]['verifications'] == []
+    assert meta_of(dest, b['id'], 'secretdb')['verifications'] == []
 
 
 def test_bit_flipped_ciphertext_fails_the_file_check(postgres, dest, run_module, keys, secret_db):
@@ -275,7 +249,7 @@ def damage_and_fix_metadata(dest, backup_id, path):
         byte = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([byte[0] ^ 0x01]))
-    meta_path, meta = meta_of(dest, backup_id, 'secretdb')
+    meta_path, meta = meta_file_of(dest, backup_id, 'secretdb')
     meta['sha256'] = sha256(path)
     with open(meta_path, 'w') as f:
         json.dump(meta, f)
@@ -294,7 +268,7 @@ def test_damaged_ciphertext_with_matching_sha256_is_the_backups_fault(postgres, 
     assert res['checks']['sha256'] == 'passed' and 'age' in res['msg']
     assert databases(postgres) == before                 # no scratch database, no rollback database
     assert postgres.row_counts('secretdb') == target_counts
-    assert meta_of(dest, b['id'], 'secretdb')[1]['verifications'][-1]['result'] == 'failed'
+    assert meta_of(dest, b['id'], 'secretdb')['verifications'][-1]['result'] == 'failed'
 
 
 def test_age_failing_mid_restore_commits_nothing(postgres, dest, run_module, keys, secret_db, collection_root):
@@ -341,7 +315,7 @@ def test_identity_never_in_argv_output_or_metadata(postgres, dest, run_module, k
         if os.path.isfile(full):
             with open(full, 'rb') as f:
                 assert secret not in f.read(), name
-    assert meta_of(dest, b['id'], 'secretdb')[1]['verifications'][-1]['result'] == 'passed'
+    assert meta_of(dest, b['id'], 'secretdb')['verifications'][-1]['result'] == 'passed'
     # the identity file written for age (0600, in the module's temporary directory) is gone
     assert not glob.glob(os.path.join(tempfile.gettempdir(), 'ansible-moduletmp-*', 'pgops-identity-*'))
 
@@ -373,8 +347,6 @@ def test_playbooks_encrypt_and_restore_with_the_shared_variables(postgres, colle
     """backup.yml with pgops_encrypt_recipients, then restore_drill.yml and restore.yml with pgops_age_identity
     (the content, as Ansible Vault would give it): every backup encrypted, drills and the replace pass, and the
     identity is in no output."""
-    import yaml
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     postgres.create_db('pb_secret')
     backups = tmp_path / 'backups'
     inventory = {'postgres_servers': {
@@ -384,18 +356,12 @@ def test_playbooks_encrypt_and_restore_with_the_shared_variables(postgres, colle
                  'pgops_log_file': str(tmp_path / 'db-backup.log'), 'metrics_enabled': False,
                  'pgops_encrypt_recipients': [keys['ops'].public, keys['breakglass'].public],
                  'pgops_age_identity': keys['breakglass'].content}}}
-    inv = tmp_path / 'inventory.yml'
-    inv.write_text(yaml.safe_dump(inventory))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_NOCOLOR='1',
-               ANSIBLE_STDOUT_CALLBACK='default', PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
+    playbook = playbook_runner(collection_root, inventory, tmp_path)
 
-    def run(playbook, *args):
-        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
-                               os.path.join(repo, 'playbooks', playbook)] + list(args), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, universal_newlines=True, env=env, cwd=str(tmp_path),
-                              check=False)
-        assert keys['breakglass'].secret not in proc.stdout
-        return proc.returncode, proc.stdout
+    def run(name, *args):
+        rc, out = playbook(name, *args)
+        assert keys['breakglass'].secret not in out
+        return rc, out
 
     rc, out = run('backup.yml')
     assert rc == 0, out[-3000:]

@@ -14,23 +14,7 @@ import sys
 
 import pytest
 
-from conftest import pg_bin, wait_for
-
-
-def metas(dest):
-    out = {}
-    for name in os.listdir(dest):
-        if name.endswith('.meta.json'):
-            with open(os.path.join(dest, name)) as f:
-                out[os.path.join(dest, name)] = json.load(f)
-    return out
-
-
-def meta_of(dest, backup_id, database):
-    for path, meta in metas(dest).items():
-        if meta['id'] == backup_id and meta['database'] == database:
-            return path, meta
-    raise AssertionError('no metadata for %s' % backup_id)
+from conftest import meta_file_of, meta_of, pg_bin, wait_for
 
 
 def backup(run_module, postgres, dest, db, **kw):
@@ -48,7 +32,7 @@ def rewrite_dump(dest, res, database, write):
     sha256 match it, as a bug or an attacker would: the file check then passes and only the content can tell."""
     path = res['backup_path']
     write(path)
-    meta_path, meta = meta_of(dest, res['id'], database)
+    meta_path, meta = meta_file_of(dest, res['id'], database)
     with open(path, 'rb') as f:
         meta['sha256'] = hashlib.sha256(f.read()).hexdigest()
     meta['size'] = os.path.getsize(path)
@@ -91,7 +75,7 @@ def test_a_database_of_large_objects_is_protected_and_backed_up_before_a_replace
     assert res['pre_restore_backup']['id'], res
     assert 'pre_restore_backup' not in res['checks'], res['checks']
     assert postgres.psql(db, 'SELECT count(*) FROM pg_largeobject_metadata') == '1'
-    pre = meta_of(dest, res['pre_restore_backup']['id'], db)[1]
+    pre = meta_of(dest, res['pre_restore_backup']['id'], db)
     assert pre['kind'] == 'pre_restore' and pre['id'] != b['id']
 
 
@@ -139,7 +123,7 @@ CREATE SEQUENCE fresh;
 def test_large_objects_and_sequences_are_recorded_and_verified(postgres, dest, run_module, db, fmt):
     postgres.psql(db, LO_SQL)
     b = backup(run_module, postgres, dest, db, format=fmt)
-    meta = meta_of(dest, b['id'], db)[1]
+    meta = meta_of(dest, b['id'], db)
     assert meta['large_objects'] == dict(count=3, size=len('precious document') + 5000), meta['large_objects']
     assert meta['objects']['large_objects'] == 3
     assert meta['sequence_values'] == {
@@ -211,7 +195,7 @@ def test_a_sequence_that_moved_during_the_dump_passes(postgres, dest, run_module
             locker.stdin.close()
         locker.wait(timeout=30)
     assert not b.get('failed'), b
-    assert meta_of(dest, b['id'], db)[1]['sequence_values']['public.items_id_seq']['last_value'] == 1
+    assert meta_of(dest, b['id'], db)['sequence_values']['public.items_id_seq']['last_value'] == 1
     res = restore(run_module, postgres, dest, database=db, mode='test')
     assert not res.get('failed'), res
     assert res['checks']['sequences'] == ('passed (1 sequences; moved forward during the dump: '

@@ -7,12 +7,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 
 import pytest
 
-from conftest import REPO, SEED, free_port, wait_for
+from conftest import docker, free_port, image, run_playbook, seeded_container, wait_container_ready, wait_for
 
 DB = 'pim_maint'
 
@@ -201,31 +199,13 @@ def test_all_databases_and_history_needs_a_directory(postgres, maint_db, run_mod
 NAME = 'pgops-functional-maint-%d' % os.getpid()
 
 
-def docker(*args, **kw):
-    return subprocess.run(['docker'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False, **kw)
-
-
 @pytest.fixture(scope='module')
 def pg_container():
-    if docker('version').returncode != 0:
-        pytest.fail('docker does not answer: run make test (it starts dockerd)')
-    run = docker('run', '-d', '--name', NAME, '--network', 'none', '-e', 'POSTGRES_USER=pim_user',
-                 '-e', 'POSTGRES_PASSWORD=x', '-e', 'POSTGRES_DB=pim_dev', os.environ.get('PGOPS_IMAGE_15',
-                                                                                          'pgops/postgres:15'),
-                 'postgres')
-    assert run.returncode == 0, run.stderr
-    try:
-        wait_for(lambda: docker('exec', NAME, 'pg_isready', '-q', '-U', 'pim_user', '-d', 'pim_dev').returncode == 0,
-                 timeout=60, interval=0.3)
-        with open(SEED) as f:
-            seeded = docker('exec', '-i', NAME, 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-U', 'pim_user',
-                            '-d', 'pim_dev', input=f.read() + '\nCREATE INDEX products_never_used_idx ON products (price);\n')
-        assert seeded.returncode == 0, seeded.stderr
-        assert docker('exec', NAME, 'sh', '-c', 'rm -f /usr/bin/python3*; ! command -v python3').returncode == 0
-        yield NAME
-    finally:
-        docker('rm', '-f', NAME)
+    """The seeded PostgreSQL 15 container without a network, an index never used, and no Python."""
+    with seeded_container(NAME, image(15), ['--network', 'none', '-e', 'POSTGRES_PASSWORD=x'],
+                          extra_sql='\nCREATE INDEX products_never_used_idx ON products (price);\n') as name:
+        assert docker('exec', name, 'sh', '-c', 'rm -f /usr/bin/python3*; ! command -v python3').returncode == 0
+        yield name
 
 
 def test_container_without_python_gives_the_same_facts(pg_container, dest, run_module):
@@ -246,39 +226,21 @@ def test_container_without_python_gives_the_same_facts(pg_container, dest, run_m
         assert res['failed'] and 'is not running (status exited)' in res['msg']
     finally:
         docker('start', pg_container)
-        wait_for(lambda: docker('exec', NAME, 'pg_isready', '-q', '-U', 'pim_user', '-d', 'pim_dev').returncode == 0,
-                 timeout=60, interval=0.3)
+        wait_container_ready(pg_container)
 
 
 # -- playbooks/health_check.yml, run as a user runs it ---------------------------------------------------------
-def playbook(collection_root, name, extra):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0',
-               ANSIBLE_NOCOLOR='1', ANSIBLE_STDOUT_CALLBACK='default')
-    fd, inv = tempfile.mkstemp(suffix='.yml')
-    with os.fdopen(fd, 'w') as f:
-        f.write('postgres_servers:\n  hosts:\n    localhost:\n      ansible_connection: local\n'
-                '      ansible_python_interpreter: %s\n' % sys.executable)
-    try:
-        bindir = os.path.dirname(sys.executable)
-        return subprocess.run([os.path.join(bindir, 'ansible-playbook'), '-i', inv,
-                               os.path.join(REPO, 'playbooks', name), '-e', json.dumps(extra)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                              cwd=REPO, env=env, check=False)
-    finally:
-        os.unlink(inv)
-
-
 def test_health_check_playbook_fails_on_a_missing_table_and_passes_once_it_exists(postgres, maint_db, dest,
-                                                                                  run_module, collection_root):
+                                                                                  run_module, collection_root,
+                                                                                  tmp_path):
     postgres.psql(maint_db, 'DROP TABLE IF EXISTS orders')
     backup = run_module('pg_backup', dict(postgres.conn(), databases=[maint_db], dest=dest))
     assert not backup.get('failed'), backup
     extra = dict(maintenance_databases=[maint_db], pgops_login_host='127.0.0.1', pgops_port=postgres.port,
                  pgops_login_user='postgres', maintenance_backup_dir=dest,
                  maintenance_expected_tables=['public.products', 'public.orders'])
-    failed = playbook(collection_root, 'health_check.yml', extra)
-    assert failed.returncode != 0, failed.stdout
-    out = failed.stdout
+    rc, out = run_playbook(collection_root, 'health_check.yml', extra, tmp_path)
+    assert rc != 0, out
     assert 'FAIL expected tables: %s missing public.orders' % maint_db in out, out
     assert 'PASS connection: %s reachable (PostgreSQL ' % maint_db in out, out
     assert 'PASS newest backup: %s %s' % (maint_db, backup['id']) in out, out
@@ -286,13 +248,13 @@ def test_health_check_playbook_fails_on_a_missing_table_and_passes_once_it_exist
 
     postgres.psql(maint_db, 'CREATE TABLE orders (id int)')
     try:
-        passed = playbook(collection_root, 'health_check.yml', extra)
-        assert passed.returncode == 0, passed.stdout
-        assert 'PASS expected tables: %s has all 2' % maint_db in passed.stdout, passed.stdout
-        assert 'FAIL ' not in passed.stdout
+        rc, out = run_playbook(collection_root, 'health_check.yml', extra, tmp_path)
+        assert rc == 0, out
+        assert 'PASS expected tables: %s has all 2' % maint_db in out, out
+        assert 'FAIL ' not in out
     finally:
         postgres.psql(maint_db, 'DROP TABLE orders')
 
-    stopped = playbook(collection_root, 'health_check.yml', dict(extra, pgops_port=free_port()))
-    assert stopped.returncode != 0
-    assert 'FAIL connection: %s unreachable' % maint_db in stopped.stdout, stopped.stdout
+    rc, out = run_playbook(collection_root, 'health_check.yml', dict(extra, pgops_port=free_port()), tmp_path)
+    assert rc != 0
+    assert 'FAIL connection: %s unreachable' % maint_db in out, out

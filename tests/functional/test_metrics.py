@@ -9,39 +9,14 @@ import os
 import stat
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import metas, prom_samples, value
 
 DB = 'metrics_shop'
 
 
-def parse(path):
-    with open(path) as f:
-        text = f.read()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return text, samples
-
-
-def value(samples, name, **labels):
-    """The one sample of ``name`` with these labels; its ``server`` label (one server here) is not compared."""
-    [found] = [v for (n, ls), v in samples.items()
-               if n == name and dict((k, x) for k, x in ls if k != 'server') == labels]
-    return found
-
-
 def ts(iso_text):
     return datetime.datetime.fromisoformat(iso_text).timestamp()
-
-
-def metas(dest):
-    out = []
-    for name in os.listdir(dest):
-        if name.endswith('.meta.json'):
-            with open(os.path.join(dest, name)) as f:
-                out.append(json.load(f))
-    return sorted(out, key=lambda m: m['started_at'], reverse=True)
 
 
 @pytest.fixture(scope='module')
@@ -79,7 +54,7 @@ def test_values_equal_the_metadata(catalog, run_module, tmp_path):
     assert res['changed'] is True and res['dest'] == out
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o644
     assert not [n for n in os.listdir(str(tmp_path)) if n != 'pgops_backup.prom']     # no temporary left
-    text, s = parse(out)
+    text, s = prom_samples(out)
     assert '# HELP pgops_backup_last_success_timestamp_seconds' in text
 
     records = metas(catalog['dest'])
@@ -132,7 +107,7 @@ def test_size_change_alert(catalog, run_module, tmp_path):
     out = str(tmp_path / 'm.prom')
     res = run_module('backup_metrics', dict(path=catalog['dest'], dest=out, databases=[DB]))
     assert not res.get('failed'), res
-    dummy, s = parse(out)
+    dummy, s = prom_samples(out)
     pct = round((second['size'] - first['size']) * 100.0 / first['size'], 1)
     assert pct > 50
     assert value(s, 'pgops_backup_size_change_ratio', database=DB) == pytest.approx(round(pct / 100.0, 4))
@@ -151,7 +126,7 @@ def test_fail_action_fails_after_writing(catalog, run_module, tmp_path):
                                             success_rate_action='off', databases=[DB, 'metrics_gone', 'never_backed_up']))
     assert res.get('failed') and 'no successful backup' in res['msg'], res
     assert 'metrics_gone' in res['msg'] and 'never_backed_up' in res['msg'] and DB + ':' not in res['msg']
-    dummy, s = parse(out)                                        # written before failing
+    dummy, s = prom_samples(out)                                        # written before failing
     assert value(s, 'pgops_backup_alert', alert='no_success', database='never_backed_up', action='fail') == 1
     assert not [k for k in s if k[0] == 'pgops_backup_alert' and dict(k[1])['alert'] == 'success_rate']
 

@@ -7,47 +7,12 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
-import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import cluster
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import cluster, metas, playbook_runner, prom_samples, series
 SERVERS = {'a': 'db1/shop-a', 'b': 'db1/shop-b'}
-
-
-def parse(path):
-    with open(path) as f:
-        text = f.read()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
-
-
-def series(samples, name, **labels):
-    """{server: value} of the samples of ``name`` whose other labels are ``labels``."""
-    out = {}
-    for (n, ls), v in samples.items():
-        ls = dict(ls)
-        if n == name and dict((k, x) for k, x in ls.items() if k != 'server') == labels:
-            assert ls['server'] not in out, (name, labels)
-            out[ls['server']] = v
-    return out
-
-
-def metas(dest):
-    out = []
-    for name in os.listdir(dest):
-        if name.endswith('.meta.json'):
-            with open(os.path.join(dest, name)) as f:
-                out.append(json.load(f))
-    return out
 
 
 def audit(dest):
@@ -97,20 +62,7 @@ def play(shared, collection_root, tmp_path):
         'pgops_login_host': '127.0.0.1', 'pgops_login_user': 'postgres', 'pgops_databases': ['shop'],
         'pgops_backup_dir': shared['dest'], 'pgops_log_file': str(tmp_path / 'db-backup.log'),
         'metrics_textfile_dir': str(prom), 'metrics_create_dir': True}}}
-    inv = tmp_path / 'inventory.yml'
-    inv.write_text(yaml.safe_dump(inventory))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0',
-               ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_NOCOLOR='1',
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
-
-    def run(playbook, *args):
-        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
-                               os.path.join(REPO, 'playbooks', playbook)] + list(args),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                              cwd=str(tmp_path), check=False)
-        return proc.returncode, proc.stdout
-
-    return dict(run=run, prom=str(prom))
+    return dict(run=playbook_runner(collection_root, inventory, tmp_path), prom=str(prom))
 
 
 def test_metrics_have_a_series_per_server_each_with_its_own_figures(shared, run_module, tmp_path):
@@ -122,7 +74,7 @@ def test_metrics_have_a_series_per_server_each_with_its_own_figures(shared, run_
     out = str(tmp_path / 'pgops_backup.prom')
     res = run_module('backup_metrics', dict(path=dest, dest=out))
     assert not res.get('failed'), res
-    s = parse(out)
+    s = prom_samples(out)[1]
     records = metas(dest)
     for srv in (a, b):
         ok = [m for m in records if m['server'] == srv and m['status'] == 'success']
@@ -144,7 +96,7 @@ def test_metrics_have_a_series_per_server_each_with_its_own_figures(shared, run_
     # server: only that server's series (the directory's carry its name)
     only = run_module('backup_metrics', dict(path=dest, dest=out, server=b, databases=['shop']))
     assert not only.get('failed'), only
-    s = parse(out)
+    s = prom_samples(out)[1]
     assert {dict(k[1]).get('server') for k in s} == {b}
     assert series(s, 'pgops_backup_success_ratio', database='shop') == {b: 0.5}
     assert not series(s, 'pgops_restore_last_rto_seconds', database='shop', mode='test')
@@ -180,7 +132,7 @@ def test_drill_of_each_host_drills_and_reports_its_own_servers_backups(shared, p
     assert drilled == sorted((SERVERS[k], SERVERS[k], shared['ids'][k], 'passed') for k in ('a', 'b')), lines
     # the metrics role of each host wrote its own server's series
     for key in ('a', 'b'):
-        s = parse(os.path.join(play['prom'], 'pgops_%s.prom' % key))
+        s = prom_samples(os.path.join(play['prom'], 'pgops_%s.prom' % key))[1]
         assert {dict(k[1]).get('server') for k in s} == {SERVERS[key]}
         assert list(series(s, 'pgops_backup_verify_last_result', database='shop')) == [SERVERS[key]]
 

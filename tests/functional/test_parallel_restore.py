@@ -10,51 +10,20 @@ import tempfile
 
 import pytest
 
-from conftest import REPO, SEED, free_port, wait_for
+from conftest import free_port, image, seeded_container
 
 NAME = 'pgops-functional-par-%d' % os.getpid()
-
-
-def image(major):
-    override = os.environ.get('PGOPS_IMAGE_%d' % major)
-    if override:
-        return override
-    path = os.path.join(REPO, '.cache', 'images.txt')
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if parts and parts[0] == str(major):
-                    return parts[1]
-    return 'pgops/postgres:%d' % major
-
-
-def docker(*args, **kw):
-    return subprocess.run(['docker'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False, **kw)
 
 
 @pytest.fixture(scope='module')
 def pg17():
     """PostgreSQL 17 in a container whose /backups is a bind mount of a host directory."""
-    if docker('version').returncode != 0:
-        pytest.fail('docker does not answer: run make test (it starts dockerd)')
     mounted = tempfile.mkdtemp(prefix='pgops-par-')
-    port = free_port()
-    run = docker('run', '-d', '--name', NAME, '--network', 'host', '-e', 'POSTGRES_USER=pim_user',
-                 '-e', 'POSTGRES_HOST_AUTH_METHOD=trust', '-e', 'POSTGRES_DB=pim_dev', '-e', 'PGPORT=%d' % port,
-                 '-v', '%s:/backups' % mounted, image(17), 'postgres')
-    assert run.returncode == 0, run.stderr
     try:
-        wait_for(lambda: docker('exec', NAME, 'pg_isready', '-q', '-U', 'pim_user', '-d', 'pim_dev').returncode == 0,
-                 timeout=60, interval=0.3)
-        with open(SEED) as f:
-            seeded = docker('exec', '-i', NAME, 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-U', 'pim_user',
-                            '-d', 'pim_dev', input=f.read())
-        assert seeded.returncode == 0, seeded.stderr
-        yield dict(name=NAME, mounted=mounted)
+        with seeded_container(NAME, image(17), ['--network', 'host', '-e', 'POSTGRES_HOST_AUTH_METHOD=trust',
+                                                '-e', 'PGPORT=%d' % free_port(), '-v', '%s:/backups' % mounted]):
+            yield dict(name=NAME, mounted=mounted)
     finally:
-        docker('rm', '-f', NAME)
         shutil.rmtree(mounted, ignore_errors=True)
 
 

@@ -4,27 +4,17 @@ from __future__ import absolute_import, division, print_function
 
 import glob
 import gzip
-import hashlib
 import json
 import os
 import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import argv_while_running, pg_bin, wait_for
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
+from conftest import argv_while_running, pg_bin, run_playbook, sha256, wait_for
 
 
 def visible(dest):
@@ -363,28 +353,14 @@ def test_free_space_preflight_failure_is_recorded(postgres, pim, dest, run_modul
     assert visible(dest) == [os.path.basename(n) for n in glob.glob(os.path.join(dest, '*.meta.json'))]
 
 
-def run_playbook(collection_root, name, extra):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1',
-               ANSIBLE_STDOUT_CALLBACK='default')
-    inv = os.path.join(os.path.dirname(extra['backup_dest']), 'inventory.yml')
-    with open(inv, 'w') as f:
-        f.write('postgres_servers:\n  hosts:\n    localhost:\n      ansible_connection: local\n'
-                '      ansible_python_interpreter: %s\n' % sys.executable)
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inv,
-                           os.path.join(repo, 'playbooks', name), '-e', json.dumps(extra)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, cwd=repo,
-                          env=env, check=False)
-
-
 @pytest.mark.skipif(not shutil.which('docker'), reason='the container check needs the docker command line')
 def test_backup_role_records_the_failure_when_the_container_is_missing(dest, collection_root):
     name = 'pgops-no-such-container-%d' % os.getpid()
-    out = run_playbook(collection_root, 'backup.yml', dict(
+    rc, out = run_playbook(collection_root, 'backup.yml', dict(
         backup_dest=dest, backup_databases=['pim_dev', 'pim_prod'], pgops_container=name, backup_log_file='',
-        backup_summary=False, metrics_enabled=False))
-    assert out.returncode != 0, out.stdout
-    assert 'container %s not found' % name in out.stdout, out.stdout
+        backup_summary=False, metrics_enabled=False), os.path.dirname(dest))
+    assert rc != 0, out
+    assert 'container %s not found' % name in out, out
     for database in ('pim_dev', 'pim_prod'):
         [meta] = records(dest, database)
         assert meta['status'] == 'failed' and meta['failed_step'] == 'preflight' and meta['container'] == name

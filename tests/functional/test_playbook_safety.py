@@ -6,13 +6,11 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
-import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import playbook_runner
 
 
 @pytest.fixture
@@ -26,18 +24,7 @@ def play(postgres, collection_root, tmp_path):
                  'pgops_databases': ['pb_prod', 'pb_dev'], 'pgops_production_databases': ['pb_prod'],
                  'pgops_backup_dir': str(backups), 'pgops_log_file': str(tmp_path / 'db-backup.log'),
                  'metrics_enabled': False}}}
-    inv = tmp_path / 'inventory.yml'
-    inv.write_text(yaml.safe_dump(inventory))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0',
-               ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_NOCOLOR='1',
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
-
-    def run(playbook, *args):
-        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
-                               os.path.join(REPO, 'playbooks', playbook)] + list(args),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                              cwd=str(tmp_path), check=False)
-        return proc.returncode, proc.stdout
+    run = playbook_runner(collection_root, inventory, tmp_path)
 
     rc, out = run('backup.yml')
     assert rc == 0, out[-3000:]

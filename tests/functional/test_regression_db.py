@@ -18,36 +18,14 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, meta_of, only_counts
 
 SCRIPT = os.path.join(REPO, 'scripts', 'regression-db.sh')
 DB = 'regression'
 
 
-def meta_of(dest, backup_id):
-    for name in os.listdir(dest):
-        if name.endswith('.meta.json'):
-            with open(os.path.join(dest, name)) as f:
-                meta = json.load(f)
-            if meta['id'] == backup_id and meta['scope'] == 'database':
-                return meta
-    raise AssertionError('no metadata for %s' % backup_id)
-
-
 def databases(postgres):
     return set(postgres.psql('postgres', 'SELECT datname FROM pg_database').split())
-
-
-def only_counts(postgres, database):
-    """Each table's own rows (FROM ONLY), by schema.name."""
-    out = postgres.psql(database, r"""
-        SELECT string_agg(format('%s.%s=%s', n.nspname, c.relname, (xpath('/row/c/text()', query_to_xml(
-               format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text),
-               E'\n' ORDER BY n.nspname, c.relname)
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'""")
-    return dict((k, int(v)) for k, v in (line.rsplit('=', 1) for line in out.splitlines() if line))
 
 
 def inheritance_parents(postgres, database):
@@ -117,7 +95,7 @@ def test_backup_and_drill_with_amcheck(postgres, dest, run_module, regression, f
     real = only_counts(postgres, regression)
     b = run_module('pg_backup', dict(postgres.conn(), databases=[regression], dest=dest, format=fmt))
     assert not b.get('failed'), b.get('msg')
-    meta = meta_of(dest, b['id'])
+    meta = meta_of(dest, b['id'], regression)
     recorded = dict(('%s.%s' % (t['schema'], t['name']), t['rows']) for t in meta['tables'])
     assert set(recorded) == set(real)
     # exact per table; an inheritance parent's count is its own rows (FROM ONLY)
@@ -134,7 +112,7 @@ def test_backup_and_drill_with_amcheck(postgres, dest, run_module, regression, f
     assert checks['tables_verified'] == len(real)
     assert checks['rows_verified'] == meta['rows_total']
     assert databases(postgres) == before
-    assert meta_of(dest, b['id'])['verifications'][-1]['result'] == 'passed'
+    assert meta_of(dest, b['id'], regression)['verifications'][-1]['result'] == 'passed'
 
 
 def test_new_mode_restores_every_row_and_object(postgres, dest, run_module, regression):

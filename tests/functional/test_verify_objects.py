@@ -12,11 +12,12 @@ databases.
 """
 from __future__ import absolute_import, division, print_function
 
-import json
 import os
 import tempfile
 
 import pytest
+
+from conftest import meta_of, only_counts
 
 ZOO_SQL = r"""
 CREATE SCHEMA "Sales";
@@ -110,30 +111,8 @@ CREATE PROCEDURE "Sales".refresh_totals() LANGUAGE sql AS $$ REFRESH MATERIALIZE
 """
 
 
-def meta_of(dest, backup_id):
-    for name in os.listdir(dest):
-        if name.endswith('.meta.json'):
-            with open(os.path.join(dest, name)) as f:
-                meta = json.load(f)
-            if meta['id'] == backup_id and meta.get('scope') != 'globals':   # the globals dump shares the id
-                return meta
-    raise AssertionError('no metadata for %s' % backup_id)
-
-
 def databases(postgres):
     return set(postgres.psql('postgres', 'SELECT datname FROM pg_database').split())
-
-
-def only_counts(postgres, database):
-    """Each table's own rows (FROM ONLY: an inheritance parent without its children's), by schema.name."""
-    out = postgres.psql(database, r"""
-        SELECT string_agg(format('%s.%s=%s', n.nspname, c.relname, (xpath('/row/c/text()', query_to_xml(
-               format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text),
-               ',' ORDER BY n.nspname, c.relname)
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname NOT LIKE 'pg\_toast%'""")
-    return dict((k, int(v)) for k, v in (item.rsplit('=', 1) for item in out.split(',') if item))
 
 
 def btree_indexes(postgres, database):
@@ -191,7 +170,7 @@ def test_the_zoo_holds_what_it_should(postgres, zoo):
 def test_every_kind_of_object_restores_verified_with_amcheck(postgres, dest, run_module, zoo, fmt):
     real = only_counts(postgres, zoo)
     b = backup(run_module, postgres, dest, zoo, format=fmt)
-    meta = meta_of(dest, b['id'])
+    meta = meta_of(dest, b['id'], zoo)
     # the metadata: exact counts of every table (partitions included), and every object by its quoted name
     assert dict(('%s.%s' % (t['schema'], t['name']), t['rows']) for t in meta['tables']) == real
     assert real['Sales.Orders_2024_EU'] > 0 and real['Sales.Orders_2025_rest'] > 0
@@ -221,7 +200,7 @@ def test_every_kind_of_object_restores_verified_with_amcheck(postgres, dest, run
     assert checks['rows_verified'] == sum(real.values())
     assert checks['tables_verified'] == len(real)
     assert databases(postgres) == before                                  # the scratch database is gone
-    assert meta_of(dest, b['id'])['verifications'][-1]['result'] == 'passed'
+    assert meta_of(dest, b['id'], zoo)['verifications'][-1]['result'] == 'passed'
 
 
 def test_new_mode_gives_the_same_objects_and_counts(postgres, dest, run_module, zoo):
@@ -276,7 +255,7 @@ def test_inheritance_parents_are_counted_alone(postgres, dest, run_module, scrat
         CREATE TABLE measurements_2024 () INHERITS (measurements);
         INSERT INTO measurements_2024 SELECT generate_series(1, 5)""")
     b = backup(run_module, postgres, dest, scratch_db)
-    rows = dict((t['name'], t['rows']) for t in meta_of(dest, b['id'])['tables'])
+    rows = dict((t['name'], t['rows']) for t in meta_of(dest, b['id'], scratch_db)['tables'])
     assert rows == {'measurements': 10, 'measurements_2024': 5}, rows     # before 0.2.0: measurements 15
     assert b['rows_total'] == 15                                          # before 0.2.0: 20
 
