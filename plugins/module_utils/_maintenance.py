@@ -128,7 +128,13 @@ DATABASE_SQL = """
 SELECT jsonb_build_object(
   'name', current_database(),
   'size_bytes', pg_database_size(current_database()),
-  'blks_hit', d.blks_hit, 'blks_read', d.blks_read, 'stats_reset', d.stats_reset
+  'blks_hit', d.blks_hit, 'blks_read', d.blks_read, 'stats_reset', d.stats_reset,
+  -- the tables a backup's metadata counts: ordinary tables outside the system schemas, none of an extension's
+  'own_table_count', (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid
+                      AND e.deptype = 'e'))
 )::text
 FROM pg_stat_database d WHERE d.datname = current_database()
 """
