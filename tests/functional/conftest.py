@@ -228,15 +228,17 @@ def argv_while_running(proc):
 
 
 # -- ansible-playbook, as an operator runs it ---------------------------------------------------------------------
-def playbook_runner(collection_root, inventory, cwd):
+def playbook_runner(collection_root, inventory, cwd, env_more=None):
     """``run(playbook, *args) -> (rc, output)``: ansible-playbook of this collection's ``playbooks/<playbook>``
-    over ``inventory`` (a dict, written to ``<cwd>/inventory.yml``), run in ``cwd`` with stderr in the output."""
+    over ``inventory`` (a dict, written to ``<cwd>/inventory.yml``), run in ``cwd`` with stderr in the output;
+    ``env_more``: more environment (ANSIBLE_SHOW_CUSTOM_STATS...)."""
     inv = os.path.join(str(cwd), 'inventory.yml')
     with open(inv, 'w') as f:
         f.write(yaml.safe_dump(inventory))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0',
                ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_NOCOLOR='1',
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
+    env.update(env_more or {})
 
     def run(playbook, *args):
         proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inv,

@@ -13,9 +13,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from conftest import REPO, cluster, pg_bin
+from conftest import cluster, pg_bin, playbook_runner
 
 
 def name_of(pg):
@@ -89,18 +88,10 @@ def fleet(servers, collection_root, tmp_path_factory):
     inventory = {'postgres_servers': {'hosts': hosts, 'vars': {
         'pgops_login_host': '127.0.0.1', 'pgops_login_user': 'postgres', 'pgops_databases': ['shop'],
         'pgops_log_file': str(base / 'db-backup.log')}}}
-    inv = base / 'inventory.yml'
-    inv.write_text(yaml.safe_dump(inventory))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1',
-               ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_SHOW_CUSTOM_STATS='1',
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
+    run = playbook_runner(collection_root, inventory, base, env_more={'ANSIBLE_SHOW_CUSTOM_STATS': '1'})
 
     def playbook(name, *args):
-        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
-                               '-f', '4', os.path.join(REPO, 'playbooks', name)] + list(args),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                              cwd=str(base), check=False)
-        return proc.returncode, proc.stdout
+        return run(name, '-f', '4', *args)
 
     rc, out = playbook('backup.yml', '-l', 'db-a,db-b,db-c', '-e', 'metrics_enabled=false')
     assert rc == 0, out[-4000:]

@@ -9,13 +9,10 @@ from __future__ import absolute_import, division, print_function
 import contextlib
 import json
 import os
-import subprocess
 import sys
 
 import pytest
-import yaml
-
-from conftest import REPO, docker, free_port, image, seeded_container, wait_container_ready
+from conftest import docker, free_port, image, playbook_runner, seeded_container, wait_container_ready
 
 HOSTS = ['fleet%d' % i for i in range(6)]
 STOPPED, BROKEN = 'fleet1', 'fleet2'
@@ -66,19 +63,12 @@ def fleet(collection_root, tmp_path_factory):
             'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
             'pgops_login_user': 'pim_user', 'pgops_databases': ['pim_dev'],
             'pgops_log_file': str(base / 'db-backup.log')}}}
-        inv = base / 'inventory.yml'
-        inv.write_text(yaml.safe_dump(inventory))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection_root, ANSIBLE_FORCE_COLOR='0',
-                   ANSIBLE_NOCOLOR='1', ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_SHOW_CUSTOM_STATS='1',
-                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'])
+        run = playbook_runner(collection_root, inventory, base, env_more={'ANSIBLE_SHOW_CUSTOM_STATS': '1'})
 
         def playbook(name, *args):
-            proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inv),
-                                   '-f', str(len(HOSTS)), os.path.join(REPO, 'playbooks', name)] + list(args),
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                                  cwd=str(base), check=False)
-            (base / (name + '.out')).write_text(proc.stdout)      # for a failing test's reader
-            return proc.returncode, proc.stdout
+            rc, out = run(name, '-f', str(len(HOSTS)), *args)
+            (base / (name + '.out')).write_text(out)      # for a failing test's reader
+            return rc, out
 
         runs = {}
         runs['first'] = playbook('backup.yml', '-e', 'metrics_enabled=false')
