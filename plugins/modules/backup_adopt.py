@@ -38,6 +38,10 @@ description:
     found (C(tables_source=drill), C(counts_from_restore=true)); later restores are compared against them.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - C(pg_restore) on the E(PATH) to check custom-format archives (their table of contents); without it such a file
+    cannot be checked and is not adopted. gzip streams and plain SQL are checked in Python.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
 attributes:

@@ -24,6 +24,9 @@ description:
   - Reads files only; never connects to PostgreSQL and never changes anything (not even the metadata).
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - Nothing else - it reads the backup catalog (the records in O(path)) and never connects to PostgreSQL.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
 attributes:

@@ -35,6 +35,10 @@ description:
     mode C(0644), and only when its content changes.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - Nothing else - it reads the backup catalog and the restore audit log and never connects to PostgreSQL.
+  - node_exporter's textfile collector, to publish the file it writes (O(dest)).
 extends_documentation_fragment:
   - pgops.postgresql.attributes
 attributes:

@@ -59,7 +59,9 @@ description:
 author:
   - pgops.postgresql maintainers (@pgops)
 requirements:
-  - boto3 on the managed host
+  - Python 3.8 or newer on the managed host.
+  - The Python library boto3 1.28 or newer on the managed host (meta/requirements.txt); no AWS CLI.
+  - No PostgreSQL client tools - it reads the backup catalog and its files and never connects to the server.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.retention

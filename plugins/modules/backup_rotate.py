@@ -32,6 +32,12 @@ description:
   - The whole plan is computed before anything is deleted; check mode returns exactly that plan.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - C(psql) (to find and drop old rollback and scratch databases) of the server's major version or newer - natively
+    from O(pg_bin_dir), else C(/usr/lib/postgresql/<major>/bin), else the E(PATH); with O(container), inside the
+    container.
+  - With O(container), the C(docker) or C(podman) command line (O(container_runtime)) on the managed host.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.retention

@@ -19,6 +19,9 @@ description:
     others were accepted is returned in RV(refused).
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - An SMTP server the managed host can reach (O(host), O(port)).
 extends_documentation_fragment:
   - pgops.postgresql.attributes
 attributes:

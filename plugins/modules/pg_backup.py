@@ -27,6 +27,15 @@ description:
   - Runs C(pg_dump) natively, or inside a container with O(container) so its version matches the server's.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - C(psql), C(pg_dump) and, for the globals dump, C(pg_dumpall) of the server's major version or newer - natively
+    from O(pg_bin_dir), else C(/usr/lib/postgresql/<major>/bin), else the E(PATH); with O(container), inside the
+    container.
+  - With O(container), the C(docker) or C(podman) command line (O(container_runtime)) on the managed host.
+  - For plain SQL (O(format=plain), or O(format=auto) with a pg_dump older than 16), the compressor of O(compression)
+    on the managed host - C(zstd) (the default), C(pigz) or C(gzip), or C(lz4).
+  - C(age) on the managed host with O(encrypt_recipients) or O(encrypt_recipients_file).
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.attributes.actiongroup_connect

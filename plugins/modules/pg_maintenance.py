@@ -23,6 +23,11 @@ description:
   - Growth alerts (the plan's "more than 20% in a week") are computed from those records and the backup metadata.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - C(psql) of the server's major version or newer - natively from O(pg_bin_dir), else
+    C(/usr/lib/postgresql/<major>/bin), else the E(PATH); with O(container), inside the container.
+  - With O(container), the C(docker) or C(podman) command line (O(container_runtime)) on the managed host.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.attributes.actiongroup_connect

@@ -23,6 +23,11 @@ description:
     through the C(pg1-*) options of its configuration; the connection options only serve to find the container.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only.
+  - C(pgbackrest) on the managed host, or in the server's image with O(container). Natively the module runs as root or
+    as O(os_user); pgBackRest runs as O(os_user).
+  - With O(container), the C(docker) or C(podman) command line (O(container_runtime)) on the managed host.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.attributes.actiongroup_connect

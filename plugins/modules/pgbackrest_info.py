@@ -21,6 +21,13 @@ description:
   - Read-only; never changes anything.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - C(pgbackrest) on the managed host, or in the server's image with O(container). Natively the module runs as root or
+    as O(os_user); pgBackRest runs as O(os_user).
+  - C(psql) (the archive status) of the server's major version or newer - natively from O(pg_bin_dir), else
+    C(/usr/lib/postgresql/<major>/bin), else the E(PATH); with O(container), inside the container.
+  - With O(container), the C(docker) or C(podman) command line (O(container_runtime)) on the managed host.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.attributes.actiongroup_connect
