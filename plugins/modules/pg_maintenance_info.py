@@ -22,6 +22,11 @@ description:
   - Runs C(psql) natively, or inside a container with O(container) (C(docker exec); no Python needed there).
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - C(psql) of the server's major version or newer - natively from O(pg_bin_dir), else
+    C(/usr/lib/postgresql/<major>/bin), else the E(PATH); with O(container), inside the container.
+  - With O(container), the C(docker) or C(podman) command line (O(container_runtime)) on the managed host.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.attributes.actiongroup_connect
@@ -134,6 +139,13 @@ databases:
       type: list
       elements: dict
       returned: when O(gather) includes C(tables) or C(bloat)
+    own_table_count:
+      description:
+        - Number of ordinary tables outside the system schemas that no extension owns - what a backup's metadata
+          counts (the disaster recovery's health check compares the two).
+      type: int
+      returned: always
+      version_added: 0.5.0
     table_count:
       description: Number of tables and materialized views.
       type: int
