@@ -3,10 +3,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # PRIVATE to the collection: this is not a public API and may change without notice.
-"""Verifying a restored scratch database against its backup's metadata: exact row counts of every table, the
-object sets, the large objects (count and size), the sequence values, the user's assertions and amcheck. A
-difference is the backup's fault (BackupFault); an assertion that cannot run, or amcheck finding a damaged index
-this server just built, is not (inconclusive)."""
+"""The one verifier of a restore, logical or physical, with one vocabulary for a check's outcome: ``passed``
+(``passed (what was compared)``), ``failed``, ``error`` (it could not run), ``unavailable`` (amcheck not at hand),
+``not recorded by this backup``.
+
+- a restored scratch database against its backup's metadata (pg_restore_verified): exact row counts of every
+  table, the object sets, the large objects (count and size), the sequence values, the user's assertions and
+  amcheck. A difference is the backup's fault (BackupFault); an assertion that cannot run, or amcheck finding a
+  damaged index this server just built, is not (inconclusive);
+- a restored instance (pgbackrest_restore): it accepts connections, holds the databases and tables expected, the
+  assertions hold, amcheck finds no corrupt B-tree index (``verify_instance``).
+
+An assertion is true when its first row is ``t`` or ``true``."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -14,6 +22,7 @@ __metaclass__ = type
 from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
     objects_record, read_objects, read_sequences,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._connection import quote_ident, quote_literal
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import VERIFY
 from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
@@ -24,6 +33,11 @@ ASSERTIONS = 'assertions'
 LARGE_OBJECTS = 'large_objects'
 SEQUENCES = 'sequences'
 NOT_RECORDED = 'not recorded by this backup'
+PASSED = 'passed'             # a check's outcomes
+FAILED = 'failed'
+ERROR = 'error'
+UNAVAILABLE = 'unavailable'
+TRUE = ('t', 'true')          # what psql prints for an assertion that holds
 MOVED_SHOWN = 5               # sequences named in the note of those that moved during the dump
 SET_KEYS = ('partitioned_tables', 'views', 'materialized_views', 'sequences', 'functions', 'schemas', 'extensions')
 BTREE_CHECK_SQL = """
@@ -162,16 +176,16 @@ def verify_scratch(target, meta, scratch, assertions, amcheck, checks, warnings,
                 if check in unrecorded:
                     checks[check] = NOT_RECORDED
                 elif any(c == check for c, dummy in problems):
-                    checks[check] = 'failed'
+                    checks[check] = FAILED
                 else:
-                    checks[check] = 'passed (%s)' % notes[check] if check in notes else 'passed'
+                    checks[check] = '%s (%s)' % (PASSED, notes[check]) if check in notes else PASSED
         else:
             # no counts to compare with (an adopted backup before its first drill): it must restore and hold
             # tables; the counts found are recorded with the verification, never taken as passed
             problems = [] if found.get('tables') else [(ROW_COUNTS, (
                 'backup %s has no recorded row counts and its restore holds no table: nothing proves it holds '
                 'the data' % meta['id']))]
-            checks[ROW_COUNTS] = 'failed' if problems else 'recorded (no counts to compare with)'
+            checks[ROW_COUNTS] = FAILED if problems else 'recorded (no counts to compare with)'
             checks[OBJECTS] = 'recorded (no object names to compare with)'
             if not problems:
                 found_counts = counts_from_restore(found, now)
@@ -181,14 +195,14 @@ def verify_scratch(target, meta, scratch, assertions, amcheck, checks, warnings,
             try:
                 lines = s.query(sql)
             except PgOpsError as e:
-                checks[ASSERTIONS] = 'error'
+                checks[ASSERTIONS] = ERROR
                 raise PgOpsError('assertion %d (%s) could not run: %s; this says nothing about the backup (fix '
                                  'the assertion)' % (i + 1, sql, e.msg), step=VERIFY)
-            if not lines or lines[0].strip() not in ('t', 'true'):
+            if not is_true(lines):
                 problems.append((ASSERTIONS, 'assertion %d is not true: %s (returned %r)'
                                  % (i + 1, sql, lines[0] if lines else None)))
         if assertions:
-            checks[ASSERTIONS] = 'failed' if any(c == ASSERTIONS for c, dummy in problems) else 'passed'
+            checks[ASSERTIONS] = FAILED if any(c == ASSERTIONS for c, dummy in problems) else PASSED
         damaged = []
         if amcheck:
             checks['amcheck'] = check_btree_indexes(s, damaged, warnings)
@@ -201,13 +215,24 @@ def verify_scratch(target, meta, scratch, assertions, amcheck, checks, warnings,
     return found_counts
 
 
-def check_btree_indexes(s, problems, warnings):
-    """amcheck's bt_index_check on every valid B-tree index of the session's database; its outcome as text.
-    Corruption found is appended to ``problems``; amcheck that cannot be installed is a warning."""
+def is_true(lines):
+    """Whether an assertion's output (psql's lines) says it holds."""
+    return bool(lines) and lines[0].strip() in TRUE
+
+
+def btree_check_sql(schema):
+    """The amcheck query over every valid B-tree index, with amcheck in ``schema`` (quoted here)."""
+    return BTREE_CHECK_SQL.replace('@SCHEMA@', quote_ident(schema))
+
+
+def btree_check(s, warnings):
+    """amcheck's bt_index_check on every valid B-tree index of the session's database: (outcome, indexes checked,
+    corruption found or None). amcheck not available, or not installable (no superuser), is ``unavailable``
+    (the latter with a warning): no check was made, nothing was found."""
     available = s.query("SELECT count(*) FROM pg_available_extensions WHERE name = 'amcheck'")
     if not available or available[0] != '1':
-        return 'unavailable'
-    schema = s.query("SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n "
+        return UNAVAILABLE, None, None
+    schema = s.query("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
                      "ON n.oid = e.extnamespace WHERE e.extname = 'amcheck'")
     had = bool(schema)
     if not had:
@@ -215,15 +240,107 @@ def check_btree_indexes(s, problems, warnings):
             # its own schema: a database may have no public schema
             s.query('CREATE SCHEMA %s' % AMCHECK_SCHEMA)
             s.query('CREATE EXTENSION amcheck SCHEMA %s' % AMCHECK_SCHEMA)
-        except PgOpsError as e:   # not allowed to (no superuser): no check was made, nothing was found
+        except PgOpsError as e:
             warnings.append('amcheck was not run: CREATE EXTENSION amcheck failed: %s' % e.msg)
-            return 'unavailable (CREATE EXTENSION amcheck failed)'
+            return UNAVAILABLE + ' (CREATE EXTENSION amcheck failed)', None, None
     try:
-        checked = s.query(BTREE_CHECK_SQL.replace('@SCHEMA@', schema[0] if had else AMCHECK_SCHEMA))
+        checked = s.query(btree_check_sql(schema[0] if had else AMCHECK_SCHEMA))
         if not had:
             s.query('DROP EXTENSION amcheck')
             s.query('DROP SCHEMA %s' % AMCHECK_SCHEMA)
     except PgOpsError as e:
-        problems.append('amcheck found corruption: %s' % e.msg)
-        return 'failed'
-    return 'passed (%s B-tree indexes)' % checked[0]
+        return FAILED, None, e.msg
+    return PASSED, int(checked[0]), None
+
+
+def check_btree_indexes(s, problems, warnings):
+    """btree_check's outcome as text; corruption found is appended to ``problems``."""
+    outcome, checked, corruption = btree_check(s, warnings)
+    if corruption:
+        problems.append('amcheck found corruption: %s' % corruption)
+    return '%s (%d B-tree indexes)' % (PASSED, checked) if outcome == PASSED else outcome
+
+
+# -- a restored instance (pgbackrest_restore) ---------------------------------------------------------------------
+INSTANCE_SQL = ("SELECT json_build_object('replayed', pg_last_xact_replay_timestamp(), "
+                "'databases', (SELECT json_agg(datname ORDER BY datname) FROM pg_database "
+                "WHERE datallowconn AND NOT datistemplate))::text")
+
+
+def read_instance(target, maintenance_db):
+    """What a restored instance says of itself: ``replayed`` (the last replayed commit) and its ``databases``.
+    Connecting is the first check: PgOpsError when it does not accept connections."""
+    with target.psql(maintenance_db) as s:
+        return s.query_json(INSTANCE_SQL)
+
+
+def missing_tables(s, tables):
+    """Of ``tables`` (``schema.name``), those the session's database does not hold."""
+    missing = []
+    for table in tables:
+        schema, name = table.split('.', 1)
+        found = s.query("SELECT to_regclass(format('%%I.%%I', %s, %s)) IS NOT NULL"
+                        % (quote_literal(schema), quote_literal(name)))
+        if not is_true(found):
+            missing.append(table)
+    return missing
+
+
+def verify_instance(target, found, want, checks, warnings):
+    """The checks of a restored instance (``found``: read_instance's), filled into ``checks`` as they go so that a
+    failure shows which one failed; PgOpsError at verify for the first that fails.
+
+    ``want``: ``maintenance_db``, ``databases`` (that must be there; also those that expected_tables and amcheck
+    look into, else every database), ``expected_tables``, ``assertions`` (dicts: ``sql``, ``database``), ``amcheck``."""
+    databases = want.get('databases') or found.get('databases') or []
+    missing_db = sorted(set(want.get('databases') or []) - set(found.get('databases') or []))
+    if missing_db:
+        raise PgOpsError('databases missing after the restore: %s' % ', '.join(missing_db), step=VERIFY)
+    if want.get('expected_tables'):
+        missing = []
+        for db in want['databases']:
+            with target.psql(db) as s:
+                missing += ['%s in %s' % (table, db) for table in missing_tables(s, want['expected_tables'])]
+        checks['expected_tables'] = FAILED if missing else PASSED
+        if missing:
+            raise PgOpsError('expected tables missing: %s' % ', '.join(missing), step=VERIFY)
+    instance_assertions(target, want.get('assertions') or [], want['maintenance_db'], checks)
+    if want.get('amcheck'):
+        checks['amcheck'] = amcheck_databases(target, databases, warnings)
+    return checks
+
+
+def instance_assertions(target, assertions, default_db, checks):
+    """Every assertion run (each in its database); PgOpsError at verify naming those that are not true or could
+    not run."""
+    failed, errors = [], 0
+    for a in assertions:
+        db = a.get('database') or default_db
+        try:
+            with target.psql(db) as s:
+                out = s.query(a['sql'])
+        except PgOpsError as e:
+            failed.append('%s (in %s) could not run: %s' % (a['sql'], db, e.msg))
+            errors += 1
+            continue
+        if not is_true(out):
+            failed.append('%s (in %s) returned %s' % (a['sql'], db, out[0] if out else 'no row'))
+    if assertions:
+        checks[ASSERTIONS] = PASSED if not failed else ERROR if errors == len(failed) else FAILED
+    if failed:
+        raise PgOpsError('assertions failed: %s' % '; '.join(failed), step=VERIFY)
+
+
+def amcheck_databases(target, databases, warnings):
+    """btree_check in each of ``databases``: ``passed (N B-tree indexes)``, or the first database's reason it was
+    ``unavailable``; PgOpsError at verify naming the database with a corrupt index."""
+    checked = 0
+    for db in databases:
+        with target.psql(db) as s:
+            outcome, count, corruption = btree_check(s, warnings)
+        if corruption:
+            raise PgOpsError('amcheck found a corrupt index in %s: %s' % (db, corruption), step=VERIFY)
+        if outcome != PASSED:
+            return outcome
+        checked += count
+    return '%s (%d B-tree indexes)' % (PASSED, checked)

@@ -45,6 +45,12 @@ description:
     verified data, its own kept in the rollback volume; a failure leaves it stopped on its own data.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - C(pgbackrest) on the host (natively) or in the server's image (with O(container)).
+  - The PostgreSQL server binaries of the server's major version (C(pg_ctl)), under O(pg_bin_dir) or
+    C(/usr/lib/postgresql/<major>/bin), natively; C(runuser) when the module runs as root.
+  - C(psql) on the host, or in the container with O(container).
+  - With O(container), the C(docker) (or O(container_runtime)) CLI on the host.
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.attributes.actiongroup_connect
@@ -182,7 +188,8 @@ options:
   amcheck:
     description:
       - Check every B-tree index with C(bt_index_check) where the amcheck extension is available (created in a
-        schema of its own and dropped again).
+        schema of its own and dropped again). Where it is not available, or cannot be created, the check reports
+        C(unavailable) (with a warning for the latter) - never C(passed).
     type: bool
     default: false
   confirm:
@@ -317,8 +324,9 @@ scratch:
   returned: with mode new, and when a failure removed it
   type: dict
 verification:
-  description: Each check's result (C(connections), C(expected_tables), C(assertions), C(amcheck)); with
-    O(mode=replace) under C(scratch) and C(switched).
+  description: Each check's result (C(connections), C(expected_tables), C(assertions), C(amcheck)) in the words
+    of pg_restore_verified's checks - C(passed) (amcheck C(passed (N B-tree indexes))), C(failed), C(error) (an
+    assertion could not run), C(unavailable) (amcheck); with O(mode=replace) under C(scratch) and C(switched).
   returned: always
   type: dict
 rollback:
@@ -363,10 +371,10 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._options import f
 from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest import (
     pgbackrest_argument_spec, pgbackrest_param_errors,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._pitr import (
-    MODES, TARGET_OPTIONS, PitrJob, option_errors, run_pgbackrest_restore,
-)
-from ansible_collections.pgops.postgresql.plugins.module_utils._pitr_container import ContainerPitrJob
+from ansible_collections.pgops.postgresql.plugins.module_utils.pitr.container import ContainerBackend
+from ansible_collections.pgops.postgresql.plugins.module_utils.pitr.job import run_pgbackrest_restore
+from ansible_collections.pgops.postgresql.plugins.module_utils.pitr.native import NativeBackend
+from ansible_collections.pgops.postgresql.plugins.module_utils.pitr.target import MODES, TARGET_OPTIONS, option_errors
 
 
 def main():
@@ -414,7 +422,7 @@ def main():
     check_connection_params(module)
     fail_on_errors(module, pgbackrest_param_errors(module.params) + option_errors(module.params),
                    failed_step='options')
-    run_pgbackrest_restore(module, ContainerPitrJob if module.params.get('container') else PitrJob)
+    run_pgbackrest_restore(module, ContainerBackend if module.params.get('container') else NativeBackend)
 
 
 if __name__ == '__main__':

@@ -15,9 +15,12 @@ import json
 import pytest
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._pitr import (
-    check_target, choose_backup, new_timeline_history, option_errors, parse_target_time, postmaster_opts_args,
-    recoverable_window, strip_archive_off, target_of,
+from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest import recoverable_window
+from ansible_collections.pgops.postgresql.plugins.module_utils.pitr.backend import (
+    new_timeline_history, postmaster_opts_args, strip_archive_off, unarchived_history,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils.pitr.target import (
+    check_target, choose_backup, option_errors, parse_target_time, restore_options, target_of,
 )
 
 # `pgbackrest --output=json info` (2.45), captured after: full, INSERT, incr, INSERT, diff, pg_switch_wal()
@@ -198,12 +201,16 @@ def test_a_time_outside_the_window_is_refused_naming_it(epoch, words):
 @pytest.mark.parametrize('epoch', [1795905353, 1795905358.5, LAST_ARCHIVED_TIME])
 def test_a_time_inside_the_window_passes(epoch):
     kind, value = target_of(dict(target_time=at(epoch)))
-    check_target(kind, value, recoverable_window(INFO, LAST_ARCHIVED_TIME))
+    assert check_target(kind, value, recoverable_window(INFO, LAST_ARCHIVED_TIME)) == pytest.approx(epoch)
 
 
-def test_other_targets_are_not_placed_in_time():
-    check_target('name', 'p1', recoverable_window(INFO, LAST_ARCHIVED_TIME))
-    check_target('default', None, recoverable_window(INFO, LAST_ARCHIVED_TIME))
+@pytest.mark.parametrize('kind, value', [('name', 'p1'), ('xid', '726'), ('lsn', '0/9000000'), ('default', None)])
+def test_other_targets_are_not_placed_in_time(kind, value):
+    """Only a time can be placed in the window before the restore: the others pass (the restore tells)."""
+    window = recoverable_window(INFO, LAST_ARCHIVED_TIME)
+    assert check_target(kind, value, window) is None
+    # even with a window that ended long before: nothing is compared
+    assert check_target(kind, value, dict(window, start_epoch=0, end_epoch=1)) is None
 
 
 # -- the backup set --------------------------------------------------------------------------------------------
@@ -267,6 +274,31 @@ def test_postmaster_opts_give_the_arguments_the_server_was_started_with():
             '"config_file=/etc/postgresql/15/main/postgresql.conf"\n')
     assert postmaster_opts_args(text) == ['-D', '/var/lib/postgresql/15/main', '-c',
                                           'config_file=/etc/postgresql/15/main/postgresql.conf']
+
+
+def test_history_files_already_marked_are_not_marked_again():
+    assert unarchived_history(['00000002.history', '00000003.history', '00000004.history', '000000040000000000000001'],
+                              ['00000002.history.done', '00000003.history.ready']) == ['00000004.history']
+
+
+class Scratch(object):
+    data = '/srv/pg.pgops-restore-1/data'
+    tablespaces = '/srv/pg.pgops-restore-1/tablespaces'
+
+
+@pytest.mark.parametrize('kw, kind, value, tail', [
+    (dict(), 'default', None, []),
+    (dict(), 'time', '2026-11-28 22:35:58.000000+00', ['--target=2026-11-28 22:35:58.000000+00',
+                                                       '--target-action=promote']),
+    (dict(target_exclusive=True, target_timeline='current', process_max=4), 'xid', '726',
+     ['--target=726', '--target-action=promote', '--target-exclusive', '--target-timeline=current',
+      '--process-max=4']),
+])
+def test_restore_options_never_archive_and_map_tablespaces_inside(kw, kind, value, tail):
+    options = restore_options(kw, Scratch(), FULL, kind, value)
+    assert options == ['--pg1-path=/srv/pg.pgops-restore-1/data', '--archive-mode=off',
+                       '--tablespace-map-all=/srv/pg.pgops-restore-1/tablespaces', '--set=%s' % FULL,
+                       '--type=%s' % kind] + tail
 
 
 def test_new_timeline_history_is_marked_for_the_archive(tmp_path):

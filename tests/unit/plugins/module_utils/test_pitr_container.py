@@ -10,7 +10,9 @@ __metaclass__ = type
 import os
 import subprocess
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._pitr_container import SWAP_SCRIPT
+from ansible_collections.pgops.postgresql.plugins.module_utils.pitr.container import (
+    SWAP_SCRIPT, holding_mount, swap_argv,
+)
 
 
 def volumes(tmp_path, **content):
@@ -58,3 +60,30 @@ def test_check_refuses_a_missing_volume_or_data(tmp_path):
     proc = swap(root, 'check', 'pg', 'rb', 'scratch', 'pg')
     assert proc.returncode == 3 and 'volume scratch has no _data' in proc.stderr
     assert sorted(os.listdir(str(root / 'pg' / '_data'))) == ['old'] and os.listdir(str(root / 'rb' / '_data')) == []
+
+
+def test_the_helper_container_has_no_network_and_gets_the_names_as_arguments():
+    argv = swap_argv('/var/lib/docker/volumes', 'pgops/postgres:15', [('pg', 'rb'), ('scratch', 'pg')], check=True)
+    assert argv[:4] == ['run', '--rm', '--network', 'none']
+    assert 'type=bind,source=/var/lib/docker/volumes,target=/pgops-volumes' in argv
+    assert argv[argv.index('-c') + 1] == SWAP_SCRIPT
+    assert argv[-7:] == ['pgops-swap', '/pgops-volumes', 'check', 'pg', 'rb', 'scratch', 'pg']
+    assert swap_argv('/r', 'img', [('a', 'b')])[-4:] == ['/pgops-volumes', 'swap', 'a', 'b']
+
+
+# `docker inspect`'s Mounts of a server container (pgops/postgres:15, the role's layout)
+MOUNTS = [dict(Type='volume', Name='pg-data', Source='/var/lib/docker/volumes/pg-data/_data',
+               Destination='/var/lib/postgresql/data'),
+          dict(Type='bind', Source='/srv/pgbackrest', Destination='/var/lib/pgbackrest'),
+          dict(Type='bind', Source='/srv/pgbackrest-conf', Destination='/etc/pgbackrest')]
+
+
+def test_the_mount_holding_a_path_is_the_deepest_one():
+    assert holding_mount(MOUNTS, '/var/lib/postgresql/data') == '/var/lib/postgresql/data'
+    assert holding_mount(MOUNTS, '/var/lib/postgresql/data/pgdata') == '/var/lib/postgresql/data'
+    assert holding_mount(MOUNTS + [dict(Destination='/var/lib')], '/var/lib/postgresql/data/x') == \
+        '/var/lib/postgresql/data'
+    assert holding_mount(MOUNTS, '/etc/pgbackrest/pgbackrest.conf') == '/etc/pgbackrest'
+    # a prefix of the name is not a parent directory
+    assert holding_mount(MOUNTS, '/var/lib/postgresql/database') is None
+    assert holding_mount([], '/var/lib/postgresql/data') is None
