@@ -35,6 +35,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
 from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
     database_facts, drop_database, holds_data, list_databases,
 )
+from ansible_collections.pgops.postgresql.plugins.module_utils._drill import DrillInstance, choose as choose_instance
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     COLLECTION_VERSION, DirLock, append_log_line, disk_space, write_json_atomic,
@@ -48,7 +49,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import (
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._server import compare_cluster, elsewhere, of_server
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
-    CHOOSE, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS, ROLES,
+    CHOOSE, GUARD, INSTANCE, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS, ROLES,
     ROLLBACK, SCRATCH, SWAP, VERIFY, job_step,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
@@ -71,7 +72,9 @@ def audit_interrupted(log, info, who_entry, cleaned_by):
     audited as interrupted, by its run marker or by its scratch database, is not audited again)."""
     if _audited_interrupted(log, info):
         return
-    if info.get('scratch_database'):
+    if info.get('instance'):
+        what = '%s removed its throwaway instance %s' % (cleaned_by, ', '.join(info['instance']))
+    elif info.get('scratch_database'):
         what = '%s dropped its scratch database %s' % (cleaned_by, info.get('scratch_database'))
     else:
         what = '%s found it had created no scratch database' % cleaned_by
@@ -129,6 +132,7 @@ class RestoreJob(object):
         self.pre_restore_done = False
         self.found_counts = None   # counts a restore found for a backup without any (recorded when it passed)
         self.created_roles = []    # roles this run created from the backup's globals dump (dropped if it fails)
+        self.in_instance = False   # a drill running in a throwaway instance (_drill): self.target is the instance
         self.stage = PREFLIGHT   # the step a session error (a lost connection, a refused query) belongs to
 
     # -- small helpers ------------------------------------------------------------------------------------
@@ -155,6 +159,9 @@ class RestoreJob(object):
 
     def check_system(self, admin, meta):
         """The server's system identifier against the backup's (_server.compare_cluster): said, never refused."""
+        if self.in_instance:
+            self.checks['system_identifier'] = 'not compared: a throwaway instance'
+            return
         check, warning = compare_cluster(admin, self.target, meta, own=self.source_server() == self.target.server)
         if check:
             self.checks['system_identifier'] = check
@@ -339,7 +346,7 @@ class RestoreJob(object):
             return None     # no owners and no privileges restored: the roles are not looked at
         self.stage = ROLES
         plan = restore_plan(self.module, self.target, self.identity, admin, meta, self.path,
-                            drill=self.o['mode'] == 'test', checks=self.checks, warnings=self.warnings)
+                            drill=self.o['mode'] == 'test' and not self.in_instance, checks=self.checks, warnings=self.warnings)
         self.stage = PREFLIGHT
         if plan is None:
             return None
@@ -452,6 +459,8 @@ class RestoreJob(object):
         if self.check_mode or not self.o.get('record', True) or (error is not None and error.step in NOT_RECORDED):
             return
         entry = dict(verified_at=_now().isoformat(), mode=self.o['mode'], target=self.result.get('target'),
+                     instance=dict((k, v) for k, v in (self.result.get('instance') or {}).items()
+                                   if k in ('kind', 'image', 'major')) or None,
                      result=outcome, rto_seconds=self.result.get('rto_seconds') if error is None else None,
                      checks=self.checks, phases=self.phases, error=error.msg if error else None,
                      failed_step=error.step if error else None, host=socket.gethostname(),
@@ -466,6 +475,58 @@ class RestoreJob(object):
             self.warnings.append('could not record the verification of %s in its metadata: %s' % (meta['id'], e))
 
     def _run(self, meta, target_db):
+        """One attempt where it runs: a drill in a throwaway instance (_drill) when one can be had, else here."""
+        if self.o['mode'] != 'test':
+            return self._run_here(meta, target_db)
+        self.stage = INSTANCE
+        kind, detail, reason = choose_instance(self.module, self.target, meta, self.o.get('instance') or 'auto',
+                                               image=self.o.get('instance_image'))
+        self.result['instance'] = dict(kind=kind, reason=reason)
+        if kind == 'server':
+            return self._run_here(meta, target_db)
+        ratio = max(1.0, float(self.o.get('server_free_space_ratio') or 0))
+        drill = DrillInstance(self.module, self.target, meta, kind, detail, work_dir=self.o.get('instance_dir'),
+                              need_bytes=int((meta.get('database_size') or 0) * ratio) + (64 << 20))
+        self.result['instance'].update(drill.describe())
+        server = self.target
+        self.in_instance = True
+        if self.check_mode:
+            try:
+                result = self._run_here(meta, target_db)
+                result['plan'].insert(0, 'make %s (%s), give it the backup\'s roles from its globals dump, '
+                                         'restore and verify there, then remove it' % (
+                                             'a throwaway container, no network' if kind == 'container'
+                                             else 'a throwaway instance', reason))
+                return result
+            finally:
+                self.in_instance = False
+        try:
+            try:
+                self.target = drill.__enter__().for_server(drill.major)
+            except PgOpsError as e:
+                e.step = PREFLIGHT if e.step == PREFLIGHT else INSTANCE
+                raise
+            finally:
+                self.note_leftovers(drill)
+            self.result['instance'].update(drill.describe())
+            self.phases.update(drill.phases)
+            return self._run_here(meta, target_db)
+        finally:
+            self.target = server
+            self.in_instance = False
+            self.created_roles = []      # they were the instance's, gone with it
+            drill.__exit__(None, None, None)
+            self.phases.update(drill.phases)
+            self.warnings += ['the throwaway instance: %s' % p for p in getattr(drill, 'problems', None) or []]
+
+    def note_leftovers(self, drill):
+        if not drill.interrupted:
+            return
+        self.warnings.append('removed %s, left by an interrupted drill' % ', '.join(drill.interrupted))
+        for info in self.interrupted:
+            info['instance'] = list(drill.interrupted)
+
+    def _run_here(self, meta, target_db):
         """One attempt: decide against the server (guard, plan, checks, the file), then act on a scratch database
         that is dropped whatever fails; the target is touched only by the final swap."""
         mode = self.o['mode']

@@ -53,11 +53,12 @@ INFO = 'info'                   # pgBackRest: reading the repository (info --out
 TARGET = 'target'               # a point-in-time target checked against the recoverable window
 START = 'start'                 # starting a (scratch or switched) PostgreSQL instance
 RECOVERY = 'recovery'           # waiting for recovery to reach its target and promote
+INSTANCE = 'instance'           # a drill's throwaway instance: made, initialised, started (or removed)
 
 # -- one set per job kind -------------------------------------------------------------------------------------
 BACKUP_STEPS = frozenset((OPTIONS, PREFLIGHT, CONNECT, LOCK, DUMP, COUNT, WRITE))
-RESTORE_STEPS = frozenset((OPTIONS, GUARD, CHOOSE, LOCK, PREFLIGHT, FILE_CHECK, ROLES, SCRATCH, PRE_RESTORE_BACKUP,
-                           RESTORE, VERIFY, SETTINGS, SWAP, ROLLBACK, INTERNAL))
+RESTORE_STEPS = frozenset((OPTIONS, GUARD, CHOOSE, LOCK, PREFLIGHT, INSTANCE, FILE_CHECK, ROLES, SCRATCH,
+                           PRE_RESTORE_BACKUP, RESTORE, VERIFY, SETTINGS, SWAP, ROLLBACK, INTERNAL))
 ROTATE_STEPS = frozenset((OPTIONS, PLAN, PREFLIGHT, CONNECT, DROP))
 OFFSITE_STEPS = frozenset((OPTIONS, CONNECT, LIST, PLAN, UPLOAD, CHECK_UPLOAD, DOWNLOAD, CHECKSUM, DELETE, RECORD,
                            LOCK, IO))

@@ -36,6 +36,14 @@ description:
     before anything is read or written, and are not audited.
 author:
   - pgops.postgresql maintainers (@pgops)
+requirements:
+  - Python 3.8 or newer on the managed host; the module uses the standard library only (no psycopg2).
+  - C(psql), C(pg_restore) (custom and directory backups) and C(pg_dump) (the pre_restore backup of O(mode=replace))
+    of the server's major version or newer - natively from O(pg_bin_dir), else C(/usr/lib/postgresql/<major>/bin),
+    else the E(PATH); with O(container), inside the container.
+  - With O(container), the C(docker) or C(podman) command line (O(container_runtime)) on the managed host.
+  - For plain SQL backups, their decompressor on the managed host - C(zstd), C(gzip) or C(lz4).
+  - C(age) on the managed host to restore an encrypted backup (O(age_identity_file) or O(age_identity)).
 extends_documentation_fragment:
   - pgops.postgresql.attributes
   - pgops.postgresql.attributes.actiongroup_connect
@@ -71,6 +79,40 @@ options:
       - Backups recorded before 0.5.0 have no server name; theirs is derived from the host and container they
         recorded.
     type: str
+    version_added: 0.5.0
+  instance:
+    description:
+      - Where a drill (O(mode=test)) restores and verifies. C(throwaway) - a new, blank PostgreSQL instance of the
+        backup's major made for this drill and removed after it; the production server sees no session and writes
+        no WAL for it, and the instance gets the backup's roles from its globals dump first, as a disaster recovery
+        onto a new server would, so a backup that cannot restore on a blank server fails the drill, saying why.
+        For a server in a container, the instance is a container of that container's own image (O(instance_image)
+        to name another), with no network and its data on a new volume; natively, the host's binaries of that
+        major (O(pg_bin_dir) or C(/usr/lib/postgresql/<major>/bin)), a directory under O(instance_dir), its unix
+        socket and loopback only. It runs with restore settings (C(fsync), C(full_page_writes) off,
+        C(wal_level=minimal)).
+      - C(server) - a scratch database on the server, as before 0.5.0.
+      - C(auto) - C(throwaway) where the server's image or binaries are at hand (and the module runs as root or as
+        the C(postgres) OS user), else C(server); the result's RV(instance) says which and why. See
+        docs/restore.md, Drills.
+      - Other modes ignore it.
+    type: str
+    choices: [auto, throwaway, server]
+    default: auto
+    version_added: 0.5.0
+  instance_image:
+    description:
+      - The image of the throwaway drill container, when the server's container is not on this host (a drill host
+        rehearsing a disaster recovery from the off-site copy). Unset, the image of O(container).
+    type: str
+    version_added: 0.5.0
+  instance_dir:
+    description:
+      - The directory under which a native throwaway drill instance keeps its data (a new C(pgops-drill-*)
+        directory, removed after the drill). Its free space is checked first (the database's size, times
+        O(server_free_space_ratio), plus 64 MiB).
+    type: path
+    default: /var/tmp
     version_added: 0.5.0
   backup_id:
     description:
@@ -374,6 +416,14 @@ server:
   returned: when the catalog was read
   type: str
   version_added: 0.5.0
+instance:
+  description:
+    - Where the drill ran (O(mode=test)) - C(kind) (C(container), C(native) or C(server)) and C(reason); for a
+      throwaway instance also C(major), C(superuser), C(image) / C(image_id) / C(network) (a container) or
+      C(directory) (native) and C(free_mib) where its data went.
+  returned: mode=test
+  type: dict
+  version_added: 0.5.0
 source_server:
   description: The server whose backups were chosen from (this one unless O(source_server)).
   returned: when the catalog was read
@@ -550,6 +600,9 @@ def main():
         age_identity_file=dict(type='path'),
         age_identity=dict(type='str', no_log=True),
         source_server=dict(type='str'),
+        instance=dict(type='str', default='auto', choices=['auto', 'throwaway', 'server']),
+        instance_image=dict(type='str'),
+        instance_dir=dict(type='path', default='/var/tmp'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

@@ -117,7 +117,7 @@ def test_restore_onto_a_blank_server_creates_the_missing_roles(blank, backup, de
 
 
 def test_a_drill_never_creates_roles_on_its_server(blank, backup, dest, run_module):
-    res = restore(run_module, blank, dest, mode='test')
+    res = restore(run_module, blank, dest, mode='test', instance='server')     # a same-server drill
     assert res.get('failed') and res['failed_step'] == 'roles' and res['verdict'] == 'inconclusive', res
     assert 'owner_role' in res['msg'] and 'mode=new' in res['msg']
     assert 'owner_role' not in roles_of(blank)

@@ -136,7 +136,7 @@ def test_a_database_with_the_scratch_name_is_refused_not_dropped(postgres, dest,
     scratch = 'shop__restore_%s' % shop['id']
     postgres.psql('postgres', 'CREATE DATABASE "%s"' % scratch)
     postgres.psql(scratch, 'CREATE TABLE precious (x int); INSERT INTO precious VALUES (1)')
-    res = restore(run_module, postgres, dest, database='shop', mode='test')
+    res = restore(run_module, postgres, dest, database='shop', mode='test', instance='server')
     assert res['failed'] and res['failed_step'] == 'scratch' and 'not made by pgops' in res['msg'], res
     assert postgres.psql(scratch, 'SELECT count(*) FROM precious') == '1'
     assert res['verdict'] == 'inconclusive'
@@ -231,7 +231,7 @@ def test_a_missing_role_is_inconclusive(postgres, dest, run_module, fmt):
     b = backup(run_module, postgres, dest, 'owned', format=fmt)
     postgres.psql('postgres', 'DROP DATABASE owned')
     postgres.psql('postgres', 'DROP ROLE ghost_owner')
-    res = restore(run_module, postgres, dest, database='owned', mode='test')
+    res = restore(run_module, postgres, dest, database='owned', mode='test', instance='server')
     # named before anything is restored: the backup records the roles it needs, and a drill creates none
     assert res['failed'] and res['failed_step'] == 'roles', res
     assert 'ghost_owner' in res['msg'] and res['verdict'] == 'inconclusive', res
@@ -243,7 +243,7 @@ def test_a_missing_role_is_inconclusive(postgres, dest, run_module, fmt):
     del meta['roles']
     with open(path, 'w') as f:
         json.dump(meta, f)
-    res = restore(run_module, postgres, dest, database='owned', mode='test')
+    res = restore(run_module, postgres, dest, database='owned', mode='test', instance='server')
     assert res['failed'] and res['failed_step'] == 'restore', res
     assert 'ghost_owner' in res['msg'] and res['verdict'] == 'inconclusive', res
 
@@ -274,7 +274,8 @@ def test_killed_module_commits_nothing_and_the_next_run_cleans_and_audits(postgr
     postgres.psql('bigkill', "CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('z', 300) AS payload "
                              "FROM generate_series(1, 300000) g; CREATE INDEX ON big (payload)")
     b = backup(run_module, postgres, dest, 'bigkill')
-    proc = run_module.popen('pg_restore_verified', dict(postgres.conn(), path=dest, database='bigkill', mode='test'))
+    proc = run_module.popen('pg_restore_verified', dict(postgres.conn(), path=dest, database='bigkill', mode='test',
+                                                             instance='server'))
 
     def restoring():
         out = subprocess.run(['pgrep', '-f', 'psql.*VERBOSITY=verbose'], stdout=subprocess.PIPE,
@@ -294,7 +295,7 @@ def test_killed_module_commits_nothing_and_the_next_run_cleans_and_audits(postgr
     assert scratch in databases(postgres)
     assert postgres.psql(scratch, "SELECT count(*) FROM pg_class WHERE relname = 'big'") == '0'   # rolled back
     if cleaner == 'restore':
-        res = restore(run_module, postgres, dest, database='bigkill', mode='test')
+        res = restore(run_module, postgres, dest, database='bigkill', mode='test', instance='server')
         assert not res.get('failed'), res
         assert scratch not in databases(postgres)
         assert audit(dest)[-1]['result'] == 'passed'

@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+"""Drills in a throwaway instance (pg_restore_verified mode=test, instance auto / throwaway / server): a container
+of the server container's own image, or a native instance of the host's binaries; the server sees no WAL and
+nothing of the instance is left; a backup whose objects need a role the globals do not hold passes a same-server
+drill and fails the throwaway one naming the role; a killed drill's instance is removed (and audited) by the next
+run; a full disk where the instance's data goes fails before anything is made there."""
+from __future__ import absolute_import, division, print_function
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import cluster, docker, free_port, image, meta_of, seeded_container, wait_for
+
+NAME = 'pgops-functional-drill-%d' % os.getpid()
+
+
+def wal_lsn(psql):
+    return psql("SELECT pg_current_wal_insert_lsn()")
+
+
+def wal_bytes(psql, before):
+    return int(psql("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '%s')" % before))
+
+
+def drill_containers():
+    out = docker('ps', '-a', '--filter', 'label=pgops.drill.pid', '--format', '{{.Names}}').stdout.split()
+    vols = docker('volume', 'ls', '-q', '--filter', 'label=pgops.drill.pid').stdout.split()
+    return out, vols
+
+
+def drill_dirs(parent):
+    return sorted(n for n in os.listdir(parent) if n.startswith('pgops-drill-'))
+
+
+@pytest.fixture(scope='module')
+def pim():
+    """The seeded PIM container (PostgreSQL 15, host network, trust)."""
+    port = free_port()
+    with seeded_container(NAME, image(15), ['--network', 'host', '-e', 'POSTGRES_HOST_AUTH_METHOD=trust',
+                                            '-e', 'PGPORT=%d' % port]):
+        yield NAME
+
+
+def cpsql(sql):
+    out = docker('exec', NAME, 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-U', 'pim_user', '-d', 'pim_dev',
+                 '-c', sql)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_a_container_drill_runs_in_a_container_of_the_servers_image(pim, dest, run_module):
+    conn = dict(container=pim, login_user='pim_user')
+    backup = run_module('pg_backup', dict(conn, databases=['pim_dev'], dest=dest))
+    assert not backup.get('failed'), backup
+    before = wal_lsn(cpsql)
+    sessions = cpsql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+    res = run_module('pg_restore_verified', dict(conn, path=dest, database='pim_dev', mode='test'))
+    assert res['result'] == 'passed', res
+    inst = res['instance']
+    assert inst['kind'] == 'container' and inst['network'] == 'none', inst
+    own_image = docker('inspect', '--format', '{{.Image}}', pim).stdout.strip()
+    assert inst['image_id'] == own_image, inst
+    assert res['checks']['row_counts'] == 'passed' and res['checks']['system_identifier'].startswith('not compared')
+    assert 'roles' in res['checks']
+    # the server wrote no WAL for it (a same-server drill writes about the database's size)
+    assert wal_bytes(cpsql, before) < 1 << 20
+    assert cpsql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'") == sessions
+    assert drill_containers() == ([], []), drill_containers()
+    recorded = meta_of(dest, res['backup_id'], 'pim_dev')['verifications'][-1]
+    assert recorded['result'] == 'passed' and recorded['instance']['kind'] == 'container'
+    assert 'instance_start' in res['phases'] and 'instance_remove' in res['phases']
+    # the same-server drill, on purpose, for comparison: it is the server's WAL that carries it
+    before = wal_lsn(cpsql)
+    here = run_module('pg_restore_verified', dict(conn, path=dest, database='pim_dev', mode='test', instance='server'))
+    assert here['result'] == 'passed' and here['instance']['kind'] == 'server', here
+    assert wal_bytes(cpsql, before) > 1 << 20
+
+
+def test_a_killed_container_drill_is_removed_and_audited_by_the_next(pim, dest, run_module):
+    conn = dict(container=pim, login_user='pim_user')
+    assert not run_module('pg_backup', dict(conn, databases=['pim_dev'], dest=dest)).get('failed')
+    proc = run_module.popen('pg_restore_verified', dict(conn, path=dest, database='pim_dev', mode='test'))
+    wait_for(lambda: drill_containers()[0], timeout=60, interval=0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    os.unlink(proc.args_path)
+    assert drill_containers()[0], 'the killed run left its container'
+    res = run_module('pg_restore_verified', dict(conn, path=dest, database='pim_dev', mode='test'))
+    assert res['result'] == 'passed', res
+    assert drill_containers() == ([], []), drill_containers()
+    assert 'left by an interrupted drill' in json.dumps(res.get('warnings')), res.get('warnings')
+    with open(os.path.join(dest, 'restore-audit.jsonl')) as f:
+        lines = [json.loads(x) for x in f]
+    interrupted = [x for x in lines if x['result'] == 'interrupted']
+    assert interrupted and 'removed its throwaway instance' in interrupted[-1]['error'], interrupted
+
+
+@pytest.fixture
+def native():
+    with cluster() as pg:
+        pg.psql('postgres', 'CREATE DATABASE shop')
+        pg.psql('shop', "CREATE TABLE items AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 50000) g")
+        yield pg
+
+
+def native_psql(pg):
+    return lambda sql: pg.psql('shop', sql).strip()
+
+
+def test_a_native_drill_runs_in_a_temporary_instance(native, dest, run_module):
+    backup = run_module('pg_backup', dict(native.conn(), databases=['shop'], dest=dest))
+    assert not backup.get('failed'), backup
+    parent = tempfile.mkdtemp(prefix='pgops-drills-')
+    os.chmod(parent, 0o755)
+    before = wal_lsn(native_psql(native))
+    res = run_module('pg_restore_verified', dict(native.conn(), path=dest, database='shop', mode='test',
+                                                 instance_dir=parent))
+    assert res['result'] == 'passed' and res['instance']['kind'] == 'native', res
+    assert res['instance']['directory'].startswith(parent + '/pgops-drill-')
+    assert wal_bytes(native_psql(native), before) < 1 << 20
+    assert drill_dirs(parent) == []
+    os.rmdir(parent)
+
+
+def test_a_role_the_globals_lack_fails_the_throwaway_drill_only(native, dest, run_module):
+    native.psql('shop', 'CREATE ROLE catalog_app; ALTER TABLE items OWNER TO catalog_app')
+    # no globals dump: the server has the role, a blank instance would not
+    backup = run_module('pg_backup', dict(native.conn(), databases=['shop'], dest=dest, globals=False))
+    assert not backup.get('failed'), backup
+    here = run_module('pg_restore_verified', dict(native.conn(), path=dest, database='shop', mode='test',
+                                                  instance='server'))
+    assert here['result'] == 'passed', here
+    blank = run_module('pg_restore_verified', dict(native.conn(), path=dest, database='shop', mode='test'))
+    assert blank['failed'] and blank['failed_step'] == 'roles', blank
+    assert 'catalog_app' in blank['msg'], blank['msg']
+    assert blank['instance']['kind'] == 'native'
+
+
+def test_a_full_disk_where_the_instance_goes_fails_before_it_is_made(native, dest, run_module):
+    backup = run_module('pg_backup', dict(native.conn(), databases=['shop'], dest=dest))
+    assert not backup.get('failed'), backup
+    small = tempfile.mkdtemp(prefix='pgops-small-')
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', small], check=True)
+    try:
+        res = run_module('pg_restore_verified', dict(native.conn(), path=dest, database='shop', mode='test',
+                                                     instance='throwaway', instance_dir=small))
+        assert res['failed'] and res['failed_step'] == 'preflight', res
+        assert 'not enough free space for the drill instance' in res['msg'] and small in res['msg'], res['msg']
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(['umount', small], check=False)
+        os.rmdir(small)
