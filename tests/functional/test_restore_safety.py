@@ -275,7 +275,7 @@ def test_killed_module_commits_nothing_and_the_next_run_cleans_and_audits(postgr
                              "FROM generate_series(1, 300000) g; CREATE INDEX ON big (payload)")
     b = backup(run_module, postgres, dest, 'bigkill')
     proc = run_module.popen('pg_restore_verified', dict(postgres.conn(), path=dest, database='bigkill', mode='test',
-                                                             instance='server'))
+                                                        instance='server'))
 
     def restoring():
         out = subprocess.run(['pgrep', '-f', 'psql.*VERBOSITY=verbose'], stdout=subprocess.PIPE,
