@@ -107,7 +107,9 @@ def test_killed_module_commits_nothing_inside_the_container(pg_container, dest, 
     assert fill.returncode == 0, fill.stderr
     b = run_module('pg_backup', dict(conn, databases=['bigc'], dest=dest))
     assert not b.get('failed'), b
-    proc = run_module.popen('pg_restore_verified', dict(conn, path=dest, database='bigc', mode='test'))
+    # a drill on the server (the throwaway instance is tested in test_drill_instance.py)
+    proc = run_module.popen('pg_restore_verified', dict(conn, path=dest, database='bigc', mode='test',
+                                                        instance='server'))
 
     def in_container_restore():
         out = docker('exec', NAME, 'sh', '-c', 'pgrep -f "psql.*[V]ERBOSITY=verbose" || true').stdout.split()
@@ -123,7 +125,7 @@ def test_killed_module_commits_nothing_inside_the_container(pg_container, dest, 
     tables = docker('exec', NAME, 'psql', '-X', '-A', '-t', '-U', 'pim_user', '-d', scratch, '-c',
                     "SELECT count(*) FROM pg_class WHERE relname = 'big'")
     assert tables.returncode == 0 and tables.stdout.strip() == '0', tables   # nothing was committed
-    again = run_module('pg_restore_verified', dict(conn, path=dest, database='bigc', mode='test'))
+    again = run_module('pg_restore_verified', dict(conn, path=dest, database='bigc', mode='test', instance='server'))
     assert not again.get('failed'), again
     assert 'left by an interrupted restore' in json.dumps(again.get('warnings')), again
     listed = docker('exec', NAME, 'psql', '-X', '-A', '-t', '-U', 'pim_user', '-d', 'pim_dev', '-c',
