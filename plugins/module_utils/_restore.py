@@ -514,7 +514,9 @@ class RestoreJob(object):
         finally:
             self.target = server
             self.in_instance = False
-            self.created_roles = []      # they were the instance's, gone with it
+            self.created_roles = []      # they were the instance's, gone with it: not the server's roles_created
+            if self.result.get('roles_created'):
+                self.result['instance']['roles_created'] = self.result.pop('roles_created')
             drill.__exit__(None, None, None)
             self.phases.update(drill.phases)
             self.warnings += ['the throwaway instance: %s' % p for p in getattr(drill, 'problems', None) or []]

@@ -139,6 +139,15 @@ def test_a_role_the_globals_lack_fails_the_throwaway_drill_only(native, dest, ru
     assert blank['failed'] and blank['failed_step'] == 'roles', blank
     assert 'catalog_app' in blank['msg'], blank['msg']
     assert blank['instance']['kind'] == 'native'
+    # with the globals dump, the throwaway drill creates the role - in the instance, not on the server
+    native.psql('shop', 'GRANT SELECT ON items TO PUBLIC')
+    with_globals = run_module('pg_backup', dict(native.conn(), databases=['shop'], dest=dest))
+    res = run_module('pg_restore_verified', dict(native.conn(), path=dest, database='shop', mode='test',
+                                                 backup_id=with_globals['id']))
+    assert res['result'] == 'passed' and 'catalog_app' in res['instance']['roles_created'], res
+    assert 'roles_created' not in res
+    with open(os.path.join(dest, 'restore-audit.jsonl')) as f:
+        assert not [a for a in map(json.loads, f) if a.get('roles_created')]
 
 
 def test_a_full_disk_where_the_instance_goes_fails_before_it_is_made(native, dest, run_module):
@@ -155,3 +164,40 @@ def test_a_full_disk_where_the_instance_goes_fails_before_it_is_made(native, des
     finally:
         subprocess.run(['umount', small], check=False)
         os.rmdir(small)
+
+
+@pytest.fixture
+def s3():
+    import s3server
+    server = s3server.S3Server()
+    try:
+        server.start()
+        server.client().create_bucket(Bucket='pgops-drills')
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_drill_host_rehearses_the_recovery_from_the_off_site_copy(pim, dest, run_module, s3, tmp_path):
+    """Another host (no server container there, no connection to the server): fetch the newest copy from the
+    bucket, then drill it in a container of the server's image - the disaster-recovery path with its RTO."""
+    import s3server
+    conn = dict(container=pim, login_user='pim_user')
+    b = run_module('pg_backup', dict(conn, databases=['pim_dev'], dest=dest))
+    assert not b.get('failed'), b
+    bucket = dict(bucket='pgops-drills', prefix='pim', endpoint_url=s3.endpoint, region='us-east-1',
+                  access_key=s3server.ACCESS_KEY, secret_key=s3server.SECRET_KEY)
+    pushed = run_module('backup_offsite', dict(bucket, path=dest, policy='all', databases=['pim_dev']))
+    assert not pushed.get('failed') and pushed['pushed'], pushed
+    drill_host = str(tmp_path / 'fetched')
+    fetched = run_module('backup_offsite', dict(bucket, state='fetched', database='pim_dev', dest=drill_host))
+    assert not fetched.get('failed') and fetched['backup_id'] == b['id'], fetched
+    server = meta_of(dest, b['id'], 'pim_dev')['server']
+    res = run_module('pg_restore_verified', dict(login_user='pim_user', path=drill_host, database='pim_dev',
+                                                 mode='test', instance='throwaway', source_server=server,
+                                                 instance_image=docker('inspect', '--format', '{{.Config.Image}}',
+                                                                       pim).stdout.strip()))
+    assert res['result'] == 'passed' and res['instance']['kind'] == 'container', res
+    assert res['checks']['roles'] and res['rto_seconds'] > 0
+    assert meta_of(drill_host, b['id'], 'pim_dev')['verifications'][-1]['instance']['kind'] == 'container'
+    assert drill_containers() == ([], [])
