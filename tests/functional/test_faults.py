@@ -172,7 +172,8 @@ def test_custom_restore_killed_commits_nothing_in_the_scratch(postgres, dest, ru
     big_db(postgres, name, 600000)
     postgres.psql(name, 'CREATE TABLE small AS SELECT g FROM generate_series(1, 10) g')
     b = backup(run_module, postgres, dest, name, format='custom')
-    proc = run_module.popen('pg_restore_verified', restore_args(postgres, dest, database=name, mode='test', jobs=1))
+    proc = run_module.popen('pg_restore_verified', restore_args(postgres, dest, database=name, mode='test', jobs=1,
+                                                                instance='server'))
     scratch = '%s__restore_%s' % (name, b['id'])
 
     def copying():
@@ -188,7 +189,8 @@ def test_custom_restore_killed_commits_nothing_in_the_scratch(postgres, dest, ru
                                        "relnamespace = 'public'::regnamespace")
     assert committed == '0', 'the killed pg_restore left %s committed tables in %s' % (committed, scratch)
     # the next restore of that target drops the scratch database and audits the killed run
-    res = run_module('pg_restore_verified', restore_args(postgres, dest, database=name, mode='test', jobs=1))
+    res = run_module('pg_restore_verified', restore_args(postgres, dest, database=name, mode='test', jobs=1,
+                                                         instance='server'))
     assert not res.get('failed'), res.get('msg')
     assert scratch not in dbs(postgres)
 
@@ -293,7 +295,8 @@ def test_server_stopped_mid_restore(postgres, dest, run_module, fmt):
     assert postgres.row_counts(name) == counts
     m = [x for x in metas(dest) if x['id'] == b['id'] and x['database'] == name][0]
     assert all(v['result'] != 'failed' for v in m['verifications'])
-    again = run_module('pg_restore_verified', restore_args(postgres, dest, database=name, mode='test'))
+    again = run_module('pg_restore_verified', restore_args(postgres, dest, database=name, mode='test',
+                                                           instance='server'))
     assert not again.get('failed'), again
     assert '%s__restore_%s' % (name, b['id']) not in dbs(postgres)
 

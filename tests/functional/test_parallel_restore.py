@@ -35,7 +35,8 @@ def test_auto_is_custom_with_zstd_on_17_and_restores_with_jobs_through_the_mount
     meta = res['backups'][0]
     assert (meta['format'], meta['compression'], meta['compressed_by']) == ('custom', 'zstd', 'pg_dump'), meta
     assert meta['file'].endswith('.dump')
-    drill = run_module('pg_restore_verified', dict(conn, path=dest, database='pim_dev', mode='test', jobs=2))
+    drill = run_module('pg_restore_verified', dict(conn, path=dest, database='pim_dev', mode='test', jobs=2,
+                                                   instance='server'))
     assert not drill.get('failed'), drill
     assert drill['checks']['restore_method'] == 'pg_restore -j 2 in the container (/backups/database/%s)' \
         % meta['file'], drill['checks']
@@ -44,7 +45,8 @@ def test_auto_is_custom_with_zstd_on_17_and_restores_with_jobs_through_the_mount
     # the same backup where the container cannot see it: one job reading stdin, verified all the same
     elsewhere = str(tmp_path / 'copy')
     shutil.copytree(dest, elsewhere)
-    drill = run_module('pg_restore_verified', dict(conn, path=elsewhere, database='pim_dev', mode='test', jobs=2))
+    drill = run_module('pg_restore_verified', dict(conn, path=elsewhere, database='pim_dev', mode='test', jobs=2,
+                                                   instance='server'))
     assert not drill.get('failed'), drill
     assert drill['checks']['restore_method'] == 'pg_restore reading stdin, one transaction', drill['checks']
 
@@ -53,7 +55,8 @@ def test_auto_is_custom_with_zstd_on_17_and_restores_with_jobs_through_the_mount
     os.chmod(dump, 0o600)
     try:
         drill = run_module('pg_restore_verified', dict(conn, container_user='postgres', path=dest,
-                                                       database='pim_dev', mode='test', jobs=2))
+                                                       database='pim_dev', mode='test', jobs=2,
+                                                       instance='server'))
     finally:
         os.chmod(dump, 0o640)
     assert not drill.get('failed'), drill
