@@ -26,6 +26,7 @@ import shlex
 import signal
 import socket
 import tempfile
+from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
@@ -562,10 +563,8 @@ class ContainerInstance(Instance):
                 continue
             for args, label in ((['rm', '-f', name], 'docker rm'),
                                 (['volume', 'rm', labels.get(prefix + 'volume') or name], 'docker volume rm')):
-                try:
+                with suppress(PgOpsError):    # best effort: what stays is found again by the next run
                     docker(args, label, SCRATCH)
-                except PgOpsError:
-                    pass
             cleaned.append(name)
         out = docker(['volume', 'ls', '-q', '--filter', 'label=%sof=%s' % (prefix, of)], 'docker volume ls', SCRATCH)
         for name in out.split():
@@ -576,11 +575,9 @@ class ContainerInstance(Instance):
                 continue
             if docker(['ps', '-aq', '--filter', 'volume=%s' % name], 'docker ps', SCRATCH).strip():
                 continue
-            try:
+            with suppress(PgOpsError):        # best effort: a volume still in use stays for the next run
                 docker(['volume', 'rm', name], 'docker volume rm', SCRATCH)
                 cleaned.append(name)
-            except PgOpsError:
-                pass
         return cleaned
 
     # -- files ----------------------------------------------------------------------------------------------
