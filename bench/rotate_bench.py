@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, '.cache', 'collections'))
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog  # noqa: E402
-from ansible_collections.pgops.postgresql.plugins.module_utils._retention import Rotation, make_policy  # noqa: E402
+from ansible_collections.pgops.postgresql.plugins.module_utils._rotate import Rotation, make_policy  # noqa: E402
 
 KINDS = ('full', 'full', 'full', 'snapshot', 'pre_deploy', 'manual', 'pre_restore')
 

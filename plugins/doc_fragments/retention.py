@@ -8,7 +8,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
     # The maximum age per kind of backup_rotate and backup_offsite (state=rotated): argument spec
-    # max_age_days_argument_spec() in module_utils/_options.py, defaults in _retention.DEFAULT_MAX_AGE_DAYS.
+    # max_age_days_argument_spec() in module_utils/_options.py, defaults in _rotate.DEFAULT_MAX_AGE_DAYS.
     DOCUMENTATION = r'''
 options:
   max_age_days:

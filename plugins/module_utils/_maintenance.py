@@ -606,7 +606,7 @@ def plan_actions(p, s, database, server_major):
     return actions
 
 
-def run_info(module):
+def run_pg_maintenance_info(module):
     """pg_maintenance_info: collect, never write."""
     try:
         collector = Collector(module, module.params)
@@ -630,7 +630,7 @@ def history_paths(directory, when):
         n += 1
 
 
-def run_maintenance(module):
+def run_pg_maintenance(module):
     """pg_maintenance: decide the actions in every database, run them (not in check mode), collect the facts,
     write one history record and one HTML report."""
     p = module.params

@@ -19,12 +19,14 @@ import os
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import disk_space, write_file_atomic
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import disk_space
 from ansible_collections.pgops.postgresql.plugins.module_utils._server import check_name, of_server, server_of
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.audit import AUDIT_LOG_NAME
+from ansible_collections.pgops.postgresql.plugins.module_utils._textfile import (
+    read_textfile, render, textfile_dir_error, write_textfile,
+)
 
 DEFAULT_TEXTFILE = '/var/lib/node_exporter/textfile_collector/pgops_backup.prom'
-AUDIT_LOG_NAME = 'restore-audit.jsonl'
-FILE_MODE = 0o644
 ACTIONS = ('fail', 'warn', 'off')
 ALERTS = ('no_success', 'size_change', 'growth', 'success_rate', 'free_disk', 'offsite_age')
 
@@ -67,58 +69,6 @@ def _seconds(when):
 
 def _ts(value):
     return _seconds(catalog.parse_time(value))
-
-
-def escape_label(value):
-    return str(value).replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n')
-
-
-def format_value(value):
-    if isinstance(value, bool):
-        return '1' if value else '0'
-    if isinstance(value, int):
-        return str(value)
-    value = float(value)
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
-
-
-def render(samples, families=None):
-    """The textfile: HELP and TYPE for every family (``families``: (name, type, help) triples, default the
-    backup catalog's), then its samples sorted by labels."""
-    lines = []
-    for name, mtype, text in FAMILIES if families is None else families:
-        lines.append('# HELP %s %s' % (name, text))
-        lines.append('# TYPE %s %s' % (name, mtype))
-        mine = sorted((s for s in samples if s['name'] == name), key=lambda s: sorted(s['labels'].items()))
-        for s in mine:
-            labels = ','.join('%s="%s"' % (k, escape_label(v)) for k, v in sorted(s['labels'].items()))
-            lines.append('%s%s %s' % (name, '{%s}' % labels if labels else '', format_value(s['value'])))
-    return '\n'.join(lines) + '\n'
-
-
-def textfile_dir_error(path, option):
-    """The message naming ``option`` when the directory of the textfile ``path`` is missing, else None."""
-    directory = os.path.dirname(path) or '.'
-    if os.path.isdir(directory):
-        return None
-    return ('the directory of %s (%s) does not exist: create it (node_exporter\'s --collector.textfile.directory) '
-            'or point %s elsewhere' % (option, directory, option))
-
-
-def read_textfile(path):
-    """The textfile as it is ('' when there is none), to compare before writing."""
-    try:
-        with open(path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
-    except (IOError, OSError):
-        return ''
-
-
-def write_textfile(path, text):
-    """Atomically, mode 0644: node_exporter runs as its own user. Raises OSError or PgOpsError."""
-    write_file_atomic(path, text.encode('utf-8'), mode=FILE_MODE)
 
 
 def read_audit_log(path):
@@ -325,7 +275,7 @@ def run_backup_metrics(module):
     samples, alerts, summary = compute(entries, audit, now, free, size, cfg)
     samples.append(dict(name='pgops_backup_catalog_warnings', labels=dict(server=p['server'] or ''),
                         value=len(warnings)))
-    text = render(samples)
+    text = render(samples, FAMILIES)
     before = read_textfile(dest)
     changed = before != text
     result = dict(changed=changed, dest=dest, audit_log=audit_path, metrics=samples, alerts=alerts,

@@ -49,7 +49,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
     CHECK_UPLOAD, CHECKSUM, CONNECT, DELETE, DOWNLOAD, IO, LIST, OFFSITE_STEPS, OPTIONS, PLAN, RECORD, UPLOAD,
     job_step,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils import _retention as retention
+from ansible_collections.pgops.postgresql.plugins.module_utils import _rotate as retention
 from ansible_collections.pgops.postgresql.plugins.module_utils._server import check_name, of_server, server_of
 
 try:

@@ -11,7 +11,7 @@ has no default on purpose: only an option that is absent lets ``required_one_of`
 (with ``default=False`` it was always "given", and a run with neither option crashed later on).
 
 Maximum ages per kind (backup_rotate, backup_offsite): ``max_age_days`` takes the kinds as suboptions, so a key that
-is not a kind, or a value that is not a number, is refused by AnsibleModule; the range is _retention.make_policy's.
+is not a kind, or a value that is not a number, is refused by AnsibleModule; the range is _rotate.make_policy's.
 
 Each rule AnsibleModule can express is declared (``database_choice_rules``); what it cannot express - a value
 that is there but chooses nothing - is checked by ``database_choice_errors``, which a module calls with its other

@@ -13,9 +13,9 @@ Secrets never reach argv: a repository passphrase or S3 secret is either in pgba
 the cluster's user, so that ``archive_command`` finds it) or passed as pgBackRest's own environment variables
 (``PGBACKREST_REPO1_CIPHER_PASS``...), whose *names* only appear on a ``docker exec -e`` command line.
 
-Below the runner, what the modules do with it: ``run_stanza`` (pgbackrest_stanza: archiving settings through ALTER
-SYSTEM, stanza-create, check), ``run_backup`` (pgbackrest_backup) and ``run_info`` (pgbackrest_info, whose pure part
-``info_report`` turns ``info --output=json`` and pg_stat_archiver into backups, window, archive status and alerts).
+Below the runner, what the modules do with it: ``run_pgbackrest_stanza`` (archiving settings through ALTER SYSTEM,
+stanza-create, check), ``run_pgbackrest_backup`` and ``run_pgbackrest_info`` (whose pure part ``info_report`` turns
+``info --output=json`` and pg_stat_archiver into backups, window, archive status and alerts).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,7 +30,7 @@ import time
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import CatalogError, KINDS, validate_label
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget, quote_literal
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._metrics import (
+from ansible_collections.pgops.postgresql.plugins.module_utils._textfile import (
     read_textfile, render, textfile_dir_error, write_textfile,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import run_checked
@@ -209,7 +209,7 @@ PITR_FAMILIES = (
 
 
 def pitr_samples(stanza, entry, report, repo=None):
-    """pgbackrest_info's report as Prometheus samples (render with _metrics.render(samples, PITR_FAMILIES))."""
+    """pgbackrest_info's report as Prometheus samples (render with _textfile.render(samples, PITR_FAMILIES))."""
     labels = dict(stanza=stanza)
     out = []
 
@@ -408,7 +408,7 @@ def read_settings(session):
     return session.query_json(SETTINGS_SQL) or {}
 
 
-def run_stanza(module):
+def run_pgbackrest_stanza(module):
     p = module.params
     result = dict(changed=False, settings_changed=[], restart_required=False, stanza_created=False, checked=False,
                   archive_command=None, actions=[])
@@ -533,7 +533,7 @@ def recoverable_window(entry, last_archived_time=None, repo=None):
                 earliest_consistent=iso_utc(backups[0]['timestamp']['stop']))
 
 
-def run_backup(module):
+def run_pgbackrest_backup(module):
     p = module.params
     result = dict(changed=False, backup=None, duration_seconds=None, requested_type=p['type'])
     in_progress = INFO
@@ -672,7 +672,7 @@ def info_report(entry, archiver, now, max_archive_age_minutes=60, max_full_age_d
     return dict(backups=backups, recoverable_window=window, archive=archive, alerts=alerts, status=report_status)
 
 
-def run_info(module):
+def run_pgbackrest_info(module):
     p = module.params
     in_progress = INFO
     try:

@@ -308,7 +308,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
 from ansible_collections.pgops.postgresql.plugins.module_utils._options import (
     drop_unset_suboptions, max_age_days_argument_spec,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._retention import run_backup_rotate
+from ansible_collections.pgops.postgresql.plugins.module_utils._rotate import run_backup_rotate
 
 
 def main():

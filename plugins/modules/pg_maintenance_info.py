@@ -211,7 +211,7 @@ collected_at:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import check_connection_params
-from ansible_collections.pgops.postgresql.plugins.module_utils._maintenance import info_argument_spec, run_info
+from ansible_collections.pgops.postgresql.plugins.module_utils._maintenance import info_argument_spec, run_pg_maintenance_info
 from ansible_collections.pgops.postgresql.plugins.module_utils._options import (
     database_choice_argument_spec, database_choice_errors, database_choice_rules, fail_on_errors,
 )
@@ -236,7 +236,7 @@ def main():
     )
     check_connection_params(module)
     fail_on_errors(module, option_errors(module.params))
-    run_info(module)
+    run_pg_maintenance_info(module)
 
 
 if __name__ == '__main__':

@@ -528,7 +528,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import CHOOSERS
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.plugins.module_utils._options import backup_dir_errors, fail_on_errors
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore import SETTING_RE, run_pg_restore_verified
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.job import SETTING_RE, run_pg_restore_verified
 from ansible_collections.pgops.postgresql.plugins.module_utils._server import check_name
 
 

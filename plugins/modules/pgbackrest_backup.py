@@ -204,7 +204,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._options import fail_on_errors
 from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest import (
-    backup_argument_spec, backup_param_errors, pgbackrest_argument_spec, pgbackrest_param_errors, run_backup,
+    backup_argument_spec, backup_param_errors, pgbackrest_argument_spec, pgbackrest_param_errors, run_pgbackrest_backup,
 )
 
 
@@ -215,7 +215,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     fail_on_errors(module, connection_param_errors(module.params) + pgbackrest_param_errors(module.params) +
                    backup_param_errors(module.params), failed_step='options')
-    run_backup(module)
+    run_pgbackrest_backup(module)
 
 
 if __name__ == '__main__':

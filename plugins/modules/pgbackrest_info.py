@@ -168,7 +168,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._options import fail_on_errors
 from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest import (
-    info_argument_spec, info_param_errors, pgbackrest_argument_spec, pgbackrest_param_errors, run_info,
+    info_argument_spec, info_param_errors, pgbackrest_argument_spec, pgbackrest_param_errors, run_pgbackrest_info,
 )
 
 
@@ -179,7 +179,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     fail_on_errors(module, connection_param_errors(module.params) + pgbackrest_param_errors(module.params) +
                    info_param_errors(module.params), failed_step='options')
-    run_info(module)
+    run_pgbackrest_info(module)
 
 
 if __name__ == '__main__':

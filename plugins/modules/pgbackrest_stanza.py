@@ -147,7 +147,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._options import fail_on_errors
 from ansible_collections.pgops.postgresql.plugins.module_utils._pgbackrest import (
-    pgbackrest_argument_spec, pgbackrest_param_errors, run_stanza, stanza_argument_spec,
+    pgbackrest_argument_spec, pgbackrest_param_errors, run_pgbackrest_stanza, stanza_argument_spec,
 )
 
 
@@ -158,7 +158,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     fail_on_errors(module, connection_param_errors(module.params) + pgbackrest_param_errors(module.params),
                    failed_step='options')
-    run_stanza(module)
+    run_pgbackrest_stanza(module)
 
 
 if __name__ == '__main__':

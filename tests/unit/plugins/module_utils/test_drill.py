@@ -15,7 +15,7 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
-from ansible_collections.pgops.postgresql.plugins.module_utils._drill import CHOICES, choose, major_of
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.drill import CHOICES, choose, major_of
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
 from ansible_collections.pgops.postgresql.tests.unit.plugins.modules.utils import set_module_args
 

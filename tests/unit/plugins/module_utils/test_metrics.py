@@ -17,9 +17,9 @@ import stat
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._metrics import (
-    ALERTS, FAMILIES, FILE_MODE, compute, escape_label, format_value, read_audit_log, read_textfile, render,
-    textfile_dir_error, write_textfile,
+from ansible_collections.pgops.postgresql.plugins.module_utils._metrics import ALERTS, FAMILIES, compute, read_audit_log
+from ansible_collections.pgops.postgresql.plugins.module_utils._textfile import (
+    FILE_MODE, escape_label, format_value, read_textfile, render, textfile_dir_error, write_textfile,
 )
 
 NOW = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.timezone.utc)
@@ -85,7 +85,7 @@ def test_format_value(value, text):
 
 
 def test_render_writes_help_and_type_for_every_family_in_order_even_without_samples():
-    text = render([])
+    text = render([], FAMILIES)
     lines = text.splitlines()
     assert text.endswith('\n')
     assert len(lines) == 2 * len(FAMILIES)
@@ -113,7 +113,7 @@ def test_prometheus_reads_back_every_label_and_value_as_written():
     samples = [dict(name='pgops_backup_count', labels=dict(server='db1/pg', database=odd, kind='full'), value=3),
                dict(name='pgops_backup_success_ratio', labels=dict(server='', database='x'), value=0.8333),
                dict(name='pgops_backup_metrics_timestamp_seconds', labels=dict(server=''), value=1781430000.123)]
-    got = parsed(render(samples))
+    got = parsed(render(samples, FAMILIES))
     assert got == {
         ('pgops_backup_count', (('database', odd), ('kind', 'full'), ('server', 'db1/pg'))): 3.0,
         ('pgops_backup_success_ratio', (('database', 'x'), ('server', ''))): 0.8333,
@@ -124,7 +124,7 @@ def test_prometheus_reads_back_every_label_and_value_as_written():
 def test_a_whole_computed_file_parses():
     entries = [rec(2, size=2000), rec(26, size=1000), rec(30, status='failed'), rec(3, database='crm')]
     samples, dummy, dummy2 = run(entries)
-    got = parsed(render(samples))
+    got = parsed(render(samples, FAMILIES))
     assert len(got) == len(samples)          # every sample is one series: no duplicate, none lost
 
 

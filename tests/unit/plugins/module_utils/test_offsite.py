@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _offsite as offsite
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._retention import make_policy
+from ansible_collections.pgops.postgresql.plugins.module_utils._rotate import make_policy
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)   # a Saturday

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import (
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.scratch import (
     NAMEDATALEN, SCRATCH_MARK, derived_name, rollback_name, rollback_prefix, scratch_info, scratch_name,
     scratch_prefix,
 )

@@ -24,7 +24,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import Pg
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import (
     Stage, run_checked, run_drained, run_framed, run_pipeline, run_to_file,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore import RestoreJob
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.job import RestoreJob
 from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
 from ansible_collections.pgops.postgresql.plugins.module_utils._verify import OBJECTS, ROW_COUNTS, compare
 

@@ -13,8 +13,8 @@ import pytest
 
 from ansible_collections.pgops.postgresql.plugins.modules import pg_maintenance, pg_maintenance_info
 
-MODULES = [pytest.param((pg_maintenance_info, 'run_info'), id='pg_maintenance_info'),
-           pytest.param((pg_maintenance, 'run_maintenance'), id='pg_maintenance')]
+MODULES = [pytest.param((pg_maintenance_info, 'run_pg_maintenance_info'), id='pg_maintenance_info'),
+           pytest.param((pg_maintenance, 'run_pg_maintenance'), id='pg_maintenance')]
 
 
 @pytest.fixture
@@ -70,17 +70,17 @@ def test_accepted_options_reach_the_job(run_args, history_dir, which, args):
 
 
 def test_history_needs_a_directory(run_args):
-    result, failed, job = run_args(pg_maintenance, dict(databases=['pim']), 'run_maintenance')
+    result, failed, job = run_args(pg_maintenance, dict(databases=['pim']), 'run_pg_maintenance')
     assert failed and job.calls == []
     assert 'write_history is True' in result['msg'] and 'history_dir, backup_dir' in result['msg'], result
 
 
 @pytest.mark.parametrize('args', [dict(write_history=False), dict(backup_dir='/backups/database')])
 def test_history_directory_or_no_history(run_args, args):
-    result, failed, job = run_args(pg_maintenance, dict(args, databases=['pim']), 'run_maintenance')
+    result, failed, job = run_args(pg_maintenance, dict(args, databases=['pim']), 'run_pg_maintenance')
     assert not failed and len(job.calls) == 1, result
 
 
 def test_info_needs_no_history_directory(run_args):
-    result, failed, job = run_args(pg_maintenance_info, dict(databases=['pim']), 'run_info')
+    result, failed, job = run_args(pg_maintenance_info, dict(databases=['pim']), 'run_pg_maintenance_info')
     assert not failed and len(job.calls) == 1, result

@@ -11,8 +11,8 @@ import pytest
 
 from ansible_collections.pgops.postgresql.plugins.modules import pgbackrest_backup, pgbackrest_info, pgbackrest_stanza
 
-JOBS = dict(stanza=(pgbackrest_stanza, 'run_stanza'), backup=(pgbackrest_backup, 'run_backup'),
-            info=(pgbackrest_info, 'run_info'))
+JOBS = dict(stanza=(pgbackrest_stanza, 'run_pgbackrest_stanza'), backup=(pgbackrest_backup, 'run_pgbackrest_backup'),
+            info=(pgbackrest_info, 'run_pgbackrest_info'))
 
 
 def run(run_args, which, **args):

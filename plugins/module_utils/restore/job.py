@@ -19,10 +19,8 @@ Any failure drops the scratch database and leaves the target untouched. Every ru
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import datetime
 import json
 import os
-import pwd
 import re
 import socket
 import time
@@ -35,78 +33,29 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._connection impor
 from ansible_collections.pgops.postgresql.plugins.module_utils._databases import (
     database_facts, drop_database, holds_data, list_databases,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._drill import DrillInstance, choose as choose_instance
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
-    COLLECTION_VERSION, DirLock, append_log_line, disk_space, write_json_atomic,
-)
+from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import COLLECTION_VERSION, DirLock, disk_space, write_json_atomic
 from ansible_collections.pgops.postgresql.plugins.module_utils._globals import create_roles, drop_created, restore_plan
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import run_checked
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore_data import FileDigest, check_file, restore_data
-from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import (
-    apply_recorded_settings, copy_database_settings, create_scratch, leftover_scratches, rename_in, rollback_name,
-    rollback_prefix, scratch_name, swap,
-)
+
 from ansible_collections.pgops.postgresql.plugins.module_utils._server import compare_cluster, elsewhere, of_server
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import (
-    CHOOSE, GUARD, INSTANCE, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS, ROLES,
+    CHOOSE, GUARD, INTERNAL, LOCK, OPTIONS, PRE_RESTORE_BACKUP, PREFLIGHT, RESTORE, RESTORE_STEPS, ROLES,
     ROLLBACK, SCRATCH, SWAP, VERIFY, job_step,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
 from ansible_collections.pgops.postgresql.plugins.module_utils._verify import has_counts, verify_scratch
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.audit import (
+    now, record_verification, restore_lock_path, run_marker_path, write_audit,
+)
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.data import FileDigest, check_file, restore_data
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.drill import run_drill
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.scratch import (
+    apply_recorded_settings, copy_database_settings, create_scratch, leftover_scratches, rename_in, rollback_name,
+    rollback_prefix, scratch_name, swap,
+)
 
 VERSION_RE = re.compile(r'^(\d+)')
-
-
-def _now():
-    return datetime.datetime.now().astimezone().replace(microsecond=0)
-
-
-def restore_lock_path(directory, target):
-    """The lock every restore (and rollback) of ``target`` holds while it runs."""
-    return os.path.join(directory, '.%s.restore.lock' % catalog.slug(target))
-
-
-def audit_interrupted(log, info, who_entry, cleaned_by):
-    """The audit line of a run that was killed before it could write its own (once per run: a run already
-    audited as interrupted, by its run marker or by its scratch database, is not audited again)."""
-    if _audited_interrupted(log, info):
-        return
-    if info.get('instance'):
-        what = '%s removed its throwaway instance %s' % (cleaned_by, ', '.join(info['instance']))
-    elif info.get('scratch_database'):
-        what = '%s dropped its scratch database %s' % (cleaned_by, info.get('scratch_database'))
-    else:
-        what = '%s found it had created no scratch database' % cleaned_by
-    append_log_line(log, json.dumps(dict(
-        who=who_entry, time=info.get('started'), mode=info.get('mode'), backup_id=info.get('backup_id'),
-        database=info.get('database'), target=info.get('target'), result='interrupted', context={},
-        error='the run (pid %s on %s) ended without finishing; %s at %s'
-              % (info.get('pid'), info.get('host'), what, _now().isoformat())),
-        sort_keys=True, ensure_ascii=False))
-
-
-def _audited_interrupted(log, info):
-    try:
-        with open(log, 'rb') as f:
-            lines = f.read().decode('utf-8', 'replace').splitlines()
-    except (IOError, OSError):
-        return False
-    tag = '(pid %s on %s)' % (info.get('pid'), info.get('host'))
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if (isinstance(entry, dict) and entry.get('result') == 'interrupted' and entry.get('time') == info.get('started')
-                and tag in (entry.get('error') or '')):
-            return True
-    return False
-
-
-def run_marker_path(directory, target):
-    """The marker a restore (or rollback) of ``target`` keeps while it runs: left behind only by a killed run."""
-    return os.path.join(directory, '.%s.restore.running' % catalog.slug(target))
 
 
 class RestoreJob(object):
@@ -127,7 +76,7 @@ class RestoreJob(object):
         self.attempts = []
         self.interrupted = []      # audit entries of earlier runs whose scratch database this run cleaned
         self.t0 = time.time()
-        self.started = _now()
+        self.started = now()
         self.result = dict(changed=False)
         self.pre_restore_done = False
         self.found_counts = None   # counts a restore found for a backup without any (recorded when it passed)
@@ -337,7 +286,7 @@ class RestoreJob(object):
     def verify(self, meta, scratch):
         t = time.time()
         self.found_counts = verify_scratch(self.target, meta, scratch, self.o.get('assertions'),
-                                           self.o.get('amcheck'), self.checks, self.warnings, _now().isoformat())
+                                           self.o.get('amcheck'), self.checks, self.warnings, now().isoformat())
         self._phase('verify', t)
 
     def plan_roles(self, admin, meta):
@@ -411,7 +360,7 @@ class RestoreJob(object):
         with DirLock(restore_lock_path(self.path, target_db), self.o.get('lock_timeout', 300),
                      'restores of %s' % target_db):
             # under the lock, a marker left behind is a killed run's, whatever step it was killed at (before a
-            # scratch database existed too): it is audited as interrupted by _audit
+            # scratch database existed too): it is audited as interrupted by write_audit
             marker = run_marker_path(self.path, target_db)
             with suppress(IOError, OSError, ValueError):   # no marker (the usual case), or an unreadable one
                 with open(marker, 'rb') as f:
@@ -458,7 +407,7 @@ class RestoreJob(object):
         self.attempts.append(attempt)
         if self.check_mode or not self.o.get('record', True) or (error is not None and error.step in NOT_RECORDED):
             return
-        entry = dict(verified_at=_now().isoformat(), mode=self.o['mode'], target=self.result.get('target'),
+        entry = dict(verified_at=now().isoformat(), mode=self.o['mode'], target=self.result.get('target'),
                      instance=dict((k, v) for k, v in (self.result.get('instance') or {}).items()
                                    if k in ('kind', 'image', 'major')) or None,
                      result=outcome, rto_seconds=self.result.get('rto_seconds') if error is None else None,
@@ -475,58 +424,10 @@ class RestoreJob(object):
             self.warnings.append('could not record the verification of %s in its metadata: %s' % (meta['id'], e))
 
     def _run(self, meta, target_db):
-        """One attempt where it runs: a drill in a throwaway instance (_drill) when one can be had, else here."""
-        if self.o['mode'] != 'test':
-            return self._run_here(meta, target_db)
-        self.stage = INSTANCE
-        kind, detail, reason = choose_instance(self.module, self.target, meta, self.o.get('instance') or 'auto',
-                                               image=self.o.get('instance_image'))
-        self.result['instance'] = dict(kind=kind, reason=reason)
-        if kind == 'server':
-            return self._run_here(meta, target_db)
-        ratio = max(1.0, float(self.o.get('server_free_space_ratio') or 0))
-        drill = DrillInstance(self.module, self.target, meta, kind, detail, work_dir=self.o.get('instance_dir'),
-                              need_bytes=int((meta.get('database_size') or 0) * ratio) + (64 << 20))
-        self.result['instance'].update(drill.describe())
-        server = self.target
-        self.in_instance = True
-        if self.check_mode:
-            try:
-                result = self._run_here(meta, target_db)
-                result['plan'].insert(0, 'make %s (%s), give it the backup\'s roles from its globals dump, '
-                                         'restore and verify there, then remove it' % (
-                                             'a throwaway container, no network' if kind == 'container'
-                                             else 'a throwaway instance', reason))
-                return result
-            finally:
-                self.in_instance = False
-        try:
-            try:
-                self.target = drill.__enter__().for_server(drill.major)
-            except PgOpsError as e:
-                e.step = PREFLIGHT if e.step == PREFLIGHT else INSTANCE
-                raise
-            finally:
-                self.note_leftovers(drill)
-            self.result['instance'].update(drill.describe())
-            self.phases.update(drill.phases)
-            return self._run_here(meta, target_db)
-        finally:
-            self.target = server
-            self.in_instance = False
-            self.created_roles = []      # they were the instance's, gone with it: not the server's roles_created
-            if self.result.get('roles_created'):
-                self.result['instance']['roles_created'] = self.result.pop('roles_created')
-            drill.__exit__(None, None, None)
-            self.phases.update(drill.phases)
-            self.warnings += ['the throwaway instance: %s' % p for p in getattr(drill, 'problems', None) or []]
-
-    def note_leftovers(self, drill):
-        if not drill.interrupted:
-            return
-        self.warnings.append('removed %s, left by an interrupted drill' % ', '.join(drill.interrupted))
-        for info in self.interrupted:
-            info['instance'] = list(drill.interrupted)
+        """One attempt: a drill where restore/drill.py puts it (a throwaway instance or the server), else here."""
+        if self.o['mode'] == 'test':
+            return run_drill(self, meta, target_db)
+        return self._run_here(meta, target_db)
 
     def _run_here(self, meta, target_db):
         """One attempt: decide against the server (guard, plan, checks, the file), then act on a scratch database
@@ -537,7 +438,7 @@ class RestoreJob(object):
         self.result.update(backup_id=meta['id'], backup_path=os.path.join(self.path, meta['file']),
                            database=meta['database'], scratch_database=scratch,
                            data_as_of=catalog.iso(data_as_of) if data_as_of else None,
-                           data_age_seconds=int((_now() - data_as_of).total_seconds()) if data_as_of else None)
+                           data_age_seconds=int((now() - data_as_of).total_seconds()) if data_as_of else None)
         self.result.pop('rto_seconds', None)
         self.stage = PREFLIGHT
         admin = self.admin()
@@ -550,7 +451,7 @@ class RestoreJob(object):
                                  '(use mode=replace to replace it)' % target_db, step=OPTIONS)
             if mode == 'replace':
                 self.guard(target_db, bool(info))
-            rollback = rollback_name(target_db, catalog.make_id(_now()))
+            rollback = rollback_name(target_db, catalog.make_id(now()))
             self.result['plan'] = self._plan(mode, meta, target_db, scratch, rollback, info)
             self.server_checks(admin, meta, target_db, info)
             self.check_file(meta)
@@ -624,7 +525,7 @@ class RestoreJob(object):
             taken = set(list_databases(admin, prefix=rollback_prefix(target_db)))
             while rollback in taken:
                 time.sleep(1.05 - (time.time() % 1))
-                rollback = rollback_name(target_db, catalog.make_id(_now()))
+                rollback = rollback_name(target_db, catalog.make_id(now()))
             t = time.time()
             admin, self.result['sessions_terminated'] = swap(
                 admin, self.admin, target_db, scratch, rollback,
@@ -658,10 +559,10 @@ class RestoreJob(object):
             if info and info.get('prepared'):
                 raise PgOpsError('%s has prepared transactions (%s): COMMIT PREPARED or ROLLBACK PREPARED them first'
                                  % (target_db, ', '.join(info['prepared'])), step=PREFLIGHT)
-            swapped_out = rollback_name(target_db, catalog.make_id(_now()))
+            swapped_out = rollback_name(target_db, catalog.make_id(now()))
             if swapped_out == wanted:
                 time.sleep(1)
-                swapped_out = rollback_name(target_db, catalog.make_id(_now()))
+                swapped_out = rollback_name(target_db, catalog.make_id(now()))
             self.result.update(rollback_database=wanted, replaced_database=swapped_out if info else None,
                                plan=['end sessions on %s, rename it to %s and %s to %s'
                                      % (target_db, swapped_out, wanted, target_db)] if info else
@@ -685,65 +586,7 @@ class RestoreJob(object):
 NOT_RECORDED = (OPTIONS, GUARD, CHOOSE, LOCK)   # refused before the backup was looked at
 
 
-def record_verification(path, meta, entry, lock_timeout, counts=None):
-    """Append a verification to the backup's metadata (atomically, under the database's backup lock). ``counts``:
-    the counts a passed restore found for a backup that had none, recorded unless the record has counts by now."""
-    meta_path = meta.get('meta_path') or catalog.meta_path(path, meta['file'].rsplit('.', 1)[0])
-    with DirLock(os.path.join(path, catalog.lock_name(meta['database'])), lock_timeout,
-                 'database %s in %s' % (meta['database'], path)):
-        with open(meta_path, 'rb') as f:
-            record = json.loads(f.read().decode('utf-8'))
-        record.setdefault('verifications', []).append(entry)
-        if counts and not has_counts(record):
-            record.update(counts)
-            entry['counts_recorded'] = True
-        st = os.stat(meta_path)
-        write_json_atomic(meta_path, record, st.st_uid, st.st_gid)
-
-
-def who(audit_user=None):
-    try:
-        os_user = pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        os_user = str(os.geteuid())
-    return dict(os_user=os_user, sudo_user=os.environ.get('SUDO_USER'), user=audit_user or os_user,
-                host=socket.gethostname())
-
-
 SETTING_RE = re.compile(r'^[A-Za-z0-9_.-]+$')
-
-
-def _audit(p, job, started, result):
-    """Every run is audited, refusals included; each scratch database of an interrupted run too."""
-    log = p['audit_log'] or os.path.join(job.path, 'restore-audit.jsonl')
-    base = dict(who=who(p['audit_user']), context=p['audit_context'] or {}, container=p.get('container'))
-    lines = []
-    try:
-        for info in job.interrupted:
-            audit_interrupted(log, info, base['who'], 'the next restore of %s' % info.get('target'))
-    except (IOError, OSError) as e:
-        job.warnings.append('could not write the audit log %s: %s' % (log, e))
-    lines.append(dict(base, time=started.isoformat(), mode=p['mode'],
-                      backup_id=result.get('backup_id') or p.get('backup_id'),
-                      database=result.get('database') or p.get('database'),
-                      target=result.get('target') or p.get('target') or p.get('database'),
-                      result=result.get('result'), rto_seconds=result.get('rto_seconds'),
-                      data_as_of=result.get('data_as_of'), failed_step=result.get('failed_step'),
-                      error=result.get('error'), rollback_database=result.get('rollback_database'),
-                      replaced_database=result.get('replaced_database'),
-                      roles_created=result.get('roles_created') or None,
-                      server=job.target.server, source_server=job.source_server(),
-                      system_identifier=job.checks.get('system_identifier'),
-                      attempts=job.attempts if len(job.attempts) > 1 else None,
-                      protected=(result.get('target') or p.get('target') or p.get('database'))
-                      in (p.get('protected_databases') or []),
-                      confirmed=bool(p.get('confirm'))))
-    try:
-        for line in lines:
-            append_log_line(log, json.dumps(line, sort_keys=True, ensure_ascii=False))
-        result['audit_log'] = log
-    except (IOError, OSError) as e:
-        job.warnings.append('could not write the audit log %s: %s' % (log, e))
 
 
 def run_pg_restore_verified(module):
@@ -757,7 +600,7 @@ def run_pg_restore_verified(module):
             if line.strip() and not line.strip().startswith('#'):
                 module.no_log_values.add(line.strip())
     job = RestoreJob(module, PgTarget(module), p)
-    started = _now()
+    started = now()
     error = None
     try:
         result = job.run()
@@ -776,7 +619,7 @@ def run_pg_restore_verified(module):
     result.update(checks=job.checks, phases=job.phases, attempts=job.attempts)
     result['duration_seconds'] = round(time.time() - job.t0, 3)
     if not module.check_mode:
-        _audit(p, job, started, result)
+        write_audit(p, job, started, result)
     for w in job.warnings:
         module.warn(w)
     if error is not None:

@@ -28,7 +28,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._instance import 
     ContainerInstance, Docker, NativeInstance, base_env, check_free_space, mark_of, native_tool,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import run_checked
-from ansible_collections.pgops.postgresql.plugins.module_utils._steps import PREFLIGHT, START
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import INSTANCE, PREFLIGHT, START
 
 PURPOSE = 'drill'
 CHOICES = ('auto', 'throwaway', 'server')
@@ -219,3 +219,60 @@ class DrillInstance(object):
         if getattr(self, 'free', None):
             out['free_mib'] = self.free >> 20
         return out
+
+
+def run_drill(job, meta, target_db):
+    """One attempt of a drill (``job``: the RestoreJob, mode test) where ``choose`` puts it: in a throwaway
+    instance, the job's target being the instance for the attempt (its roles are the instance's, gone with it),
+    or on the server. ``job._run_here`` does the attempt either way."""
+    job.stage = INSTANCE
+    kind, detail, reason = choose(job.module, job.target, meta, job.o.get('instance') or 'auto',
+                                           image=job.o.get('instance_image'))
+    job.result['instance'] = dict(kind=kind, reason=reason)
+    if kind == 'server':
+        return job._run_here(meta, target_db)
+    ratio = max(1.0, float(job.o.get('server_free_space_ratio') or 0))
+    drill = DrillInstance(job.module, job.target, meta, kind, detail, work_dir=job.o.get('instance_dir'),
+                          need_bytes=int((meta.get('database_size') or 0) * ratio) + (64 << 20))
+    job.result['instance'].update(drill.describe())
+    server = job.target
+    job.in_instance = True
+    if job.check_mode:
+        try:
+            result = job._run_here(meta, target_db)
+            result['plan'].insert(0, 'make %s (%s), give it the backup\'s roles from its globals dump, '
+                                     'restore and verify there, then remove it' % (
+                                         'a throwaway container, no network' if kind == 'container'
+                                         else 'a throwaway instance', reason))
+            return result
+        finally:
+            job.in_instance = False
+    try:
+        try:
+            job.target = drill.__enter__().for_server(drill.major)
+        except PgOpsError as e:
+            e.step = PREFLIGHT if e.step == PREFLIGHT else INSTANCE
+            raise
+        finally:
+            _note_leftovers(job, drill)
+        job.result['instance'].update(drill.describe())
+        job.phases.update(drill.phases)
+        return job._run_here(meta, target_db)
+    finally:
+        job.target = server
+        job.in_instance = False
+        job.created_roles = []      # they were the instance's, gone with it: not the server's roles_created
+        if job.result.get('roles_created'):
+            job.result['instance']['roles_created'] = job.result.pop('roles_created')
+        drill.__exit__(None, None, None)
+        job.phases.update(drill.phases)
+        job.warnings += ['the throwaway instance: %s' % p for p in getattr(drill, 'problems', None) or []]
+
+
+def _note_leftovers(job, drill):
+    if not drill.interrupted:
+        return
+    job.warnings.append('removed %s, left by an interrupted drill' % ', '.join(drill.interrupted))
+    for info in job.interrupted:
+        info['instance'] = list(drill.interrupted)
+

@@ -31,8 +31,8 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._errors import Pg
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import (
     TMP_MARK, DirLock, fsync_dir, is_temp_name, open_paths_under, pid_alive, remove_tree,
 )
-from ansible_collections.pgops.postgresql.plugins.module_utils._restore import audit_interrupted, restore_lock_path, who
-from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import scratch_info
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.audit import AUDIT_LOG_NAME, audit_interrupted, restore_lock_path, who
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.scratch import scratch_info
 from ansible_collections.pgops.postgresql.plugins.module_utils._server import server_of
 from ansible_collections.pgops.postgresql.plugins.module_utils._steps import DROP, OPTIONS, PLAN, ROTATE_STEPS, job_step
 
@@ -470,7 +470,7 @@ class RollbackCleanup(object):
             for item in self.to_drop + self.scratch_to_drop:
                 drop_database(s, item['name'])
         for info in self.scratch:
-            audit_interrupted(os.path.join(self.directory, 'restore-audit.jsonl'), info, who(), 'backup_rotate')
+            audit_interrupted(os.path.join(self.directory, AUDIT_LOG_NAME), info, who(), 'backup_rotate')
 
 
 def run_backup_rotate(module):

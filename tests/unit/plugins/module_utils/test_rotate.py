@@ -20,10 +20,10 @@ from contextlib import contextmanager
 import pytest
 
 from ansible_collections.pgops.postgresql.plugins.module_utils import _catalog as catalog
-from ansible_collections.pgops.postgresql.plugins.module_utils import _retention as retention
+from ansible_collections.pgops.postgresql.plugins.module_utils import _rotate as retention
 from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import dump_suffix, lock_name, make_id, stem
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._retention import (
+from ansible_collections.pgops.postgresql.plugins.module_utils._rotate import (
     DEFAULT_MAX_AGE_DAYS, Rotation, local_buckets, lock_held, make_policy, plan_database, plan_rotation,
     rollback_plan,
 )
