@@ -55,6 +55,7 @@ _ALTER_RE = re.compile(r'^ALTER ROLE (%s) (WITH|SET|RESET|IN DATABASE)\b' % _IDE
 _COMMENT_RE = re.compile(r'^(?:COMMENT ON|SECURITY LABEL (?:FOR \S+ )?ON) ROLE (%s) IS\b' % _IDENT, re.S)
 _GRANT_RE = re.compile(r'^GRANT (%s) TO (%s)(.*)$' % (_IDENT, _IDENT), re.S)
 _GRANTED_BY_RE = re.compile(r'\s+GRANTED BY %s\s*$' % _IDENT)
+_TABLESPACE_RE = re.compile(r'^CREATE TABLESPACE (%s)\s' % _IDENT, re.S)
 
 
 def unquote(ident):
@@ -139,7 +140,12 @@ class GlobalsScript(object):
         self.create = {}
         self.alter = {}
         self.grants = []        # (group, member, statement without GRANTED BY)
+        self.tablespaces = []   # the names of the tablespaces the dump creates, in its order
         for st in split_statements(sql):
+            m = _TABLESPACE_RE.match(st)
+            if m:
+                self.tablespaces.append(unquote(m.group(1)))
+                continue
             m = _CREATE_RE.match(st)
             if m:
                 self.create[unquote(m.group(1))] = st
@@ -351,3 +357,9 @@ def link(entry):
     """What a database backup's metadata records of the globals dump of its run."""
     return dict(id=entry['id'], file=entry.get('file') or os.path.basename(entry.get('path') or ''),
                 sha256=entry.get('sha256'))
+
+
+def tablespace_statements(names, location_of):
+    """``CREATE TABLESPACE`` of each of ``names`` at ``location_of(name)``: the tablespaces of a globals dump mapped
+    into a throwaway instance (their owners left out: the instance's superuser owns them)."""
+    return ['CREATE TABLESPACE %s LOCATION %s' % (quote_ident(n), quote_literal(location_of(n))) for n in names]

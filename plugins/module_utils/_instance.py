@@ -26,6 +26,7 @@ import shlex
 import signal
 import socket
 import tempfile
+import time
 from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._connection import PgTarget
@@ -168,17 +169,24 @@ def is_leftover(mark, host=None):
 
 
 def kill_processes_using(path):
-    """SIGKILL every process whose command line names ``path`` (``--pg1-path=PATH/data``, ``-D PATH/data``)."""
-    mark = (path.rstrip('/') + '/').encode()
+    """SIGKILL every process whose command line names ``path`` (``--pg1-path=PATH/data``, ``-D PATH/data``) or
+    that works in it (a postmaster's children have its data directory as their working directory). The number
+    killed."""
+    prefix = path.rstrip('/') + '/'
+    mark = prefix.encode()
+    killed = 0
     for pid in os.listdir('/proc'):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                if mark in f.read():
-                    os.kill(int(pid), signal.SIGKILL)
+                named = mark in f.read()
+            if named or (os.readlink('/proc/%s/cwd' % pid) + '/').startswith(prefix):
+                os.kill(int(pid), signal.SIGKILL)
+                killed += 1
         except (IOError, OSError):
             continue
+    return killed
 
 
 def base_env():
@@ -291,6 +299,11 @@ class NativeInstance(Instance):
             os.mkdir(path, 0o700)
             os.chown(path, self.uid, self.gid)
 
+    def make_dir(self, path):
+        """A directory of the instance's OS user (a tablespace's location)."""
+        os.mkdir(path, 0o700)
+        os.chown(path, self.uid, self.gid)
+
     def write_mark(self):
         with open(self.marker, 'w') as f:
             json.dump(self.mark, f, sort_keys=True)
@@ -342,8 +355,15 @@ class NativeInstance(Instance):
     def remove_leftover(self):
         """Remove what a killed run left here: its instance stopped, any process still naming it killed."""
         self.stop('immediate', ignore=True)
-        kill_processes_using(self.work)   # a pgbackrest restore of a module killed by an older version
-        remove_tree(self.work, ignore_errors=True)
+        # what is still running there (a pgbackrest restore, a postmaster whose pg_ctl start was orphaned, its
+        # children): killed, then the tree removed once nothing writes to it any more
+        deadline = time.time() + 30
+        while True:
+            killed = kill_processes_using(self.work)
+            remove_tree(self.work, ignore_errors=True)
+            if not os.path.exists(self.work) or time.time() > deadline:
+                break
+            time.sleep(0.2 if killed else 0.1)
 
     @staticmethod
     def leftovers(parent, prefix, purpose='restore', host=None):
@@ -485,8 +505,12 @@ class ContainerInstance(Instance):
     def make_dirs(self):
         """The instance's directories, owned by its OS user."""
         self.exec(['mkdir', '-p', self.data, self.run_dir, self.tablespaces], user='0')
-        self.exec(['chown', '-R', '%s:' % self.os_user, self.data, self.work], user='0')
+        self.exec(['chown', '-R', '%s:' % self.os_user, self.data, self.work, self.tablespaces], user='0')
         self.exec(['chmod', '0700', self.data, self.run_dir], user='0')
+
+    def make_dir(self, path):
+        """A directory of the instance's OS user (a tablespace's location)."""
+        self.exec(['mkdir', '-m', '0700', path])
 
     def exec(self, argv, user=None, step=SCRATCH, label=None, stdin_path=None, env_names=(), env=None):
         args = ['exec'] + (['-i'] if stdin_path else []) + ['-u', user or self.os_user]

@@ -31,7 +31,8 @@ ENV_PATTERNS = (
 # a truncated compressed stream: zstd says "Read error (39) : premature end", which is about the file's content
 # (it ends too early), not an I/O error, although it holds "read error"
 CONTENT_PATTERNS = ('premature end',)
-MISSING_GLOBAL_RE = re.compile(r'(role|tablespace) "[^"]*" does not exist')
+# a global object the server lacks (pg_dump's SET default_tablespace fails as an invalid value): not the backup's
+MISSING_GLOBAL_RE = re.compile(r'(role|tablespace) "[^"]*" does not exist|invalid value for parameter "default_tablespace"')
 SQLSTATE_RE = re.compile(r'(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):')
 KILLED_CODES = (128 + signal.SIGKILL, 128 + signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGHUP)
 RUNTIME_CODES = (125, 126, 127)     # docker/podman exec could not run the command

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import tempfile
@@ -164,6 +165,66 @@ def test_a_full_disk_where_the_instance_goes_fails_before_it_is_made(native, des
     finally:
         subprocess.run(['umount', small], check=False)
         os.rmdir(small)
+
+
+def test_the_backups_tablespaces_are_mapped_into_the_instance(native, dest, run_module):
+    """A table in a tablespace of its own: the same-server drill finds the tablespace there; a blank instance has
+    it only from the globals dump, mapped under the instance's directory; without the globals it fails naming it."""
+    location = tempfile.mkdtemp(prefix='pgops-ts-')
+    pw = pwd.getpwnam('postgres')
+    os.chown(location, pw.pw_uid, pw.pw_gid)
+    try:
+        native.psql('postgres', "CREATE TABLESPACE ts_hot LOCATION '%s'" % location)
+        native.psql('shop', 'CREATE TABLE hot TABLESPACE ts_hot AS SELECT g AS id FROM generate_series(1, 1000) g')
+        parent = tempfile.mkdtemp(prefix='pgops-drills-')
+        os.chmod(parent, 0o755)
+        bare = run_module('pg_backup', dict(native.conn(), databases=['shop'], dest=dest, globals=False))
+        blank = run_module('pg_restore_verified', dict(native.conn(), path=dest, database='shop', mode='test',
+                                                       backup_id=bare['id'], instance='throwaway', instance_dir=parent))
+        assert blank['failed'] and blank['verdict'] == 'inconclusive', (blank['msg'], blank['failed_step'])
+        assert '"default_tablespace": "ts_hot"' in blank['msg'], blank['msg']
+        backup = run_module('pg_backup', dict(native.conn(), databases=['shop'], dest=dest))
+        res = run_module('pg_restore_verified', dict(native.conn(), path=dest, database='shop', mode='test',
+                                                     backup_id=backup['id'], instance='throwaway', instance_dir=parent))
+        assert res['result'] == 'passed', res
+        mapped = res['instance']['tablespaces']
+        assert list(mapped) == ['ts_hot'] and mapped['ts_hot'].startswith(res['instance']['directory'] + '/'), mapped
+        assert res['checks']['row_counts'].startswith('passed'), res['checks']
+        assert drill_dirs(parent) == [] and os.listdir(location) != []     # the server's tablespace untouched
+        os.rmdir(parent)
+    finally:
+        native.psql('shop', 'DROP TABLE IF EXISTS hot')
+        native.psql('postgres', 'DROP TABLESPACE IF EXISTS ts_hot')
+        os.rmdir(location)
+
+
+def test_a_killed_native_drill_is_stopped_removed_and_audited_by_the_next(native, dest, run_module):
+    native.psql('shop', "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS a, md5((-g)::text) AS b "
+                        "FROM generate_series(1, 600000) g")
+    backup = run_module('pg_backup', dict(native.conn(), databases=['shop'], dest=dest))
+    assert not backup.get('failed'), backup
+    parent = tempfile.mkdtemp(prefix='pgops-drills-')
+    os.chmod(parent, 0o755)
+    args = dict(native.conn(), path=dest, database='shop', mode='test', instance='throwaway', instance_dir=parent)
+    proc = run_module.popen('pg_restore_verified', args)
+
+    def started():
+        return [d for d in drill_dirs(parent) if os.path.exists(os.path.join(parent, d, 'data', 'postmaster.pid'))]
+    wait_for(started, timeout=60, interval=0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    os.unlink(proc.args_path)
+    left = drill_dirs(parent)
+    assert left, 'the killed run left its instance'
+    res = run_module('pg_restore_verified', args)
+    assert res['result'] == 'passed', res
+    assert drill_dirs(parent) == [], (drill_dirs(parent), res.get('warnings'), os.listdir(os.path.join(parent, left[0])))
+    # no postgres of the killed run's instance is still running
+    assert subprocess.run(['pgrep', '-f', os.path.join(parent, left[0])], check=False).returncode == 1
+    with open(os.path.join(dest, 'restore-audit.jsonl')) as f:
+        interrupted = [x for x in map(json.loads, f) if x['result'] == 'interrupted']
+    assert interrupted and 'removed its throwaway instance %s' % os.path.join(parent, left[0]) in interrupted[-1]['error']
+    os.rmdir(parent)
 
 
 @pytest.fixture

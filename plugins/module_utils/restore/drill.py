@@ -24,11 +24,15 @@ import time
 from contextlib import suppress
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._errors import PgOpsError
+from ansible_collections.pgops.postgresql.plugins.module_utils._globals import (
+    GlobalsScript, globals_entry, read_globals, tablespace_statements,
+)
 from ansible_collections.pgops.postgresql.plugins.module_utils._instance import (
     ContainerInstance, Docker, NativeInstance, base_env, check_free_space, mark_of, native_tool,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._pipeline import run_checked
-from ansible_collections.pgops.postgresql.plugins.module_utils._steps import INSTANCE, PREFLIGHT, START
+from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault
+from ansible_collections.pgops.postgresql.plugins.module_utils._steps import INSTANCE, PREFLIGHT, ROLES, START
 
 PURPOSE = 'drill'
 CHOICES = ('auto', 'throwaway', 'server')
@@ -127,6 +131,7 @@ class DrillInstance(object):
                 network='none', major=self.major, settings=DRILL_SETTINGS, restore_tuned=True, purpose=PURPOSE,
                 mark=self.mark, os_user=os_user)
             self.image_name = detail[1]
+            self.instance.tablespaces = CONTAINER_BASE + '/tablespaces'   # on the volume, with the data
         else:
             self.parent = work_dir or '/var/tmp'
             self.instance = NativeInstance(
@@ -257,6 +262,7 @@ def run_drill(job, meta, target_db):
             _note_leftovers(job, drill)
         job.result['instance'].update(drill.describe())
         job.phases.update(drill.phases)
+        map_tablespaces(job, drill, meta)
         return job._run_here(meta, target_db)
     finally:
         job.target = server
@@ -276,3 +282,33 @@ def _note_leftovers(job, drill):
     for info in job.interrupted:
         info['instance'] = list(drill.interrupted)
 
+
+def map_tablespaces(job, drill, meta):
+    """Create the tablespaces of the backup's globals dump in the instance, each in a directory of its own under
+    the instance's (a disaster recovery recreates them; a dump that puts a table in one needs it). Without a
+    globals dump there is nothing to map, and a dump that names a tablespace fails the restore naming it."""
+    entry = globals_entry(job.path, meta)
+    if entry is None:
+        return []
+    job.stage = ROLES
+    try:
+        script = GlobalsScript(read_globals(job.module, job.identity, entry, job.path, job.target.env()))
+    except ValueError as e:
+        raise BackupFault('the globals dump %s cannot be read: %s' % (entry['file'], e), step=ROLES)
+    names = [n for n in script.tablespaces if n not in ('pg_default', 'pg_global')]
+    if not names:
+        return []
+    where = dict((n, '%s/%02d_%s' % (drill.instance.tablespaces, i, re.sub(r'[^A-Za-z0-9_.-]', '_', n)[:40]))
+                 for i, n in enumerate(names))
+    for n in names:
+        drill.instance.make_dir(where[n])
+    try:
+        with job.admin() as admin:
+            for st in tablespace_statements(names, where.get):
+                admin.query(st)
+    except PgOpsError as e:
+        raise PgOpsError('creating the tablespaces %s of globals dump %s in the throwaway instance failed: %s'
+                         % (', '.join(names), entry['id'], e.msg), step=ROLES)
+    job.result['instance']['tablespaces'] = where
+    job.stage = PREFLIGHT
+    return names

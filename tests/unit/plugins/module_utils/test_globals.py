@@ -5,7 +5,7 @@ from __future__ import absolute_import, division, print_function
 import pytest
 
 from ansible_collections.pgops.postgresql.plugins.module_utils._globals import (
-    GlobalsScript, secrets_of, split_statements, unquote,
+    GlobalsScript, secrets_of, split_statements, tablespace_statements, unquote,
 )
 
 DUMP = r'''--
@@ -93,3 +93,26 @@ def test_an_existing_role_is_never_altered_nor_given_memberships():
 def test_the_passwords_of_the_statements_are_secrets():
     dummy, statements, dummy2, dummy3 = GlobalsScript(DUMP).plan(['power'], existing=[])
     assert secrets_of(statements) == ["SCRAM-SHA-256$4096:x;SUPERUSER'y"]
+
+
+TABLESPACES = r'''--
+-- Tablespaces
+--
+
+CREATE TABLESPACE ts_hot OWNER app LOCATION '/srv/pg/hot';
+CREATE TABLESPACE "Cold; ""Archive""" OWNER postgres LOCATION '/srv/it''s cold';
+ALTER TABLESPACE ts_hot SET (random_page_cost='1.1');
+'''
+
+
+def test_the_tablespaces_of_a_globals_dump_are_read_in_order():
+    assert GlobalsScript(TABLESPACES).tablespaces == ['ts_hot', 'Cold; "Archive"']
+    assert GlobalsScript(DUMP).tablespaces == ['fast']
+
+
+def test_tablespaces_are_mapped_to_new_locations_without_their_owners():
+    names = GlobalsScript(TABLESPACES).tablespaces
+    assert tablespace_statements(names, lambda n: '/tmp/i/%d' % names.index(n)) == [
+        'CREATE TABLESPACE "ts_hot" LOCATION \'/tmp/i/0\'',
+        'CREATE TABLESPACE "Cold; ""Archive""" LOCATION \'/tmp/i/1\'',
+    ]

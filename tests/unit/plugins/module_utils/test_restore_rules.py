@@ -17,7 +17,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils._catalog import (
     CatalogError, backup_candidates, make_id,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils._fsutil import PgOpsError
-from ansible_collections.pgops.postgresql.plugins.module_utils._scratch import SCRATCH_MARK, scratch_info, scratch_prefix
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.scratch import SCRATCH_MARK, scratch_info, scratch_prefix
 from ansible_collections.pgops.postgresql.plugins.module_utils._verdict import BackupFault, judge
 
 UTC = datetime.timezone.utc
@@ -101,6 +101,10 @@ def failure(*stages):
     ([('psql', 3, 'ERROR:  53100: could not extend file "base/1/2": No space left on device')], False),
     ([('psql', 3, 'ERROR:  57P01: terminating connection due to administrator command')], False),
     ([('psql', 3, 'ERROR:  42704: role "ghost" does not exist')], False),
+    # a tablespace the server lacks: pg_dump's SET default_tablespace, and pg_restore's
+    ([('psql', 3, 'ERROR:  22023: invalid value for parameter "default_tablespace": "ts_hot"')], False),
+    ([('pg_restore', 1, 'pg_restore: error: could not execute query: ERROR:  tablespace "ts_hot" does not exist')],
+     False),
     ([('psql', 3, 'ERROR:  42501: permission denied for schema public')], False),
     ([('pg_restore', 1, 'pg_restore: error: could not execute query: ERROR:  role "ghost" does not exist')], False),
     ([('pg_restore', 1, 'pg_restore: error: could not execute query: ERROR:  could not extend file: No space '
