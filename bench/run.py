@@ -578,6 +578,21 @@ def main():
         add('catalogue: pg_backup plain zstd (default)', secs, res['size'], rss, backup_phases(res))
         restores('catalogue: ', cat_seed, 'catalogdb', os.path.join(out, 'catalogue'), res['id'], watch)
         os.unlink(cat_seed)
+        if not opts.quick:
+            # what pg_restore -j gives in a throwaway instance: a custom-format backup drilled by one job and by two
+            cat_custom = os.path.join(out, 'catalogue-custom')
+            res, secs, rss = run_module(root, 'pg_backup', dict(base, databases=['catalogdb'], dest=cat_custom,
+                                                                format='custom'))
+            add('catalogue: pg_backup custom', secs, res['size'], rss, backup_phases(res))
+            custom_id = res['id']
+            for jobs in (1, 2):
+                res, secs, rss = run_module(root, 'pg_restore_verified', dict(
+                    login_host='127.0.0.1', port=cluster.port, login_user='postgres', path=cat_custom,
+                    database='catalogdb', backup_id=custom_id, free_space_ratio=0, mode='test',
+                    instance='throwaway', jobs=jobs))
+                assert res.get('result') == 'passed', res
+                add('catalogue: drill of custom, throwaway, jobs %d' % jobs, secs, None, rss,
+                    '%s; phases %s' % (res.get('checks', {}).get('restore_method'), res['phases']))
         if opts.rss_size_mb:
             generate(cluster, 'bigdb', opts.rss_size_mb)
             res, secs, rss = run_module(root, 'pg_backup', dict(base, databases=['bigdb'], dest=dest))
@@ -627,6 +642,10 @@ def main():
                  server_wal_mib_throwaway_drill=1.0, server_wal_mib_same_server_drill=float('inf'),
                  catalogue_backup_time_vs_seed=0.25, catalogue_backup_size_vs_seed=0.95,
                  catalogue_backup_time_vs_floor=1.4)
+    if not opts.quick:
+        one, two = get('catalogue: drill of custom, throwaway, jobs 1'), get('catalogue: drill of custom, throwaway, jobs 2')
+        ratios['catalogue_throwaway_drill_jobs2_vs_jobs1'] = round(two['seconds'] / one['seconds'], 3)
+        goals['catalogue_throwaway_drill_jobs2_vs_jobs1'] = 1.0
     results['ratios'] = ratios
     print('\n%-36s %8s %8s' % ('ratio', 'measured', 'goal'))
     for k, v in ratios.items():
