@@ -262,11 +262,12 @@ def run_drill(job, meta, target_db):
             _note_leftovers(job, drill)
         job.result['instance'].update(drill.describe())
         job.phases.update(drill.phases)
-        map_tablespaces(job, drill, meta)
+        job.drill = drill      # _run_here maps the tablespaces once the file is checked (map_tablespaces)
         return job._run_here(meta, target_db)
     finally:
         job.target = server
         job.in_instance = False
+        job.drill = None
         job.created_roles = []      # they were the instance's, gone with it: not the server's roles_created
         if job.result.get('roles_created'):
             job.result['instance']['roles_created'] = job.result.pop('roles_created')

@@ -49,7 +49,7 @@ from ansible_collections.pgops.postgresql.plugins.module_utils.restore.audit imp
     now, record_verification, restore_lock_path, run_marker_path, write_audit,
 )
 from ansible_collections.pgops.postgresql.plugins.module_utils.restore.data import FileDigest, check_file, restore_data
-from ansible_collections.pgops.postgresql.plugins.module_utils.restore.drill import run_drill
+from ansible_collections.pgops.postgresql.plugins.module_utils.restore.drill import map_tablespaces, run_drill
 from ansible_collections.pgops.postgresql.plugins.module_utils.restore.scratch import (
     apply_recorded_settings, copy_database_settings, create_scratch, leftover_scratches, rename_in, rollback_name,
     rollback_prefix, scratch_name, swap,
@@ -82,6 +82,7 @@ class RestoreJob(object):
         self.found_counts = None   # counts a restore found for a backup without any (recorded when it passed)
         self.created_roles = []    # roles this run created from the backup's globals dump (dropped if it fails)
         self.in_instance = False   # a drill running in a throwaway instance (_drill): self.target is the instance
+        self.drill = None          # that instance's DrillInstance
         self.stage = PREFLIGHT   # the step a session error (a lost connection, a refused query) belongs to
 
     # -- small helpers ------------------------------------------------------------------------------------
@@ -455,6 +456,8 @@ class RestoreJob(object):
             self.result['plan'] = self._plan(mode, meta, target_db, scratch, rollback, info)
             self.server_checks(admin, meta, target_db, info)
             self.check_file(meta)
+            if self.drill is not None and not self.check_mode:
+                map_tablespaces(self, self.drill, meta)     # the globals read once the backup is known readable
             roles = self.plan_roles(admin, meta)
             if self.check_mode:
                 self.result['changed'] = mode != 'test' or bool(self.o.get('record', True))
