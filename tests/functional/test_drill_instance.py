@@ -11,11 +11,12 @@ import os
 import pwd
 import signal
 import subprocess
+import sys
 import tempfile
 
 import pytest
 
-from conftest import cluster, docker, free_port, image, meta_of, seeded_container, wait_for
+from conftest import cluster, docker, free_port, image, meta_of, playbook_runner, seeded_container, wait_for
 
 NAME = 'pgops-functional-drill-%d' % os.getpid()
 
@@ -261,4 +262,35 @@ def test_a_drill_host_rehearses_the_recovery_from_the_off_site_copy(pim, dest, r
     assert res['result'] == 'passed' and res['instance']['kind'] == 'container', res
     assert res['checks']['roles'] and res['rto_seconds'] > 0
     assert meta_of(drill_host, b['id'], 'pim_dev')['verifications'][-1]['instance']['kind'] == 'container'
+    assert drill_containers() == ([], [])
+
+
+def test_the_drill_role_on_a_drill_host_fetches_the_copies_and_drills_them(pim, dest, run_module, s3, tmp_path,
+                                                                         collection_root):
+    """restore_drill.yml over a drill host (restore_drill_from_offsite): the newest off-site copy of each database
+    is fetched and drilled in a throwaway container of the server's image; the server's directory is not read."""
+    import s3server
+    conn = dict(container=pim, login_user='pim_user')
+    b = run_module('pg_backup', dict(conn, databases=['pim_dev'], dest=dest))
+    bucket = dict(bucket='pgops-drills', prefix='host', endpoint_url=s3.endpoint, region='us-east-1',
+                  access_key=s3server.ACCESS_KEY, secret_key=s3server.SECRET_KEY)
+    assert not run_module('backup_offsite', dict(bucket, path=dest, policy='all', databases=['pim_dev'])).get('failed')
+    server = meta_of(dest, b['id'], 'pim_dev')['server']
+    fetched = str(tmp_path / 'drill-host')
+    os.makedirs(fetched)
+    run = playbook_runner(collection_root, {'drill_hosts': {'hosts': {'localhost': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}}}}, tmp_path)
+    rc, out = run('restore_drill.yml', '-e', json.dumps(dict(
+        pgops_hosts='drill_hosts', pgops_login_user='pim_user', pgops_server=server, pgops_databases=['pim_dev'],
+        pgops_offsite_bucket='pgops-drills', pgops_offsite_prefix='host', pgops_offsite_endpoint_url=s3.endpoint,
+        pgops_offsite_region='us-east-1', pgops_offsite_access_key=s3server.ACCESS_KEY,
+        pgops_offsite_secret_key=s3server.SECRET_KEY, pgops_offsite_addressing_style='path',
+        restore_drill_from_offsite=True, restore_drill_offsite_backup_id='latest', restore_drill_backup_dir=fetched,
+        restore_drill_instance='throwaway', restore_drill_count=1, metrics_enabled=False,
+        restore_drill_instance_image=docker('inspect', '--format', '{{.Config.Image}}', pim).stdout.strip())))
+    assert rc == 0, out[-3000:]
+    assert s3server.SECRET_KEY not in out
+    assert 'PASS pim_dev %s' % b['id'] in out, out[-3000:]
+    verification = meta_of(fetched, b['id'], 'pim_dev')['verifications'][-1]
+    assert verification['result'] == 'passed' and verification['instance']['kind'] == 'container', verification
     assert drill_containers() == ([], [])
