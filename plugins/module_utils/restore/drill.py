@@ -232,7 +232,7 @@ def run_drill(job, meta, target_db):
     or on the server. ``job._run_here`` does the attempt either way."""
     job.stage = INSTANCE
     kind, detail, reason = choose(job.module, job.target, meta, job.o.get('instance') or 'auto',
-                                           image=job.o.get('instance_image'))
+                                  image=job.o.get('instance_image'))
     job.result['instance'] = dict(kind=kind, reason=reason)
     if kind == 'server':
         return job._run_here(meta, target_db)
