@@ -265,8 +265,8 @@ def test_a_drill_host_rehearses_the_recovery_from_the_off_site_copy(pim, dest, r
     assert drill_containers() == ([], [])
 
 
-def test_the_drill_role_on_a_drill_host_fetches_the_copies_and_drills_them(pim, dest, run_module, s3, tmp_path,
-                                                                          collection_root):
+def test_the_drill_role_on_a_drill_host_fetches_the_copies_and_drills_them(
+        pim, dest, run_module, s3, tmp_path, collection_root):
     """restore_drill.yml over a drill host (restore_drill_from_offsite): the newest off-site copy of each database
     is fetched and drilled in a throwaway container of the server's image; the server's directory is not read."""
     import s3server
